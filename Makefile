@@ -1,0 +1,48 @@
+# longrun — every task a developer or CI runs. `make help` lists them.
+SHELL := /bin/bash
+GO    ?= go
+
+# Lambda functions: one directory under functions/ each.
+FUNCTIONS := $(notdir $(wildcard functions/*))
+# Lambda build: static, no RPC shim, reproducible, stripped (STYLE.md habit 9).
+LAMBDA_ARCH  ?= arm64
+LAMBDA_BUILD  = CGO_ENABLED=0 GOOS=linux GOARCH=$(LAMBDA_ARCH) $(GO) build -tags lambda.norpc -trimpath -ldflags="-s -w"
+
+.PHONY: help run test check lint bench build functions deploy clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+run: ## the whole app on 127.0.0.1:3000 (longrun dev), no AWS, no Docker
+	$(GO) run ./cmd/longrun dev --allow-loopback-webhooks
+
+test: check ## everything CI runs: format, vet, staticcheck, all tests
+	$(GO) test -count=1 ./...
+
+check: ## gofmt, go vet, staticcheck
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+
+lint: check ## check + cfn-lint on template.yaml
+	@command -v cfn-lint >/dev/null || { echo "cfn-lint is missing: it ships in this machine image's Python (pip install cfn-lint where PyPI is reachable)"; exit 1; }
+	cfn-lint template.yaml
+
+bench: ## benchmarks, see docs/benchmarks.md
+	$(GO) test -run '^$$' -bench . -benchtime 3s ./...
+
+functions: ## cross-compile every function to build/<name>/bootstrap (linux/$(LAMBDA_ARCH))
+	@for fn in $(FUNCTIONS); do \
+	  $(LAMBDA_BUILD) -o build/$$fn/bootstrap ./functions/$$fn || exit 1; \
+	  ls -l build/$$fn/bootstrap | awk -v fn=$$fn '{printf "%-12s %9d bytes\n", fn, $$5}'; \
+	done
+
+build: ## sam build (needs the SAM CLI)
+	sam build
+
+deploy: build ## sam deploy (needs an AWS account)
+	sam deploy
+
+clean:
+	rm -rf build .aws-sam

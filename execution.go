@@ -1,0 +1,143 @@
+package longrun
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Status is an execution's status, with Step Functions' own names.
+type Status string
+
+// The statuses an execution moves through. RUNNING is the only non-terminal one.
+const (
+	StatusRunning   Status = "RUNNING"
+	StatusSucceeded Status = "SUCCEEDED"
+	StatusFailed    Status = "FAILED"
+	StatusTimedOut  Status = "TIMED_OUT"
+	StatusAborted   Status = "ABORTED"
+)
+
+// Valid reports whether s is one of the five statuses.
+func (s Status) Valid() bool {
+	switch s {
+	case StatusRunning, StatusSucceeded, StatusFailed, StatusTimedOut, StatusAborted:
+		return true
+	}
+	return false
+}
+
+// Terminal reports whether an execution with status s has ended.
+func (s Status) Terminal() bool { return s.Valid() && s != StatusRunning }
+
+// Execution is the record of one job run, owned by the tenant that started it.
+// It is what describe returns; the orchestrator's own state is never read on the
+// hot path.
+type Execution struct {
+	ID          string // executionId: a UUIDv7, also the Step Functions execution name
+	ARN         string // executionArn
+	Tenant      string // owner; other tenants never see the record
+	Name        string // optional client-chosen label
+	Status      Status
+	Input       json.RawMessage // the user's input, as posted
+	Output      json.RawMessage // the job's output once SUCCEEDED
+	Error       string          // error name once FAILED, TIMED_OUT or ABORTED
+	Cause       string          // human-readable cause that goes with Error
+	Progress    *Progress       // the job's latest progress report, while running
+	CallbackURL string          // where the webhook goes; empty for none
+	StartDate   time.Time
+	StopDate    time.Time // zero while RUNNING
+	Webhook     *Delivery // nil until the outcome is notified, or without CallbackURL
+
+	// IdempotencyKey and RequestHash are set when the start request carried an
+	// Idempotency-Key: a replay of the same key with the same hash within
+	// IdempotencyWindow returns this execution; a different hash is a conflict.
+	IdempotencyKey string
+	RequestHash    string
+}
+
+// Outcome is how an execution ended: what notify records exactly once.
+type Outcome struct {
+	Status   Status // terminal
+	Output   json.RawMessage
+	Error    string
+	Cause    string
+	StopDate time.Time
+}
+
+// Progress is what a running job reports about itself.
+type Progress struct {
+	Percent   float64   `json:"percent"`
+	Message   string    `json:"message,omitempty"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// ListQuery selects a page of a tenant's executions, newest first.
+type ListQuery struct {
+	Status    Status // empty for all
+	Limit     int    // 1..MaxListLimit
+	NextToken string // opaque, from the previous page
+}
+
+// ExecutionPage is one page of executions and the token for the next one.
+type ExecutionPage struct {
+	Executions []Execution
+	NextToken  string // empty on the last page
+}
+
+// TaskMessage is what the state machine's Work state puts on the jobs queue and
+// the worker takes from it. The field names are the wire format.
+type TaskMessage struct {
+	TaskToken    string          `json:"taskToken"`
+	ExecutionARN string          `json:"executionArn"`
+	ExecutionID  string          `json:"executionId"`
+	Input        json.RawMessage `json:"input"`
+}
+
+// StateInput is the input every execution of the state machine starts with.
+// The ids are passed in rather than read from the context object ($$), so the
+// definition also runs on engines that do not model $$.Execution.
+type StateInput struct {
+	ExecutionID  string          `json:"executionId"`
+	ExecutionARN string          `json:"executionArn"`
+	Input        json.RawMessage `json:"input"`
+	Limits       Limits          `json:"limits"`
+}
+
+// Limits bound the Work state: statemachine/longrun.asl.json reads them through
+// TimeoutSecondsPath and HeartbeatSecondsPath, so a missing value fails the
+// execution instead of letting it wait forever. They come from configuration
+// (template Parameters on AWS, template defaults locally), never from clients.
+type Limits struct {
+	TimeoutSeconds   int `json:"timeoutSeconds"`
+	HeartbeatSeconds int `json:"heartbeatSeconds"`
+}
+
+// NotifyRequest is the payload the state machines pass to notify
+// (statemachine/*.asl.json). EventBridge status-change events reach notify too,
+// in their own envelope.
+type NotifyRequest struct {
+	Action      string          `json:"action"` // NotifyFinalize or NotifyDeliver
+	ExecutionID string          `json:"executionId"`
+	Status      Status          `json:"status,omitempty"`  // finalize: SUCCEEDED or FAILED
+	Output      json.RawMessage `json:"output,omitempty"`  // finalize SUCCEEDED: the job's output
+	Failure     *TaskFailure    `json:"failure,omitempty"` // finalize FAILED: what Catch caught
+}
+
+// The notify actions.
+const (
+	NotifyFinalize = "finalize" // record the outcome, then make the first webhook attempt
+	NotifyDeliver  = "deliver"  // make one more webhook attempt (the deliver state machine)
+)
+
+// TaskFailure is the error object a Catch puts at its ResultPath.
+type TaskFailure struct {
+	Error string `json:"Error"`
+	Cause string `json:"Cause"`
+}
+
+// DeliverResult is notify's answer to a deliver request: done, or the RFC 3339
+// time of the next attempt, which the deliver state machine waits for.
+type DeliverResult struct {
+	Done    bool   `json:"done"`
+	RetryAt string `json:"retryAt"`
+}
