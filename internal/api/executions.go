@@ -1,0 +1,194 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	longrun "github.com/longrun/longrun"
+)
+
+// describe, list, stop and redeliver: the routes that act on executions that
+// exist. All of them read the store, never the orchestrator, to find an
+// execution, so another tenant's execution is a 404 exactly like an unknown one.
+
+func (s *server) handleDescribePost(w http.ResponseWriter, r *http.Request) error {
+	var ref executionRef
+	if err := decodeBody(r, &ref, `"executionArn" or "executionId"`); err != nil {
+		return err
+	}
+	id, err := s.resolve(ref)
+	if err != nil {
+		return err
+	}
+	return s.describe(w, r, id)
+}
+
+func (s *server) handleDescribeGet(w http.ResponseWriter, r *http.Request) error {
+	return s.describe(w, r, r.PathValue("id"))
+}
+
+func (s *server) describe(w http.ResponseWriter, r *http.Request, id string) error {
+	e, err := s.get(r, id)
+	if err != nil {
+		return err
+	}
+	s.writeExecution(w, http.StatusOK, e)
+	return nil
+}
+
+// writeExecution answers with the execution and, while it runs, when to poll.
+func (s *server) writeExecution(w http.ResponseWriter, status int, e *longrun.Execution) {
+	if e.Status == longrun.StatusRunning {
+		w.Header().Set("Retry-After", retryAfter(s.cfg.RetryAfter))
+	}
+	writeJSON(w, status, describeJSON(e))
+}
+
+type listResponse struct {
+	Executions []executionSummary `json:"executions"`
+	NextToken  string             `json:"nextToken,omitempty"`
+}
+
+type executionSummary struct {
+	ExecutionARN string         `json:"executionArn"`
+	ExecutionID  string         `json:"executionId"`
+	Name         string         `json:"name,omitempty"`
+	Status       longrun.Status `json:"status"`
+	StartDate    time.Time      `json:"startDate"`
+	StopDate     *time.Time     `json:"stopDate,omitempty"`
+}
+
+// DefaultListLimit is the page size of GET /executions without ?limit.
+const DefaultListLimit = 20
+
+func (s *server) handleList(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	lq := longrun.ListQuery{Limit: DefaultListLimit, Status: longrun.Status(q.Get("status")), NextToken: q.Get("nextToken")}
+	if lq.Status != "" && !lq.Status.Valid() {
+		return longrun.Errorf(longrun.EINVALID, "status %q is not one of RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED", lq.Status)
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > longrun.MaxListLimit {
+			return longrun.Errorf(longrun.EINVALID, "limit %q must be a whole number from 1 to %d", v, longrun.MaxListLimit)
+		}
+		lq.Limit = n
+	}
+	page, err := s.cfg.Executions.ListExecutions(r.Context(), tenantOf(r), lq)
+	if err != nil {
+		if longrun.IsCode(err, longrun.EINVALID) {
+			return longrun.Errorf(longrun.EINVALID, "nextToken is not one this API returned; omit it to start from the newest")
+		}
+		return fmt.Errorf("list executions: %w", err)
+	}
+	out := listResponse{Executions: make([]executionSummary, 0, len(page.Executions)), NextToken: page.NextToken}
+	for _, e := range page.Executions {
+		out.Executions = append(out.Executions, executionSummary{
+			ExecutionARN: e.ARN, ExecutionID: e.ID, Name: e.Name, Status: e.Status,
+			StartDate: e.StartDate.UTC(), StopDate: timePtr(e.StopDate),
+		})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+type stopRequest struct {
+	executionRef
+	Error string `json:"error"`
+	Cause string `json:"cause"`
+}
+
+// Step Functions' own bounds on StopExecution's error and cause.
+const (
+	maxStopError = 256
+	maxStopCause = 32768
+)
+
+func (s *server) handleStopPost(w http.ResponseWriter, r *http.Request) error {
+	var req stopRequest
+	if err := decodeBody(r, &req, `"executionArn" or "executionId", "error", "cause"`); err != nil {
+		return err
+	}
+	if len(req.Error) > maxStopError || len(req.Cause) > maxStopCause {
+		return longrun.Errorf(longrun.EINVALID, `"error" may have up to %d bytes and "cause" up to %d`, maxStopError, maxStopCause)
+	}
+	id, err := s.resolve(req.executionRef)
+	if err != nil {
+		return err
+	}
+	return s.stop(w, r, id, req.Error, req.Cause)
+}
+
+func (s *server) handleStopDelete(w http.ResponseWriter, r *http.Request) error {
+	return s.stop(w, r, r.PathValue("id"), "", "")
+}
+
+// stop stops the orchestration, then records ABORTED at once so describe
+// shows it without waiting for notify, which sends the execution.aborted
+// webhook when the orchestrator's status-change event reaches it.
+func (s *server) stop(w http.ResponseWriter, r *http.Request, id, errName, cause string) error {
+	e, err := s.get(r, id)
+	if err != nil {
+		return err
+	}
+	if e.Status.Terminal() {
+		return notRunning(e)
+	}
+	if errName == "" {
+		errName = longrun.ErrNameStopped
+	}
+	if err := s.cfg.Orchestrator.StopExecution(r.Context(), e.ARN, errName, cause); err != nil {
+		if longrun.IsCode(err, longrun.ENOTRUNNING) {
+			return longrun.Errorf(longrun.ENOTRUNNING, "execution %s has already ended; describe it for the outcome", id)
+		}
+		return fmt.Errorf("stop execution %s: %w", id, asUnavailable(err))
+	}
+	stopped, recorded, err := s.cfg.Executions.FinishExecution(detached(r.Context()), id, longrun.Outcome{
+		Status: longrun.StatusAborted, Error: errName, Cause: cause, StopDate: s.now().UTC(),
+	})
+	if err != nil {
+		// The orchestration is stopped; notify records ABORTED from the
+		// status-change event, so describe catches up on its own.
+		return fmt.Errorf("record stop of execution %s: %w", id, err)
+	}
+	s.log.InfoContext(r.Context(), "execution stopped", "execution_id", id, "recorded", recorded)
+	s.writeExecution(w, http.StatusOK, stopped)
+	return nil
+}
+
+func notRunning(e *longrun.Execution) error {
+	return longrun.Errorf(longrun.ENOTRUNNING, "execution %s has already ended with status %s", e.ID, e.Status)
+}
+
+// handleRedeliver sends the final webhook of an ended execution again, with
+// the same event id, so receivers that already processed it dedupe it.
+func (s *server) handleRedeliver(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	e, err := s.get(r, id)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !e.Status.Terminal():
+		return longrun.Errorf(longrun.ECONFLICT, "execution %s is still RUNNING: its webhook is sent when it ends", id)
+	case e.CallbackURL == "":
+		return longrun.Errorf(longrun.ECONFLICT, "execution %s has no callbackUrl, so there is no webhook to send", id)
+	case e.Webhook == nil:
+		return longrun.Errorf(longrun.ECONFLICT, "the webhook of execution %s has not been sent yet; it will be shortly", id)
+	}
+	d := *e.Webhook
+	d.State = longrun.DeliveryPending
+	d.NextAttempt = s.now().UTC()
+	if err := s.cfg.Executions.SaveDelivery(r.Context(), id, d); err != nil {
+		return fmt.Errorf("reset delivery of execution %s: %w", id, err)
+	}
+	if err := s.cfg.Orchestrator.Redeliver(r.Context(), id); err != nil {
+		return fmt.Errorf("redeliver execution %s: %w", id, asUnavailable(err))
+	}
+	s.log.InfoContext(r.Context(), "webhook redelivery started", "execution_id", id, "event_id", d.EventID)
+	e.Webhook = &d
+	s.writeExecution(w, http.StatusAccepted, e)
+	return nil
+}

@@ -1,0 +1,96 @@
+// Package api owns longrun's HTTP API (DESIGN.md § HTTP API): the handlers
+// behind every route, request validation, idempotency, tenant isolation,
+// per-tenant rate limiting and the translation of domain errors into
+// application/problem+json. The same http.Handler serves `longrun dev`
+// (net/http on 127.0.0.1) and API Gateway (through LambdaHandler).
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	longrun "github.com/longrun/longrun"
+)
+
+// Config holds what the API needs. Executions, Orchestrator and either Tenants
+// or Authenticate are required; the rest have defaults.
+type Config struct {
+	Executions   longrun.ExecutionStore
+	Tenants      longrun.TenantStore // used by the default Authenticate (BearerAuth)
+	Orchestrator longrun.Orchestrator
+
+	// Authenticate resolves a request to its tenant. Nil means
+	// BearerAuth(Tenants): check the API key, as `longrun dev` does. Behind
+	// API Gateway the Lambda authorizer has already done that: use GatewayAuth.
+	Authenticate func(*http.Request) (tenant string, err error)
+
+	// CheckCallbackURL vets a client's callbackUrl (scheme, host, SSRF rules);
+	// its error message is shown to the client. Nil accepts any absolute
+	// http(s) URL, which is only right in tests.
+	CheckCallbackURL func(string) error
+
+	// Limits bound every execution's Work state (StateInput.Limits).
+	Limits longrun.Limits
+
+	Clock  longrun.Clock // nil means time.Now
+	Logger *slog.Logger  // nil discards
+
+	// RatePerTenant and BurstPerTenant configure each tenant's token bucket
+	// (requests per second, bucket size). RatePerTenant 0 turns throttling off.
+	// The bucket is per process: on AWS each Lambda instance has its own, and
+	// API Gateway's stage throttling is the global bound.
+	RatePerTenant  float64
+	BurstPerTenant int
+
+	// RetryAfter is what Retry-After tells clients polling a RUNNING
+	// execution; 0 means DefaultRetryAfter.
+	RetryAfter time.Duration
+}
+
+// DefaultRetryAfter is the poll interval suggested to clients by default.
+const DefaultRetryAfter = 5 * time.Second
+
+// server carries the configuration into the handlers.
+type server struct {
+	cfg Config
+	log *slog.Logger
+	now longrun.Clock
+
+	mu       sync.Mutex
+	limiters map[string]*rate.Limiter // per tenant
+}
+
+// NewServer returns the HTTP API as one handler: every route of routes.go
+// behind request logging, panic recovery, authentication and throttling.
+func NewServer(cfg Config) http.Handler {
+	s := &server{cfg: cfg, log: cfg.Logger, now: cfg.Clock, limiters: map[string]*rate.Limiter{}}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.cfg.Authenticate == nil {
+		s.cfg.Authenticate = BearerAuth(cfg.Tenants)
+	}
+	if s.cfg.CheckCallbackURL == nil {
+		s.cfg.CheckCallbackURL = checkHTTPURL
+	}
+	if s.cfg.RetryAfter <= 0 {
+		s.cfg.RetryAfter = DefaultRetryAfter
+	}
+	mux := http.NewServeMux()
+	for _, rt := range s.routes() {
+		mux.Handle(rt.Method+" "+rt.Path, s.handle(rt.handler))
+	}
+	return s.observe(s.authenticate(s.throttle(mux)))
+}
+
+// detached returns a context for writes that must finish even when the client
+// goes away mid-request (the cleanup after a failed start, for one).
+func detached(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }

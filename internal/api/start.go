@@ -1,0 +1,202 @@
+package api
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"time"
+
+	longrun "github.com/longrun/longrun"
+)
+
+type startRequest struct {
+	Input       json.RawMessage `json:"input"`
+	CallbackURL string          `json:"callbackUrl"`
+	Name        string          `json:"name"`
+}
+
+const startFields = `"input" (required), "callbackUrl", "name"`
+
+type startResponse struct {
+	ExecutionARN string         `json:"executionArn"`
+	ExecutionID  string         `json:"executionId"`
+	Status       longrun.Status `json:"status"`
+	StartDate    time.Time      `json:"startDate"`
+}
+
+var validName = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+// handleStart creates an execution and starts its state machine.
+//
+// The record is written before the orchestration starts, so describe never
+// misses a running execution and the Idempotency-Key is claimed atomically by
+// the store. If the start fails, the record is deleted and the client told to
+// retry. If the process dies between the two writes, the client's retry with
+// the same key is a replay of a RUNNING execution, and StartExecution is
+// called again: it is idempotent, so that heals the execution.
+func (s *server) handleStart(w http.ResponseWriter, r *http.Request) error {
+	key, err := idempotencyKey(r)
+	if err != nil {
+		return err
+	}
+	var req startRequest
+	if err := decodeBody(r, &req, startFields); err != nil {
+		return err
+	}
+	if err := s.validateStart(&req); err != nil {
+		return err
+	}
+
+	now := s.now().UTC()
+	id := longrun.NewExecutionID()
+	e := &longrun.Execution{
+		ID: id, ARN: s.cfg.Orchestrator.ExecutionARN(id), Tenant: tenantOf(r), Name: req.Name,
+		Status: longrun.StatusRunning, Input: req.Input, CallbackURL: req.CallbackURL, StartDate: now,
+	}
+	state := s.stateInput(e)
+	size, err := stateInputSize(state)
+	if err != nil {
+		return err
+	}
+	if size > longrun.MaxInputBytes {
+		return longrun.Errorf(longrun.ETOOLARGE,
+			"the execution input is %d bytes as the state machine's input; the limit is %d bytes (256 KiB, the Step Functions payload limit): pass a reference to large data instead",
+			size, longrun.MaxInputBytes)
+	}
+	if key != "" {
+		e.IdempotencyKey = key
+		e.RequestHash = requestHash(req)
+	}
+
+	stored, replayed, err := s.cfg.Executions.CreateExecution(r.Context(), e)
+	switch {
+	case longrun.IsCode(err, longrun.ECONFLICT):
+		return longrun.Errorf(longrun.ECONFLICT, "Idempotency-Key %q was used in the last 24 hours with a different request body; use a new key for a new request", key)
+	case err != nil:
+		return fmt.Errorf("create execution %s: %w", id, err)
+	}
+	setExecution(r, stored.ID)
+
+	if replayed {
+		if stored.Status == longrun.StatusRunning {
+			err := s.cfg.Orchestrator.StartExecution(r.Context(), s.stateInput(stored))
+			if err != nil && !longrun.IsCode(err, longrun.EDUPLICATE) {
+				return fmt.Errorf("restart replayed execution %s: %w", stored.ID, err)
+			}
+		}
+		w.Header().Set("Idempotent-Replayed", "true")
+		s.log.InfoContext(r.Context(), "start replayed", "execution_id", stored.ID, "tenant", stored.Tenant)
+		return s.accepted(w, stored)
+	}
+
+	if err := s.cfg.Orchestrator.StartExecution(r.Context(), state); err != nil {
+		if derr := s.cfg.Executions.DeleteExecution(detached(r.Context()), id); derr != nil {
+			// The record stays RUNNING with no orchestration; a retry with
+			// the same key replays it and starts it then.
+			s.log.ErrorContext(r.Context(), "delete execution after failed start", "err", derr, "execution_id", id)
+		}
+		return fmt.Errorf("start execution %s: %w", id, asUnavailable(err))
+	}
+	s.log.InfoContext(r.Context(), "execution started", "execution_id", id, "tenant", e.Tenant)
+	return s.accepted(w, stored)
+}
+
+func (s *server) accepted(w http.ResponseWriter, e *longrun.Execution) error {
+	w.Header().Set("Location", "/executions/"+e.ID)
+	if e.Status == longrun.StatusRunning {
+		w.Header().Set("Retry-After", retryAfter(s.cfg.RetryAfter))
+	}
+	writeJSON(w, http.StatusAccepted, startResponse{ExecutionARN: e.ARN, ExecutionID: e.ID, Status: e.Status, StartDate: e.StartDate.UTC()})
+	return nil
+}
+
+// asUnavailable marks a failure of the orchestrator as retryable (503)
+// unless it already says what it is.
+func asUnavailable(err error) error {
+	if longrun.ErrorCode(err) != longrun.EINTERNAL {
+		return err
+	}
+	return fmt.Errorf("%w: %w", longrun.Errorf(longrun.EUNAVAILABLE, "orchestrator unavailable"), err)
+}
+
+func (s *server) stateInput(e *longrun.Execution) longrun.StateInput {
+	return longrun.StateInput{ExecutionID: e.ID, ExecutionARN: e.ARN, Input: e.Input, Limits: s.cfg.Limits}
+}
+
+func stateInputSize(in longrun.StateInput) (int, error) {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return 0, fmt.Errorf("encode state input: %w", err)
+	}
+	return len(b), nil
+}
+
+func (s *server) validateStart(req *startRequest) error {
+	if len(req.Input) == 0 {
+		return longrun.Errorf(longrun.EINVALID, `"input" is required: any JSON value, e.g. {"input": {}}`)
+	}
+	// Stored and hashed compactly, so whitespace never changes the size
+	// check or the idempotency hash.
+	compact, err := json.Marshal(req.Input)
+	if err != nil {
+		return longrun.Errorf(longrun.EINVALID, `"input" is not valid JSON: %v`, err)
+	}
+	req.Input = compact
+	if len(req.Name) > longrun.MaxNameLength || (req.Name != "" && !validName.MatchString(req.Name)) {
+		return longrun.Errorf(longrun.EINVALID, `"name" must be 1 to %d characters of A-Z, a-z, 0-9, '_' and '-'`, longrun.MaxNameLength)
+	}
+	if req.CallbackURL != "" {
+		if err := s.cfg.CheckCallbackURL(req.CallbackURL); err != nil {
+			return longrun.Errorf(longrun.EINVALID, `"callbackUrl" is not accepted: %s`, callbackReason(err))
+		}
+	}
+	return nil
+}
+
+// callbackReason is the checker's message; a domain error's message is used
+// bare, other errors' text whole (the checker's errors are meant for clients).
+func callbackReason(err error) string {
+	if longrun.ErrorCode(err) != longrun.EINTERNAL {
+		return longrun.ErrorMessage(err)
+	}
+	return err.Error()
+}
+
+// checkHTTPURL is the default callback check: an absolute http(s) URL.
+func checkHTTPURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("want an absolute http(s) URL, got %q", raw)
+	}
+	return nil
+}
+
+// idempotencyKey returns the request's Idempotency-Key, "" if none.
+func idempotencyKey(r *http.Request) (string, error) {
+	vs := r.Header.Values("Idempotency-Key")
+	if len(vs) == 0 {
+		return "", nil
+	}
+	key := vs[0]
+	if len(vs) > 1 || key == "" || len(key) > longrun.MaxIdempotencyKeyLength {
+		return "", longrun.Errorf(longrun.EINVALID, "Idempotency-Key must be one value of 1 to %d visible ASCII characters", longrun.MaxIdempotencyKeyLength)
+	}
+	for i := range len(key) {
+		if key[i] < 0x21 || key[i] > 0x7e {
+			return "", longrun.Errorf(longrun.EINVALID, "Idempotency-Key must be one value of 1 to %d visible ASCII characters (no spaces)", longrun.MaxIdempotencyKeyLength)
+		}
+	}
+	return key, nil
+}
+
+// requestHash identifies a start request's content for the Idempotency-Key:
+// the SHA-256 of its canonical JSON (compact input, callbackUrl, name).
+func requestHash(req startRequest) string {
+	b, _ := json.Marshal(req) // cannot fail: the input was already re-encoded
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
