@@ -1,0 +1,66 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+
+	longrun "github.com/longrun/longrun"
+)
+
+// decodeMessage reads a task message from a queue body.
+func decodeMessage(body string) (longrun.TaskMessage, error) {
+	var msg longrun.TaskMessage
+	if err := json.Unmarshal([]byte(body), &msg); err != nil {
+		return msg, fmt.Errorf("decode task message: %w", err)
+	}
+	switch {
+	case msg.TaskToken == "":
+		return msg, fmt.Errorf("task message has no taskToken")
+	case msg.ExecutionID == "":
+		return msg, fmt.Errorf("task message has no executionId")
+	}
+	return msg, nil
+}
+
+// rejectMessage fails the task of a message that cannot be processed, if a
+// token can be read from it, so the execution fails at once with a clear
+// error instead of waiting for its timeout. It returns whether the message is
+// settled (and can be deleted).
+func (p *Processor) rejectMessage(ctx context.Context, body string, decodeErr error) bool {
+	var probe struct {
+		TaskToken   string `json:"taskToken"`
+		ExecutionID string `json:"executionId"`
+	}
+	_ = json.Unmarshal([]byte(body), &probe) // best effort: a token may still be there
+	log := p.log.With("execution_id", probe.ExecutionID)
+	if probe.TaskToken == "" {
+		log.ErrorContext(ctx, "bad task message without a token; leaving it for the dead-letter queue", "err", decodeErr, "body_bytes", len(body))
+		return false
+	}
+	cause := truncate(fmt.Sprintf("the worker could not read the task message: %v", decodeErr), maxCause)
+	err := p.send(ctx, probe.ExecutionID, "send task failure", log, func() error {
+		return p.cfg.Tasks.SendTaskFailure(ctx, probe.TaskToken, longrun.ErrNameBadMessage, cause)
+	})
+	if err != nil {
+		log.ErrorContext(ctx, "reject bad task message", "err", err)
+		return false
+	}
+	log.WarnContext(ctx, "bad task message rejected", "err", decodeErr)
+	return true
+}
+
+// handleBody processes one queue message body; it returns whether the
+// message is done with.
+func (p *Processor) handleBody(ctx context.Context, body string, log *slog.Logger) bool {
+	msg, err := decodeMessage(body)
+	if err != nil {
+		return p.rejectMessage(ctx, body, err)
+	}
+	if err := p.Process(ctx, msg); err != nil {
+		log.ErrorContext(ctx, "process task message", "err", err, "execution_id", msg.ExecutionID)
+		return false
+	}
+	return true
+}

@@ -1,0 +1,321 @@
+// Package worker runs jobs from task tokens: it takes the task messages the
+// state machine's Work state puts on the jobs queue, runs the user's
+// longrun.Job with heartbeats, progress and cancellation, and completes the
+// token with SendTaskSuccess or SendTaskFailure. Processor is the core;
+// SQSHandler serves it to the Lambda worker and Poller to `longrun worker`
+// (jobs of hours) and to `longrun dev`.
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	longrun "github.com/longrun/longrun"
+)
+
+// Config configures a Processor. Tasks, Executions and Job are required.
+type Config struct {
+	Tasks      longrun.TaskReporter
+	Executions longrun.ExecutionStore // where progress goes
+	Job        longrun.Job
+
+	// HeartbeatInterval is how often a running job's task is heartbeated. It
+	// must be well under the state machine's HeartbeatSeconds
+	// (longrun.Limits); 0 means DefaultHeartbeatInterval.
+	HeartbeatInterval time.Duration
+	// ProgressInterval bounds how often progress is written to the store;
+	// 0 means DefaultProgressInterval.
+	ProgressInterval time.Duration
+
+	// SendAttempts is how many times a transient SendTask* failure is tried
+	// before Process gives up; 0 means DefaultSendAttempts. The backoff
+	// starts at SendBackoff (0 means one second) and doubles.
+	SendAttempts int
+	SendBackoff  time.Duration
+
+	Clock  Clock                                            // nil means SystemClock
+	Sleep  func(ctx context.Context, d time.Duration) error // nil means waiting on Clock
+	Logger *slog.Logger                                     // nil discards
+}
+
+// Defaults for Config.
+const (
+	DefaultHeartbeatInterval = 20 * time.Second
+	DefaultProgressInterval  = 5 * time.Second
+	DefaultSendAttempts      = 4
+)
+
+// Limits of SendTaskFailure's error name and cause (Step Functions').
+const (
+	maxErrorName = 256
+	maxCause     = 32768
+)
+
+// Processor runs one task message at a time per call; it is safe for
+// concurrent use.
+type Processor struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// NewProcessor returns a Processor with cfg's defaults filled in.
+func NewProcessor(cfg Config) *Processor {
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if cfg.ProgressInterval <= 0 {
+		cfg.ProgressInterval = DefaultProgressInterval
+	}
+	if cfg.SendAttempts <= 0 {
+		cfg.SendAttempts = DefaultSendAttempts
+	}
+	if cfg.SendBackoff <= 0 {
+		cfg.SendBackoff = time.Second
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = SystemClock{}
+	}
+	if cfg.Sleep == nil {
+		cfg.Sleep = sleepOn(cfg.Clock)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Processor{cfg: cfg, log: log}
+}
+
+// errTaskGone is the cancel cause of a job whose task is no longer valid.
+var errTaskGone = errors.New("the task is gone: the execution was stopped or its task timed out")
+
+// Process runs the job of msg and completes its task token. It returns nil
+// when the message is done with, even if the job failed (that failure is
+// reported to the orchestrator) or the task was already gone. It returns an
+// error when the message should be processed again: ctx ended before the job
+// did (a shutdown), or reporting the outcome kept failing.
+func (p *Processor) Process(ctx context.Context, msg longrun.TaskMessage) error {
+	log := p.log.With("execution_id", msg.ExecutionID)
+	jobCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	prog := &progress{}
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	wg.Add(2)
+	go func() { defer wg.Done(); p.heartbeat(jobCtx, done, cancel, msg.TaskToken, log) }()
+	go func() { defer wg.Done(); p.flushProgress(jobCtx, done, msg.ExecutionID, prog, log) }()
+
+	output, jobErr := p.run(jobCtx, msg.Input, prog.report(p.cfg.Clock), log)
+	close(done)
+	wg.Wait()
+
+	if errors.Is(context.Cause(jobCtx), errTaskGone) {
+		// Stopped or timed out: the orchestrator already knows the outcome.
+		log.InfoContext(ctx, "job cancelled: task gone", "job_err", errString(jobErr))
+		return nil
+	}
+	if ctx.Err() != nil {
+		log.WarnContext(ctx, "job interrupted; the message will be retried", "err", ctx.Err())
+		return fmt.Errorf("run job of execution %s: %w", msg.ExecutionID, ctx.Err())
+	}
+	p.flushFinal(ctx, msg.ExecutionID, prog, log)
+	return p.complete(ctx, msg, output, jobErr, log)
+}
+
+// run calls the job, turning a panic into an error.
+func (p *Processor) run(ctx context.Context, input json.RawMessage, report func(longrun.Progress), log *slog.Logger) (out json.RawMessage, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			log.ErrorContext(ctx, "job panicked", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			err = &panicError{value: v}
+		}
+	}()
+	return p.cfg.Job(ctx, input, report)
+}
+
+type panicError struct{ value any }
+
+func (e *panicError) Error() string { return fmt.Sprintf("panic: %v", e.value) }
+
+// complete reports the job's outcome with SendTaskSuccess or SendTaskFailure.
+func (p *Processor) complete(ctx context.Context, msg longrun.TaskMessage, output json.RawMessage, jobErr error, log *slog.Logger) error {
+	name, cause := failure(output, jobErr)
+	if name == "" {
+		if len(output) == 0 {
+			output = json.RawMessage("null")
+		}
+		log.InfoContext(ctx, "job succeeded", "output_bytes", len(output))
+		return p.send(ctx, msg.ExecutionID, "send task success", log, func() error {
+			return p.cfg.Tasks.SendTaskSuccess(ctx, msg.TaskToken, output)
+		})
+	}
+	log.InfoContext(ctx, "job failed", "error", name, "cause", cause)
+	return p.send(ctx, msg.ExecutionID, "send task failure", log, func() error {
+		return p.cfg.Tasks.SendTaskFailure(ctx, msg.TaskToken, name, cause)
+	})
+}
+
+// failure returns the error name and cause that a job's result is reported
+// with, or "" when it succeeded with valid output.
+func failure(output json.RawMessage, err error) (name, cause string) {
+	var (
+		jobErr   *longrun.JobError
+		panicErr *panicError
+	)
+	switch {
+	case errors.As(err, &jobErr):
+		name, cause = jobErr.Name, jobErr.Cause
+		if name == "" {
+			name = longrun.ErrNameJobFailed
+		}
+	case errors.As(err, &panicErr):
+		name, cause = longrun.ErrNameJobPanic, fmt.Sprint(panicErr.value)
+	case err != nil:
+		name, cause = longrun.ErrNameJobFailed, err.Error()
+	case len(output) > 0 && !json.Valid(output):
+		name, cause = longrun.ErrNameBadOutput, fmt.Sprintf("the job returned output that is not JSON: %q", truncate(string(output), 200))
+	case len(output) > longrun.MaxInputBytes:
+		name, cause = longrun.ErrNameBadOutput, fmt.Sprintf("the job returned %d bytes of output; the limit is %d (256 KiB): store large results elsewhere and return a reference", len(output), longrun.MaxInputBytes)
+	default:
+		return "", ""
+	}
+	return truncate(name, maxErrorName), truncate(cause, maxCause)
+}
+
+// send calls a SendTask* call, retrying transient failures with backoff. A
+// task that is gone means the outcome is already settled (a late or duplicate
+// completion): that is logged and is not an error.
+func (p *Processor) send(ctx context.Context, executionID, what string, log *slog.Logger, call func() error) error {
+	backoff := p.cfg.SendBackoff
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = call()
+		switch {
+		case err == nil:
+			return nil
+		case longrun.IsCode(err, longrun.ETASKGONE):
+			log.InfoContext(ctx, "late completion ignored: task already gone", "call", what, "err", err)
+			return nil
+		case attempt >= p.cfg.SendAttempts:
+			return fmt.Errorf("%s for %s after %d attempts: %w", what, executionID, attempt, err)
+		}
+		log.WarnContext(ctx, "retrying", "call", what, "attempt", attempt, "err", err)
+		if serr := p.cfg.Sleep(ctx, backoff); serr != nil {
+			return fmt.Errorf("%s for %s: %w (last error: %w)", what, executionID, serr, err)
+		}
+		backoff *= 2
+	}
+}
+
+// heartbeat tells the orchestrator the job is alive every interval, and
+// cancels the job when the answer is that its task is gone.
+func (p *Processor) heartbeat(ctx context.Context, done <-chan struct{}, cancel context.CancelCauseFunc, token string, log *slog.Logger) {
+	t := p.cfg.Clock.NewTicker(p.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+			return
+		case <-t.C():
+		}
+		err := p.cfg.Tasks.SendTaskHeartbeat(ctx, token)
+		switch {
+		case longrun.IsCode(err, longrun.ETASKGONE):
+			log.InfoContext(ctx, "heartbeat: task gone, cancelling the job", "err", err)
+			cancel(errTaskGone)
+			return
+		case err != nil && ctx.Err() == nil:
+			// One missed heartbeat is not fatal: HeartbeatSeconds spans several intervals.
+			log.WarnContext(ctx, "heartbeat failed", "err", err)
+		}
+	}
+}
+
+// progress holds a job's latest progress report until it is flushed.
+type progress struct {
+	mu     sync.Mutex
+	latest *longrun.Progress
+	dirty  bool
+}
+
+func (pr *progress) report(clock Clock) func(longrun.Progress) {
+	return func(p longrun.Progress) {
+		if p.UpdatedAt.IsZero() {
+			p.UpdatedAt = clock.Now().UTC()
+		}
+		pr.mu.Lock()
+		defer pr.mu.Unlock()
+		pr.latest, pr.dirty = &p, true
+	}
+}
+
+// take returns the progress not yet flushed, if any.
+func (pr *progress) take() (longrun.Progress, bool) {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	if !pr.dirty {
+		return longrun.Progress{}, false
+	}
+	pr.dirty = false
+	return *pr.latest, true
+}
+
+// flushProgress writes the latest progress at most every ProgressInterval,
+// so a job reporting in a tight loop costs one store write per interval.
+func (p *Processor) flushProgress(ctx context.Context, done <-chan struct{}, executionID string, prog *progress, log *slog.Logger) {
+	t := p.cfg.Clock.NewTicker(p.cfg.ProgressInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+			return
+		case <-t.C():
+		}
+		if pr, ok := prog.take(); ok {
+			p.setProgress(ctx, executionID, pr, log)
+		}
+	}
+}
+
+// flushFinal writes progress reported since the last flush.
+func (p *Processor) flushFinal(ctx context.Context, executionID string, prog *progress, log *slog.Logger) {
+	if pr, ok := prog.take(); ok {
+		p.setProgress(ctx, executionID, pr, log)
+	}
+}
+
+func (p *Processor) setProgress(ctx context.Context, executionID string, pr longrun.Progress, log *slog.Logger) {
+	err := p.cfg.Executions.SetProgress(ctx, executionID, pr)
+	switch {
+	case longrun.IsCode(err, longrun.ENOTRUNNING):
+		log.DebugContext(ctx, "progress after the execution ended ignored")
+	case err != nil:
+		// Progress is advisory; the job goes on.
+		log.WarnContext(ctx, "store progress", "err", err)
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") // a cut rune would make the string invalid
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
