@@ -100,6 +100,15 @@ func (m *StateMachine) StateType(name string) string {
 	return s.common().typ
 }
 
+// Pattern returns the integration pattern of a Task state ("" for other
+// states), so an engine knows to make a task token before calling Enter.
+func (m *StateMachine) Pattern(name string) Pattern {
+	if t, ok := m.states[name].(*taskState); ok {
+		return t.pattern
+	}
+	return ""
+}
+
 // Context is the context object, `$$` in paths. The JSON field names are
 // those of Step Functions. The stepping methods read it and never modify the
 // caller's copy; they set State.Name to the state they are called for, and
@@ -151,7 +160,9 @@ const (
 	StepSucceed
 	// StepFail: the execution failed with Error and Cause.
 	StepFail
-	// StepWait: a Wait state; at Until, enter Next with Output as its input.
+	// StepWait: a Wait state; at Until, enter Next with Output as its input
+	// (or, when Next is "", a Wait with End: the execution succeeds with
+	// Output).
 	StepWait
 	// StepTask: run Task; then call TaskSucceeded or TaskFailed (a timeout is
 	// TaskFailed with States.Timeout or States.HeartbeatTimeout).
@@ -176,7 +187,8 @@ func (k StepKind) String() string {
 // Step is the outcome of Enter, TaskSucceeded or TaskFailed.
 type Step struct {
 	Kind StepKind
-	// Next is the state to enter (StepNext; StepWait when the wait ends).
+	// Next is the state to enter (StepNext; StepWait when the wait ends,
+	// "" if the Wait state ends the execution).
 	Next string
 	// Output is the next state's input (StepNext, StepWait) or the
 	// execution's output (StepSucceed).

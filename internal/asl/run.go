@@ -1,0 +1,256 @@
+package asl
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// runner is one in-memory execution: a flat loop over states, each state a
+// loop over its task attempts, built only on Enter, TaskSucceeded and
+// TaskFailed.
+type runner struct {
+	m        *StateMachine
+	o        RunOptions
+	res      *Result
+	deadline time.Time // zero: no execution timeout
+}
+
+func run(ctx context.Context, m *StateMachine, input json.RawMessage, o RunOptions) (*Result, error) {
+	if o.Invoke == nil {
+		return nil, errors.New("asl: RunOptions.Invoke is required")
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Sleep == nil {
+		o.Sleep = sleepUntil
+	}
+	if o.Rand == nil {
+		o.Rand = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	}
+	if o.NewToken == nil {
+		o.NewToken = uuid.NewString
+	}
+	if len(input) == 0 {
+		input = json.RawMessage("{}")
+	}
+	if _, err := decodeJSON(input); err != nil {
+		return nil, fmt.Errorf("asl: execution input is not JSON: %w", err)
+	}
+	r := &runner{m: m, o: o, res: &Result{}}
+	c := o.Context
+	c.Execution.Input = input
+	start := o.Now()
+	if c.Execution.StartTime.IsZero() {
+		c.Execution.StartTime = start
+	}
+	if m.timeoutSeconds > 0 {
+		r.deadline = c.Execution.StartTime.Add(time.Duration(m.timeoutSeconds) * time.Second)
+	}
+	r.event("ExecutionStarted", "", map[string]any{"input": input})
+
+	name, in := m.startAt, input
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		now := o.Now()
+		if r.expired(now) {
+			return r.timedOut(), nil
+		}
+		typ := m.StateType(name)
+		c.State = StateContext{Name: name, EnteredTime: now}
+		c.Task = TaskContext{}
+		if m.Pattern(name) == WaitForTaskToken {
+			c.Task.Token = o.NewToken()
+		}
+		r.event(typ+"StateEntered", name, map[string]any{"input": in})
+		step, err := m.Enter(name, in, &c, now)
+		if err != nil {
+			return nil, err
+		}
+		step, done, err := r.runTask(ctx, name, in, &c, step)
+		if err != nil || done {
+			return r.res, err
+		}
+		switch step.Kind {
+		case StepWait:
+			until := step.Until
+			if !r.deadline.IsZero() && until.After(r.deadline) {
+				until = r.deadline
+			}
+			if err := o.Sleep(ctx, until); err != nil {
+				return nil, err
+			}
+			if r.expired(o.Now()) {
+				return r.timedOut(), nil
+			}
+			r.event(typ+"StateExited", name, map[string]any{"output": step.Output})
+			if step.Next == "" {
+				return r.succeeded(step.Output), nil
+			}
+			name, in = step.Next, step.Output
+		case StepNext:
+			r.event(typ+"StateExited", name, map[string]any{"output": step.Output})
+			name, in = step.Next, step.Output
+		case StepSucceed:
+			r.event(typ+"StateExited", name, map[string]any{"output": step.Output})
+			return r.succeeded(step.Output), nil
+		case StepFail:
+			return r.failed(step.Error, step.Cause), nil
+		default:
+			return nil, fmt.Errorf("asl: state %q gave an unexpected %v step", name, step.Kind)
+		}
+	}
+}
+
+// runTask runs the attempts of a Task state until its step is no longer
+// StepTask or StepRetry. done reports that the execution timed out.
+func (r *runner) runTask(ctx context.Context, name string, in json.RawMessage, c *Context, step Step) (_ Step, done bool, _ error) {
+	var retries []int
+	for step.Kind == StepTask || step.Kind == StepRetry {
+		if step.Kind == StepRetry {
+			retries = step.Retries
+			c.State.RetryCount = 0
+			for _, n := range retries {
+				c.State.RetryCount += n
+			}
+			if err := r.o.Sleep(ctx, step.Until); err != nil {
+				return step, true, err
+			}
+		}
+		if r.expired(r.o.Now()) {
+			r.timedOut()
+			return step, true, nil
+		}
+		t := step.Task
+		r.event("TaskScheduled", name, map[string]any{
+			"resource": t.Resource, "pattern": t.Pattern, "parameters": t.Parameters,
+			"timeoutInSeconds": t.TimeoutSeconds, "heartbeatInSeconds": t.HeartbeatSeconds,
+		})
+		r.event("TaskStarted", name, nil)
+		result, terr, execTimeout, err := r.invoke(ctx, t, c.Task.Token)
+		if err != nil {
+			return step, true, err
+		}
+		if execTimeout {
+			r.timedOut()
+			return step, true, nil
+		}
+		if terr == nil {
+			r.event("TaskSucceeded", name, map[string]any{"output": result})
+			step = r.m.TaskSucceeded(name, in, result, c)
+			continue
+		}
+		typ := "TaskFailed"
+		if terr.Name == ErrTimeout || terr.Name == ErrHeartbeatTimeout {
+			typ = "TaskTimedOut"
+		}
+		r.event(typ, name, map[string]any{"error": terr.Name, "cause": terr.Cause})
+		if c.Task.Token != "" {
+			c.Task.Token = r.o.NewToken() // a retried attempt gets a new token
+		}
+		step = r.m.TaskFailed(name, in, terr.Name, terr.Cause, retries, c, r.o.Now(), r.o.Rand)
+	}
+	return step, false, nil
+}
+
+// invoke runs one attempt with the task's TimeoutSeconds (and what is left
+// of the execution's) as a deadline on ctx. These deadlines use real time:
+// Invoke is real work, unlike the injected clock that drives Wait and Retry.
+func (r *runner) invoke(ctx context.Context, t *Task, token string) (json.RawMessage, *TaskError, bool, error) {
+	var limit time.Duration
+	if t.TimeoutSeconds > 0 {
+		limit = time.Duration(t.TimeoutSeconds) * time.Second
+	}
+	execLimited := false
+	if !r.deadline.IsZero() {
+		if left := r.deadline.Sub(r.o.Now()); limit == 0 || left < limit {
+			limit, execLimited = left, true
+		}
+	}
+	ictx := ctx
+	if limit > 0 {
+		var cancel context.CancelFunc
+		ictx, cancel = context.WithTimeout(ctx, limit)
+		defer cancel()
+	}
+	result, err := r.o.Invoke(ictx, t, token)
+	if err == nil {
+		if _, jerr := decodeJSON(result); jerr != nil {
+			return nil, &TaskError{Name: ErrTaskFailed, Cause: fmt.Sprintf("the task result is not JSON: %v", jerr)}, false, nil
+		}
+		return result, nil, false, nil
+	}
+	if ctx.Err() != nil {
+		return nil, nil, false, ctx.Err()
+	}
+	var te *TaskError
+	if errors.As(err, &te) {
+		return nil, te, false, nil
+	}
+	if errors.Is(ictx.Err(), context.DeadlineExceeded) {
+		if execLimited {
+			return nil, nil, true, nil
+		}
+		return nil, &TaskError{Name: ErrTimeout, Cause: fmt.Sprintf("the task did not finish within %d seconds", t.TimeoutSeconds)}, false, nil
+	}
+	return nil, &TaskError{Name: ErrTaskFailed, Cause: err.Error()}, false, nil
+}
+
+func (r *runner) expired(now time.Time) bool {
+	return !r.deadline.IsZero() && !now.Before(r.deadline)
+}
+
+func (r *runner) event(typ, state string, detail map[string]any) {
+	var d json.RawMessage
+	if detail != nil {
+		var err error
+		if d, err = json.Marshal(detail); err != nil {
+			d = nil
+		}
+	}
+	r.res.History = append(r.res.History, HistoryEvent{
+		ID: int64(len(r.res.History) + 1), Timestamp: r.o.Now(), Type: typ, State: state, Detail: d,
+	})
+}
+
+func (r *runner) succeeded(out json.RawMessage) *Result {
+	r.res.Status, r.res.Output = StatusSucceeded, out
+	r.event("ExecutionSucceeded", "", map[string]any{"output": out})
+	return r.res
+}
+
+func (r *runner) failed(errName, cause string) *Result {
+	r.res.Status, r.res.Error, r.res.Cause = StatusFailed, errName, cause
+	r.event("ExecutionFailed", "", map[string]any{"error": errName, "cause": cause})
+	return r.res
+}
+
+func (r *runner) timedOut() *Result {
+	r.res.Status, r.res.Error = StatusTimedOut, ErrTimeout
+	r.res.Cause = "The execution ran longer than the state machine's TimeoutSeconds"
+	r.event("ExecutionTimedOut", "", map[string]any{"error": r.res.Error, "cause": r.res.Cause})
+	return r.res
+}
+
+func sleepUntil(ctx context.Context, until time.Time) error {
+	d := time.Until(until)
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

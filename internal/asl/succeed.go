@@ -1,0 +1,26 @@
+package asl
+
+// succeedState ends the execution successfully with its (filtered) input.
+type succeedState struct {
+	base
+}
+
+func parseSucceed(f *fields, b base) *succeedState {
+	s := &succeedState{base: b}
+	s.end = true
+	s.inputPath = f.filter("InputPath")
+	s.outputPath = f.filter("OutputPath")
+	return s
+}
+
+func (s *succeedState) enter(cl *call) Step {
+	eff, err := s.inputPath.apply(cl.input, cl.ctx, "InputPath")
+	if err != nil {
+		return failStep(asStateError(err))
+	}
+	out, err := s.outputPath.apply(eff, cl.ctx, "OutputPath")
+	if err != nil {
+		return failStep(asStateError(err))
+	}
+	return s.proceed(out)
+}

@@ -1,0 +1,460 @@
+package asl
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// Parsing and validation are one pass: each state kind's parser reads its
+// fields through a fields value, which records a Problem for every field
+// that is missing, mistyped, malformed or unknown, and keeps going, so one
+// Parse reports everything wrong with a definition.
+
+// maxStateName is Step Functions' limit on state names.
+const maxStateName = 80
+
+// unsupported names fields this package recognises but does not run; they
+// are problems, never silently ignored.
+var unsupported = map[string]string{
+	"Arguments":                  "Arguments belongs to JSONata, which is not supported; use Parameters",
+	"Output":                     "Output belongs to JSONata, which is not supported; use OutputPath/ResultSelector",
+	"Assign":                     "workflow variables (Assign) are not supported",
+	"Credentials":                "Credentials (cross-account tasks) is not supported",
+	"ItemReader":                 "ItemReader (distributed Map) is not supported",
+	"ItemSelector":               "Map is not supported yet",
+	"ItemProcessor":              "Map is not supported yet",
+	"Iterator":                   "Map is not supported yet",
+	"ItemsPath":                  "Map is not supported yet",
+	"Branches":                   "Parallel is not supported yet",
+	"ResultWriter":               "ResultWriter (distributed Map) is not supported",
+	"Condition":                  "Condition belongs to JSONata, which is not supported; use Variable and a comparison",
+	"QueryLanguage":              "only the JSONPath query language is supported",
+	"ToleratedFailurePercentage": "Map is not supported yet",
+}
+
+type checker struct {
+	problems []Problem
+}
+
+func (ck *checker) add(state, field, msg string) {
+	ck.problems = append(ck.problems, Problem{State: state, Field: field, Message: msg})
+}
+
+// fields reads one JSON object of the definition (a state, a retrier, a
+// Choice rule) and remembers which fields were read.
+type fields struct {
+	ck    *checker
+	state string
+	at    string // prefix of field names: "" for a state, "Retry[0]." for a retrier
+	obj   map[string]any
+	seen  map[string]bool
+}
+
+func newFields(ck *checker, state, at string, obj map[string]any) *fields {
+	return &fields{ck: ck, state: state, at: at, obj: obj, seen: map[string]bool{}}
+}
+
+func (f *fields) problem(name, format string, args ...any) {
+	f.ck.add(f.state, f.at+name, fmt.Sprintf(format, args...))
+}
+
+func (f *fields) has(name string) bool {
+	_, ok := f.obj[name]
+	return ok
+}
+
+func (f *fields) get(name string) (any, bool) {
+	f.seen[name] = true
+	v, ok := f.obj[name]
+	return v, ok
+}
+
+func (f *fields) str(name string) (string, bool) {
+	v, ok := f.get(name)
+	if !ok {
+		return "", false
+	}
+	s, isStr := v.(string)
+	if !isStr {
+		f.problem(name, "must be a string, not a %s", jsonType(v))
+		return "", false
+	}
+	return s, true
+}
+
+func (f *fields) required(name string) string {
+	s, ok := f.str(name)
+	if !ok && !f.has(name) {
+		f.problem(name, "is required")
+	}
+	return s
+}
+
+func (f *fields) number(name string) (float64, bool) {
+	v, ok := f.get(name)
+	if !ok {
+		return 0, false
+	}
+	n, isNum := v.(json.Number)
+	if !isNum {
+		f.problem(name, "must be a number, not a %s", jsonType(v))
+		return 0, false
+	}
+	x, err := n.Float64()
+	if err != nil {
+		f.problem(name, "%s is not a usable number", n)
+		return 0, false
+	}
+	return x, true
+}
+
+// integer reads an integer within [lo, hi].
+func (f *fields) integer(name string, lo, hi int) (int, bool) {
+	x, ok := f.number(name)
+	if !ok {
+		return 0, false
+	}
+	if x != math.Trunc(x) || x < float64(lo) || x > float64(hi) {
+		f.problem(name, "must be an integer from %d to %d", lo, hi)
+		return 0, false
+	}
+	return int(x), true
+}
+
+func (f *fields) boolean(name string) (bool, bool) {
+	v, ok := f.get(name)
+	if !ok {
+		return false, false
+	}
+	b, isBool := v.(bool)
+	if !isBool {
+		f.problem(name, "must be a boolean, not a %s", jsonType(v))
+		return false, false
+	}
+	return b, true
+}
+
+func (f *fields) object(name string) (map[string]any, bool) {
+	v, ok := f.get(name)
+	if !ok {
+		return nil, false
+	}
+	o, isObj := v.(map[string]any)
+	if !isObj {
+		f.problem(name, "must be an object, not a %s", jsonType(v))
+		return nil, false
+	}
+	return o, true
+}
+
+func (f *fields) array(name string) ([]any, bool) {
+	v, ok := f.get(name)
+	if !ok {
+		return nil, false
+	}
+	a, isArr := v.([]any)
+	if !isArr {
+		f.problem(name, "must be an array, not a %s", jsonType(v))
+		return nil, false
+	}
+	return a, true
+}
+
+// path reads a Path (input data only, or also `$$` when context is true).
+func (f *fields) path(name string, ref, context bool) *path {
+	s, ok := f.str(name)
+	if !ok {
+		return nil
+	}
+	return f.checkPath(name, s, ref, context)
+}
+
+func (f *fields) checkPath(name, s string, ref, context bool) *path {
+	parse := parsePath
+	if ref {
+		parse = parseRefPath
+	}
+	p, err := parse(s)
+	if err != nil {
+		f.problem(name, "%v", err)
+		return nil
+	}
+	if p.context && !context {
+		f.problem(name, "%q: the context object ($$) cannot be used here", s)
+		return nil
+	}
+	return p
+}
+
+// filter reads InputPath or OutputPath: a Path or null.
+func (f *fields) filter(name string) *inputFilter {
+	v, ok := f.get(name)
+	if !ok {
+		return nil
+	}
+	if v == nil {
+		return &inputFilter{null: true}
+	}
+	p := f.path(name, false, false)
+	if p == nil {
+		return nil
+	}
+	if p.singular && len(p.ref) == 0 {
+		return nil // "$" keeps everything, the default
+	}
+	return &inputFilter{p: p}
+}
+
+// resultPath reads a ResultPath: a Reference Path or null.
+func (f *fields) resultPath(name string) *resultPath {
+	v, ok := f.get(name)
+	if !ok {
+		return nil
+	}
+	if v == nil {
+		return &resultPath{discard: true}
+	}
+	p := f.path(name, true, false)
+	if p == nil || len(p.ref) == 0 {
+		return nil // "$": the result replaces the input, the default
+	}
+	return &resultPath{p: p}
+}
+
+func (f *fields) payload(name string) *payload {
+	v, ok := f.get(name)
+	if !ok {
+		return nil
+	}
+	if _, isObj := v.(map[string]any); !isObj {
+		// The spec allows any JSON, but Step Functions requires an object;
+		// a literal is still run as written.
+		if _, isArr := v.([]any); !isArr {
+			return &payload{literal: v, static: true}
+		}
+	}
+	return compilePayload(v, f.at+name, func(field, msg string) { f.ck.add(f.state, field, msg) })
+}
+
+// transition reads Next/End for the states that have one of them.
+func (f *fields) transition(b *base) {
+	next, hasNext := f.str("Next")
+	end, _ := f.boolean("End")
+	switch {
+	case hasNext && end:
+		f.problem("End", "End and Next cannot both be set")
+	case !hasNext && !end && !f.has("Next"):
+		f.problem("Next", "a %s state needs Next or \"End\": true", b.typ)
+	}
+	b.next, b.end = next, end
+}
+
+// finish reports every field that was not read.
+func (f *fields) finish() {
+	var unknown []string
+	for k := range f.obj {
+		if !f.seen[k] {
+			unknown = append(unknown, k)
+		}
+	}
+	sort.Strings(unknown)
+	for _, k := range unknown {
+		if msg, ok := unsupported[k]; ok {
+			f.problem(k, "%s", msg)
+			continue
+		}
+		f.problem(k, "unknown field")
+	}
+}
+
+func parse(def []byte) (*StateMachine, error) {
+	doc, err := decodeJSON(def)
+	if err != nil {
+		return nil, &ValidationError{Problems: []Problem{{Message: fmt.Sprintf("the definition is not JSON: %v", err)}}}
+	}
+	top, ok := doc.(map[string]any)
+	if !ok {
+		return nil, &ValidationError{Problems: []Problem{{Message: "the definition must be a JSON object"}}}
+	}
+	ck := &checker{}
+	f := newFields(ck, "", "", top)
+	m := &StateMachine{states: map[string]state{}}
+	m.startAt = f.required("StartAt")
+	f.str("Comment")
+	f.str("Version")
+	if ql, ok := f.str("QueryLanguage"); ok && ql != "JSONPath" {
+		f.problem("QueryLanguage", "%q is not supported; only JSONPath is", ql)
+	}
+	if n, ok := f.integer("TimeoutSeconds", 1, math.MaxInt32); ok {
+		m.timeoutSeconds = n
+	}
+	states, ok := f.object("States")
+	if !ok && !f.has("States") {
+		f.problem("States", "is required")
+	}
+	if ok && len(states) == 0 {
+		f.problem("States", "must have at least one state")
+	}
+	f.finish()
+
+	names := make([]string, 0, len(states))
+	for name := range states {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if s := parseState(ck, name, states[name]); s != nil {
+			m.states[name] = s
+		}
+	}
+	if m.startAt != "" && states != nil {
+		if _, ok := states[m.startAt]; !ok {
+			ck.add("", "StartAt", fmt.Sprintf("state %q does not exist", m.startAt))
+		}
+	}
+	m.checkTransitions(ck, names)
+	if len(ck.problems) > 0 {
+		return nil, &ValidationError{Problems: ck.problems}
+	}
+	return m, nil
+}
+
+func parseState(ck *checker, name string, raw any) state {
+	obj, ok := raw.(map[string]any)
+	if !ok {
+		ck.add(name, "", "a state must be a JSON object")
+		return nil
+	}
+	if len(name) > maxStateName {
+		ck.add(name, "", fmt.Sprintf("a state name can have at most %d characters", maxStateName))
+	}
+	f := newFields(ck, name, "", obj)
+	typ, ok := f.str("Type")
+	if !ok {
+		if !f.has("Type") {
+			f.problem("Type", "is required")
+		}
+		return nil
+	}
+	f.str("Comment")
+	if ql, ok := f.str("QueryLanguage"); ok && ql != "JSONPath" {
+		f.problem("QueryLanguage", "%q is not supported; only JSONPath is", ql)
+	}
+	b := base{name: name, typ: typ}
+	var s state
+	switch typ {
+	case "Pass":
+		s = parsePass(f, b)
+	case "Task":
+		s = parseTask(f, b)
+	case "Choice":
+		s = parseChoice(f, b)
+	case "Wait":
+		s = parseWait(f, b)
+	case "Succeed":
+		s = parseSucceed(f, b)
+	case "Fail":
+		s = parseFail(f, b)
+	case "Parallel", "Map":
+		// Their fields are not checked: the whole state is the problem.
+		f.problem("Type", "%s is not supported yet", typ)
+		return nil
+	default:
+		f.problem("Type", "unknown state type %q", typ)
+		return nil
+	}
+	f.finish()
+	return s
+}
+
+// checkTransitions reports transitions to missing states and states no
+// transition reaches.
+func (m *StateMachine) checkTransitions(ck *checker, names []string) {
+	exists := func(n string) bool { return slices.Contains(names, n) }
+	for _, name := range names {
+		s, ok := m.states[name]
+		if !ok {
+			continue
+		}
+		for _, t := range s.common().targets {
+			if t.to != "" && !exists(t.to) {
+				ck.add(name, t.field, fmt.Sprintf("state %q does not exist", t.to))
+			}
+		}
+	}
+	if _, ok := m.states[m.startAt]; !ok {
+		return // reachability means little when states failed to parse
+	}
+	if len(m.states) != len(names) {
+		return
+	}
+	reached := map[string]bool{m.startAt: true}
+	queue := []string{m.startAt}
+	for len(queue) > 0 {
+		s := m.states[queue[0]]
+		queue = queue[1:]
+		for _, t := range s.common().targets {
+			if _, ok := m.states[t.to]; ok && !reached[t.to] {
+				reached[t.to] = true
+				queue = append(queue, t.to)
+			}
+		}
+	}
+	for _, name := range names {
+		if !reached[name] {
+			ck.add(name, "", "no transition reaches this state")
+		}
+	}
+}
+
+// checkErrorEquals validates a Retry or Catch list's ErrorEquals fields:
+// States.ALL must be alone and in the last entry.
+func checkErrorEquals(f *fields, i, n int) []string {
+	arr, ok := f.array("ErrorEquals")
+	if !ok {
+		if !f.has("ErrorEquals") {
+			f.problem("ErrorEquals", "is required")
+		}
+		return nil
+	}
+	if len(arr) == 0 {
+		f.problem("ErrorEquals", "must list at least one error name")
+	}
+	var out []string
+	for _, v := range arr {
+		s, ok := v.(string)
+		if !ok {
+			f.problem("ErrorEquals", "error names must be strings")
+			continue
+		}
+		if strings.HasPrefix(s, "States.") && !knownError(s) {
+			f.problem("ErrorEquals", "%q is not a States.* error name", s)
+		}
+		out = append(out, s)
+	}
+	if slices.Contains(out, ErrAll) {
+		if len(out) > 1 {
+			f.problem("ErrorEquals", "States.ALL must be the only error name in its list")
+		}
+		if i != n-1 {
+			f.problem("ErrorEquals", "States.ALL must be in the last entry")
+		}
+	}
+	return out
+}
+
+func knownError(s string) bool {
+	switch s {
+	case ErrAll, ErrTimeout, ErrHeartbeatTimeout, ErrTaskFailed, ErrRuntime, ErrNoChoiceMatched,
+		ErrParameterPathFailure, ErrResultPathMatch, ErrIntrinsicFailure, ErrDataLimitExceeded,
+		ErrPermissions, "States.BranchFailed", "States.ExceedToleratedFailureThreshold",
+		"States.ItemReaderFailed", "States.ResultWriterFailed", "States.QueryEvaluationError",
+		"States.Http.Socket":
+		return true
+	}
+	return false
+}
