@@ -1,0 +1,324 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/longrun/longrun"
+)
+
+// ExecutionStore is longrun.ExecutionStore on the executions and
+// idempotency_keys tables.
+type ExecutionStore struct {
+	db *DB
+}
+
+var _ longrun.ExecutionStore = (*ExecutionStore)(nil)
+
+// NewExecutionStore returns the execution store of db.
+func NewExecutionStore(db *DB) *ExecutionStore { return &ExecutionStore{db: db} }
+
+const executionColumns = `id, tenant, arn, name, status, input, output, error, cause, progress,
+	callback_url, start_date, stop_date, webhook, idempotency_key, request_hash`
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+func scanExecution(row rowScanner) (*longrun.Execution, error) {
+	var (
+		e                 longrun.Execution
+		input, output     sql.NullString
+		progress, webhook sql.NullString
+		startDate         int64
+		stopDate          sql.NullInt64
+		status            string
+	)
+	if err := row.Scan(&e.ID, &e.Tenant, &e.ARN, &e.Name, &status, &input, &output, &e.Error, &e.Cause, &progress,
+		&e.CallbackURL, &startDate, &stopDate, &webhook, &e.IdempotencyKey, &e.RequestHash); err != nil {
+		return nil, err
+	}
+	e.Status = longrun.Status(status)
+	if input.Valid {
+		e.Input = json.RawMessage(input.String)
+	}
+	if output.Valid {
+		e.Output = json.RawMessage(output.String)
+	}
+	e.StartDate = fromMillis(startDate)
+	e.StopDate = fromNullMillis(stopDate)
+	if progress.Valid {
+		e.Progress = new(longrun.Progress)
+		if err := json.Unmarshal([]byte(progress.String), e.Progress); err != nil {
+			return nil, fmt.Errorf("decode progress of %s: %w", e.ID, err)
+		}
+	}
+	if webhook.Valid {
+		var d delivery
+		if err := json.Unmarshal([]byte(webhook.String), &d); err != nil {
+			return nil, fmt.Errorf("decode webhook of %s: %w", e.ID, err)
+		}
+		e.Webhook = d.domain()
+	}
+	return &e, nil
+}
+
+func nullJSON(raw json.RawMessage) sql.NullString {
+	if len(raw) == 0 {
+		return sql.NullString{}
+	}
+	return sql.NullString{String: string(raw), Valid: true}
+}
+
+func getExecution(ctx context.Context, tx *sql.Tx, id string) (*longrun.Execution, error) {
+	e, err := scanExecution(tx.QueryRowContext(ctx, `SELECT `+executionColumns+` FROM executions WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, longrun.Errorf(longrun.ENOTFOUND, "execution %s not found", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get execution %s: %w", id, err)
+	}
+	return e, nil
+}
+
+// CreateExecution stores e, or replays the execution its idempotency key
+// started within longrun.IdempotencyWindow of e.StartDate. e.ID must be set
+// (the orchestrator's ARN is derived from it); a taken id gives EDUPLICATE.
+func (s *ExecutionStore) CreateExecution(ctx context.Context, e *longrun.Execution) (*longrun.Execution, bool, error) {
+	if e.ID == "" || e.Tenant == "" {
+		return nil, false, longrun.Errorf(longrun.EINVALID, "an execution needs an id and a tenant")
+	}
+	var (
+		stored   *longrun.Execution
+		replayed bool
+	)
+	err := s.db.Write(ctx, func(tx *sql.Tx) error {
+		stored, replayed = nil, false
+		if e.IdempotencyKey != "" {
+			var (
+				prevID, prevHash string
+				prevStart        int64
+			)
+			err := tx.QueryRowContext(ctx, `SELECT execution_id, request_hash, start_date FROM idempotency_keys WHERE tenant = ? AND key = ?`,
+				e.Tenant, e.IdempotencyKey).Scan(&prevID, &prevHash, &prevStart)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+			case err != nil:
+				return fmt.Errorf("look up idempotency key: %w", err)
+			case e.StartDate.Sub(fromMillis(prevStart)) < longrun.IdempotencyWindow:
+				if prevHash != e.RequestHash {
+					return longrun.Errorf(longrun.ECONFLICT, "Idempotency-Key %q was used with a different request within %s", e.IdempotencyKey, longrun.IdempotencyWindow)
+				}
+				prev, err := getExecution(ctx, tx, prevID)
+				if err != nil {
+					return err
+				}
+				stored, replayed = prev, true
+				return nil
+			}
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO executions (`+executionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			e.ID, e.Tenant, e.ARN, e.Name, string(e.Status), nullJSON(e.Input), nullJSON(e.Output), e.Error, e.Cause, nil,
+			e.CallbackURL, toMillis(e.StartDate), nullMillis(e.StopDate), nil, e.IdempotencyKey, e.RequestHash)
+		if isConstraint(err) {
+			return longrun.Errorf(longrun.EDUPLICATE, "execution %s already exists", e.ID)
+		}
+		if err != nil {
+			return fmt.Errorf("insert execution: %w", err)
+		}
+		if e.IdempotencyKey != "" {
+			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO idempotency_keys (tenant, key, execution_id, request_hash, start_date) VALUES (?, ?, ?, ?, ?)`,
+				e.Tenant, e.IdempotencyKey, e.ID, e.RequestHash, toMillis(e.StartDate)); err != nil {
+				return fmt.Errorf("insert idempotency key: %w", err)
+			}
+		}
+		stored, err = getExecution(ctx, tx, e.ID)
+		return err
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("create execution %s: %w", e.ID, err)
+	}
+	return stored, replayed, nil
+}
+
+// DeleteExecution removes the execution and frees its idempotency key.
+// Deleting an unknown id does nothing.
+func (s *ExecutionStore) DeleteExecution(ctx context.Context, id string) error {
+	err := s.db.Write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM executions WHERE id = ?`, id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("delete execution %s: %w", id, err)
+	}
+	return nil
+}
+
+// GetExecution returns the execution; another tenant's is ENOTFOUND.
+func (s *ExecutionStore) GetExecution(ctx context.Context, tenant, id string) (*longrun.Execution, error) {
+	var e *longrun.Execution
+	err := s.db.Read(ctx, func(tx *sql.Tx) error {
+		var err error
+		e, err = getExecution(ctx, tx, id)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if tenant != "" && e.Tenant != tenant {
+		return nil, longrun.Errorf(longrun.ENOTFOUND, "execution %s not found", id)
+	}
+	return e, nil
+}
+
+// The next token is the last id of the page, encoded so clients treat it as opaque.
+const tokenPrefix = "v1:"
+
+func encodeToken(lastID string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(tokenPrefix + lastID))
+}
+
+func decodeToken(token string) (string, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(token)
+	id, ok := strings.CutPrefix(string(raw), tokenPrefix)
+	if err != nil || !ok || uuid.Validate(id) != nil {
+		return "", longrun.Errorf(longrun.EINVALID, "nextToken is not one this API returned")
+	}
+	return id, nil
+}
+
+// ListExecutions returns a page of the tenant's executions, newest first (id
+// descending). A Limit outside 1..MaxListLimit is taken as MaxListLimit.
+func (s *ExecutionStore) ListExecutions(ctx context.Context, tenant string, q longrun.ListQuery) (*longrun.ExecutionPage, error) {
+	limit := q.Limit
+	if limit < 1 || limit > longrun.MaxListLimit {
+		limit = longrun.MaxListLimit
+	}
+	query := `SELECT ` + executionColumns + ` FROM executions WHERE tenant = ?`
+	args := []any{tenant}
+	if q.Status != "" {
+		query += ` AND status = ?`
+		args = append(args, string(q.Status))
+	}
+	if q.NextToken != "" {
+		after, err := decodeToken(q.NextToken)
+		if err != nil {
+			return nil, err
+		}
+		query += ` AND id < ?`
+		args = append(args, after)
+	}
+	// One more than the page tells whether there is a next page.
+	query += ` ORDER BY id DESC LIMIT ?`
+	args = append(args, limit+1)
+
+	page := &longrun.ExecutionPage{}
+	err := s.db.Read(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			e, err := scanExecution(rows)
+			if err != nil {
+				return err
+			}
+			page.Executions = append(page.Executions, *e)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list executions of %s: %w", tenant, err)
+	}
+	if len(page.Executions) > limit {
+		page.Executions = page.Executions[:limit]
+		page.NextToken = encodeToken(page.Executions[limit-1].ID)
+	}
+	return page, nil
+}
+
+// FinishExecution records o if the execution is still RUNNING. The update
+// and the read of the result happen in one write transaction, so of any
+// number of callers exactly one records.
+func (s *ExecutionStore) FinishExecution(ctx context.Context, id string, o longrun.Outcome) (*longrun.Execution, bool, error) {
+	if !o.Status.Terminal() {
+		return nil, false, longrun.Errorf(longrun.EINVALID, "outcome status %q is not terminal", o.Status)
+	}
+	var (
+		e        *longrun.Execution
+		recorded bool
+	)
+	err := s.db.Write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE executions SET status = ?, output = ?, error = ?, cause = ?, stop_date = ?
+			WHERE id = ? AND status = ?`,
+			string(o.Status), nullJSON(o.Output), o.Error, o.Cause, nullMillis(o.StopDate), id, string(longrun.StatusRunning))
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		recorded = n == 1
+		e, err = getExecution(ctx, tx, id)
+		return err
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("finish execution %s: %w", id, err)
+	}
+	return e, recorded, nil
+}
+
+// SetProgress stores p on a RUNNING execution; ENOTRUNNING once it ended.
+func (s *ExecutionStore) SetProgress(ctx context.Context, id string, p longrun.Progress) error {
+	doc, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("encode progress of %s: %w", id, err)
+	}
+	err = s.db.Write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE executions SET progress = ? WHERE id = ? AND status = ?`,
+			string(doc), id, string(longrun.StatusRunning))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 1 {
+			return err
+		}
+		e, err := getExecution(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		return longrun.Errorf(longrun.ENOTRUNNING, "execution %s has ended (%s)", id, e.Status)
+	})
+	if err != nil {
+		return fmt.Errorf("set progress of %s: %w", id, err)
+	}
+	return nil
+}
+
+// SaveDelivery replaces the execution's webhook delivery record.
+func (s *ExecutionStore) SaveDelivery(ctx context.Context, id string, d longrun.Delivery) error {
+	doc, err := json.Marshal(fromDelivery(d))
+	if err != nil {
+		return fmt.Errorf("encode delivery of %s: %w", id, err)
+	}
+	err = s.db.Write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE executions SET webhook = ? WHERE id = ?`, string(doc), id)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 1 {
+			return err
+		}
+		return longrun.Errorf(longrun.ENOTFOUND, "execution %s not found", id)
+	})
+	if err != nil {
+		return fmt.Errorf("save delivery of %s: %w", id, err)
+	}
+	return nil
+}

@@ -1,0 +1,257 @@
+package sqlite
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base64"
+	"fmt"
+	"time"
+
+	"github.com/longrun/longrun"
+)
+
+// QueueConfig is a queue's redrive policy, as on SQS.
+type QueueConfig struct {
+	// MaxReceiveCount is how many receives a message gets; the receive after
+	// the last one moves it to DeadLetter instead. 0 (or no DeadLetter): no limit.
+	MaxReceiveCount int
+	// DeadLetter names the queue that takes messages past MaxReceiveCount.
+	DeadLetter string
+}
+
+// MaxReceive is the most messages one Receive returns, as on SQS; a larger
+// max is refused so code that works here also works there.
+const MaxReceive = 10
+
+// Queue is longrun.Queue on the queue_messages table, one named queue of the
+// DB. Any number of Queue values may share a name, in one process: Send on
+// one wakes Receive on the others.
+//
+// Receipts: every receive makes a new receipt and forgets the previous one.
+// Delete with a receipt that is not current (the message was received again,
+// or is gone) deletes nothing and returns nil, as SQS does for a stale
+// handle. ChangeVisibility with such a receipt returns ENOTFOUND, so a
+// worker extending its visibility learns it no longer holds the message.
+//
+// A message moved to the dead-letter queue starts there with a receive count
+// of 0 and is visible at once.
+type Queue struct {
+	db   *DB
+	name string
+	cfg  QueueConfig
+}
+
+var _ longrun.Queue = (*Queue)(nil)
+
+// NewQueue returns the queue called name in db. Queues need no creation:
+// a name is a queue once a message is sent to it.
+func NewQueue(db *DB, name string, cfg QueueConfig) *Queue {
+	return &Queue{db: db, name: name, cfg: cfg}
+}
+
+// Name returns the queue's name.
+func (q *Queue) Name() string { return q.name }
+
+func newMessageID() string { return longrun.NewExecutionID() }
+
+func newReceipt(id string) string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
+	return id + "." + base64.RawURLEncoding.EncodeToString(b)
+}
+
+// Send adds a message, visible at once, and wakes waiting receivers.
+func (q *Queue) Send(ctx context.Context, body string) error {
+	now := toMillis(q.db.Now())
+	err := q.db.Write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO queue_messages (id, queue, body, sent_at, visible_at) VALUES (?, ?, ?, ?, ?)`,
+			newMessageID(), q.name, body, now, now)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("send to queue %s: %w", q.name, err)
+	}
+	q.db.notify(q.name)
+	return nil
+}
+
+// Receive returns up to max visible messages, each then invisible for
+// visibility. With none visible it waits up to wait, waking on any Send or
+// ChangeVisibility(0) to this queue in this process and when the earliest
+// in-flight message's visibility ends. A cancelled ctx ends the wait with an
+// error wrapping ctx.Err().
+func (q *Queue) Receive(ctx context.Context, max int, wait, visibility time.Duration) ([]longrun.Message, error) {
+	if max < 1 || max > MaxReceive {
+		return nil, longrun.Errorf(longrun.EINVALID, "receive max %d is outside 1..%d", max, MaxReceive)
+	}
+	if wait < 0 || visibility < 0 {
+		return nil, longrun.Errorf(longrun.EINVALID, "receive wait %s and visibility %s must not be negative", wait, visibility)
+	}
+	deadline := q.db.Now().Add(wait)
+	for {
+		// Taken before looking, so a Send between the look and the wait still wakes us.
+		changed := q.db.signal(q.name)
+		msgs, next, err := q.receiveOnce(ctx, max, visibility)
+		if err != nil || len(msgs) > 0 {
+			return msgs, err
+		}
+		if !q.db.Now().Before(deadline) {
+			return nil, nil
+		}
+		until := deadline
+		if !next.IsZero() && next.Before(until) {
+			until = next
+		}
+		timeUp, stop := q.db.Timer.Until(until)
+		select {
+		case <-changed:
+		case <-timeUp:
+		case <-ctx.Done():
+			stop()
+			return nil, fmt.Errorf("receive from queue %s: %w", q.name, ctx.Err())
+		}
+		stop()
+	}
+}
+
+// receiveOnce takes what is visible now. With nothing visible it returns
+// when the earliest in-flight message becomes visible (zero if none is).
+func (q *Queue) receiveOnce(ctx context.Context, max int, visibility time.Duration) ([]longrun.Message, time.Time, error) {
+	var (
+		msgs  []longrun.Message
+		next  time.Time
+		moved bool
+	)
+	err := q.db.Write(ctx, func(tx *sql.Tx) error {
+		msgs, next, moved = nil, time.Time{}, false
+		now := q.db.Now()
+		nowMS := toMillis(now)
+		for len(msgs) < max {
+			taken, err := q.takeBatch(ctx, tx, max-len(msgs), now, visibility)
+			if err != nil {
+				return err
+			}
+			msgs = append(msgs, taken.msgs...)
+			moved = moved || taken.moved
+			if !taken.moved {
+				break // the batch was all there was; without moves another look finds nothing new
+			}
+		}
+		if len(msgs) > 0 {
+			return nil
+		}
+		var nextMS sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT min(visible_at) FROM queue_messages WHERE queue = ? AND visible_at > ?`,
+			q.name, nowMS).Scan(&nextMS); err != nil {
+			return fmt.Errorf("next visible: %w", err)
+		}
+		next = fromNullMillis(nextMS)
+		return nil
+	})
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("receive from queue %s: %w", q.name, err)
+	}
+	if moved {
+		q.db.notify(q.cfg.DeadLetter)
+	}
+	return msgs, next, nil
+}
+
+type batch struct {
+	msgs  []longrun.Message
+	moved bool
+}
+
+func (q *Queue) takeBatch(ctx context.Context, tx *sql.Tx, n int, now time.Time, visibility time.Duration) (batch, error) {
+	type row struct {
+		seq          int64
+		id, body     string
+		sentAt       int64
+		receiveCount int
+	}
+	nowMS := toMillis(now)
+	rows, err := tx.QueryContext(ctx, `SELECT seq, id, body, sent_at, receive_count FROM queue_messages
+		WHERE queue = ? AND visible_at <= ? ORDER BY visible_at, seq LIMIT ?`, q.name, nowMS, n)
+	if err != nil {
+		return batch{}, fmt.Errorf("select visible: %w", err)
+	}
+	var found []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.seq, &r.id, &r.body, &r.sentAt, &r.receiveCount); err != nil {
+			rows.Close()
+			return batch{}, err
+		}
+		found = append(found, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return batch{}, err
+	}
+
+	var b batch
+	redrive := q.cfg.MaxReceiveCount > 0 && q.cfg.DeadLetter != ""
+	for _, r := range found {
+		if redrive && r.receiveCount >= q.cfg.MaxReceiveCount {
+			if _, err := tx.ExecContext(ctx, `UPDATE queue_messages SET queue = ?, visible_at = ?, receive_count = 0, receipt = NULL WHERE seq = ?`,
+				q.cfg.DeadLetter, nowMS, r.seq); err != nil {
+				return batch{}, fmt.Errorf("move %s to %s: %w", r.id, q.cfg.DeadLetter, err)
+			}
+			b.moved = true
+			continue
+		}
+		receipt := newReceipt(r.id)
+		if _, err := tx.ExecContext(ctx, `UPDATE queue_messages SET receive_count = receive_count + 1, visible_at = ?, receipt = ? WHERE seq = ?`,
+			toMillis(now.Add(visibility)), receipt, r.seq); err != nil {
+			return batch{}, fmt.Errorf("take %s: %w", r.id, err)
+		}
+		b.msgs = append(b.msgs, longrun.Message{
+			ID:           r.id,
+			Body:         r.body,
+			Receipt:      receipt,
+			ReceiveCount: r.receiveCount + 1,
+			SentAt:       fromMillis(r.sentAt),
+		})
+	}
+	return b, nil
+}
+
+// Delete removes the message if receipt is its current one; a stale or
+// unknown receipt deletes nothing and is not an error (see Queue).
+func (q *Queue) Delete(ctx context.Context, receipt string) error {
+	err := q.db.Write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM queue_messages WHERE queue = ? AND receipt = ?`, q.name, receipt)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("delete from queue %s: %w", q.name, err)
+	}
+	return nil
+}
+
+// ChangeVisibility makes the message invisible for visibility from now (0:
+// visible at once). A receipt that is not current gives ENOTFOUND.
+func (q *Queue) ChangeVisibility(ctx context.Context, receipt string, visibility time.Duration) error {
+	if visibility < 0 {
+		return longrun.Errorf(longrun.EINVALID, "visibility %s must not be negative", visibility)
+	}
+	err := q.db.Write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE queue_messages SET visible_at = ? WHERE queue = ? AND receipt = ?`,
+			toMillis(q.db.Now().Add(visibility)), q.name, receipt)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 1 {
+			return err
+		}
+		return longrun.Errorf(longrun.ENOTFOUND, "receipt is not current: the message was deleted or received again")
+	})
+	if err != nil {
+		return fmt.Errorf("change visibility in queue %s: %w", q.name, err)
+	}
+	if visibility == 0 {
+		q.db.notify(q.name)
+	}
+	return nil
+}

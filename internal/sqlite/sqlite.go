@@ -1,0 +1,324 @@
+// Package sqlite owns longrun's single-file storage for one machine: the
+// ExecutionStore, TenantStore and Queue adapters on SQLite (pure Go, through
+// modernc.org/sqlite), and the DB they share, which the local engine
+// (internal/local) uses for its own tables too.
+//
+// # One file, one writer
+//
+// Open puts the file in WAL mode with synchronous=NORMAL (a commit survives a
+// process crash; only an OS crash or power loss may lose the last commits),
+// foreign keys on and a busy timeout. It keeps two connection pools:
+//
+//   - a writer: one connection whose transactions begin IMMEDIATE, so every
+//     write in the process queues in database/sql rather than racing for the
+//     lock and failing with SQLITE_BUSY halfway through a transaction;
+//   - readers: several query-only connections. In WAL mode they read a
+//     consistent snapshot and never wait for the writer.
+//
+// Write and Read are the only ways in; both are exported so other packages
+// can put their own tables in the same file and share the writer:
+//
+//	err := db.Migrate(ctx, "local", localMigrations) // fs.FS of 001_x.sql, 002_y.sql, …
+//	err = db.Write(ctx, func(tx *sql.Tx) error { … })
+//	err = db.Read(ctx, func(tx *sql.Tx) error { … })
+//
+// Write retries its function when SQLite still answers SQLITE_BUSY after the
+// busy timeout (another process holds the file), so the function must do
+// nothing but database work: it may run more than once.
+//
+// # Migrations
+//
+// Each migration set has a name and an fs.FS whose top-level files are named
+// NNN_description.sql. Migrate applies, in order, those not yet recorded in
+// the schema_version table, each in its own write transaction together with
+// its record, and refuses to run against a file migrated by a newer binary.
+// The adapters' own set is named "longrun" and is applied by Open.
+//
+// # Time
+//
+// DB.Now is the clock every adapter reads ("now" for visibility timeouts and
+// sent times); DB.Timer is what long polling waits on. Both default to real
+// time; tests replace them with a fake clock they move by hand. Set them
+// right after Open, before the DB is used. Times are stored as Unix
+// milliseconds, the precision the DynamoDB adapter keeps too.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/longrun/longrun"
+	sqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+//go:embed migration/*.sql
+var migrations embed.FS
+
+// MigrationSet is the name under which the adapters' own schema is recorded
+// in schema_version.
+const MigrationSet = "longrun"
+
+// Timer waits on the DB's clock. Receive's long polling uses it, so tests can
+// drive it with a fake clock instead of sleeping.
+type Timer interface {
+	// Until returns a channel that is closed once the clock reaches t (at
+	// once if it already has), and a stop func that releases the wait early.
+	Until(t time.Time) (done <-chan struct{}, stop func())
+}
+
+// DB is one SQLite file shared by the adapters and the local engine.
+type DB struct {
+	// Now is the clock of every record and timeout. Default time.Now.
+	Now longrun.Clock
+	// Timer is what long polls wait on; it must agree with Now. Default: real timers.
+	Timer Timer
+
+	path   string
+	writer *sql.DB
+	reader *sql.DB
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	signals map[string]chan struct{} // per queue: closed on every change that may make a message visible
+}
+
+type config struct {
+	busyTimeout time.Duration
+	readers     int
+	logger      *slog.Logger
+}
+
+// Option changes how Open opens the file.
+type Option func(*config)
+
+// WithBusyTimeout sets how long a connection waits for a lock held by
+// another process before SQLite answers SQLITE_BUSY. Default 5 s.
+func WithBusyTimeout(d time.Duration) Option { return func(c *config) { c.busyTimeout = d } }
+
+// WithReaders sets the size of the reader pool. Default max(4, GOMAXPROCS).
+func WithReaders(n int) Option { return func(c *config) { c.readers = n } }
+
+// WithLogger sets the logger for retries and other notable events. Default: discard.
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// Open opens (creating if needed) the SQLite file at path and applies the
+// adapters' migrations. path must be a file: ":memory:" would give the writer
+// and the readers different databases.
+func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
+	cfg := config{busyTimeout: 5 * time.Second, readers: max(4, runtime.GOMAXPROCS(0))}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.logger == nil {
+		cfg.logger = slog.New(slog.DiscardHandler)
+	}
+	if path == "" || path == ":memory:" {
+		return nil, fmt.Errorf("open sqlite: path %q is not a file", path)
+	}
+
+	pragmas := func(readOnly bool) string {
+		q := url.Values{}
+		q.Add("_pragma", "busy_timeout("+strconv.FormatInt(cfg.busyTimeout.Milliseconds(), 10)+")")
+		q.Add("_pragma", "foreign_keys(1)")
+		q.Add("_pragma", "synchronous(NORMAL)")
+		if readOnly {
+			q.Add("_pragma", "query_only(1)")
+		} else {
+			q.Add("_pragma", "journal_mode(WAL)")
+			q.Set("_txlock", "immediate")
+		}
+		return path + "?" + q.Encode()
+	}
+
+	writer, err := sql.Open("sqlite", pragmas(false))
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite writer %s: %w", path, err)
+	}
+	writer.SetMaxOpenConns(1)
+	writer.SetMaxIdleConns(1)
+	writer.SetConnMaxLifetime(0)
+	writer.SetConnMaxIdleTime(0)
+	// The writer connects first, so the file is in WAL mode before any reader opens it.
+	if err := writer.PingContext(ctx); err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("open sqlite writer %s: %w", path, err)
+	}
+
+	reader, err := sql.Open("sqlite", pragmas(true))
+	if err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("open sqlite readers %s: %w", path, err)
+	}
+	reader.SetMaxOpenConns(cfg.readers)
+	reader.SetMaxIdleConns(cfg.readers)
+
+	db := &DB{
+		Now:     time.Now,
+		Timer:   realTimer{},
+		path:    path,
+		writer:  writer,
+		reader:  reader,
+		log:     cfg.logger,
+		signals: map[string]chan struct{}{},
+	}
+	if err := db.Write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (
+			name       TEXT    NOT NULL,
+			version    INTEGER NOT NULL,
+			applied_at INTEGER NOT NULL,
+			PRIMARY KEY (name, version)
+		) STRICT`)
+		return err
+	}); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("create schema_version in %s: %w", path, err)
+	}
+	own, err := fs.Sub(migrations, "migration")
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("embedded migrations: %w", err)
+	}
+	if err := db.Migrate(ctx, MigrationSet, own); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// Path returns the file the DB was opened on.
+func (db *DB) Path() string { return db.path }
+
+// Close closes both pools. Closing checkpoints the WAL into the main file.
+func (db *DB) Close() error {
+	return errors.Join(db.reader.Close(), db.writer.Close())
+}
+
+// maxBusyRetries bounds Write's retries after SQLITE_BUSY; each attempt has
+// already waited the busy timeout inside SQLite.
+const maxBusyRetries = 3
+
+// Write runs fn in an IMMEDIATE transaction on the single writer connection
+// and commits it if fn returns nil. Writes from this process are serialized;
+// a lock held by another process is waited for (busy timeout) and then
+// retried up to three times, so fn may run more than once.
+func (db *DB) Write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	for attempt := 0; ; attempt++ {
+		err := db.writeOnce(ctx, fn)
+		if err == nil || !isBusy(err) || attempt == maxBusyRetries {
+			return err
+		}
+		backoff := time.Duration(attempt+1) * 50 * time.Millisecond
+		db.log.WarnContext(ctx, "sqlite busy, retrying write", "path", db.path, "attempt", attempt+1, "backoff", backoff)
+		// The lock is held by another process, so this waits in real time, not on db.Timer.
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("write after SQLITE_BUSY: %w", ctx.Err())
+		}
+	}
+}
+
+func (db *DB) writeOnce(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
+	tx, err := db.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin write: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback() // the error that made us roll back is the one to report
+		}
+	}()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// Read runs fn in a read-only transaction on a reader connection: a
+// consistent snapshot that never waits for the writer.
+func (db *DB) Read(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := db.reader.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("begin read: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }() // read-only: nothing to keep
+	return fn(tx)
+}
+
+func sqliteCode(err error) int {
+	var e *sqlite.Error
+	if errors.As(err, &e) {
+		return e.Code() & 0xff // the primary code; extended codes keep it in the low byte
+	}
+	return 0
+}
+
+func isBusy(err error) bool { return sqliteCode(err) == sqlite3.SQLITE_BUSY }
+
+func isConstraint(err error) bool { return sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT }
+
+// signal returns the channel that is closed the next time queue changes.
+// Take it before looking at the queue, so a change in between is not missed.
+func (db *DB) signal(queue string) <-chan struct{} {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	ch, ok := db.signals[queue]
+	if !ok {
+		ch = make(chan struct{})
+		db.signals[queue] = ch
+	}
+	return ch
+}
+
+// notify wakes every Receive waiting on queue.
+func (db *DB) notify(queue string) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if ch, ok := db.signals[queue]; ok {
+		close(ch)
+		delete(db.signals, queue)
+	}
+}
+
+type realTimer struct{}
+
+func (realTimer) Until(t time.Time) (<-chan struct{}, func()) {
+	done := make(chan struct{})
+	timer := time.AfterFunc(time.Until(t), func() { close(done) })
+	return done, func() { timer.Stop() }
+}
+
+func toMillis(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+// nullMillis stores the zero time as NULL.
+func nullMillis(t time.Time) sql.NullInt64 {
+	if t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixMilli(), Valid: true}
+}
+
+func fromNullMillis(n sql.NullInt64) time.Time {
+	if !n.Valid {
+		return time.Time{}
+	}
+	return fromMillis(n.Int64)
+}
