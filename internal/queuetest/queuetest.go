@@ -37,6 +37,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"runtime"
 	"testing"
 	"time"
 
@@ -59,6 +60,12 @@ type Harness struct {
 	// on it. nil when the adapter runs on real time: the cases that need it
 	// are then skipped (see the package doc).
 	Advance func(d time.Duration)
+	// Waits, optional, returns how many waits are pending on the queues'
+	// clock (a fake clock counts its timers). The long-poll cases then act
+	// only once Receive is waiting, so an adapter that ignored a Send or a
+	// visibility change fails instead of passing because Receive started
+	// late. nil: the cases act at once (weaker, but still correct).
+	Waits func() int
 }
 
 // Run runs every case against the queues setup returns.
@@ -303,9 +310,25 @@ func testDeadLetter(t *testing.T, h Harness) {
 	receiveNone(t, h.Queue, "the main queue, after the dead-letter receive")
 }
 
+// waiting returns once a Receive waits on the clock, when the harness can tell.
+func waiting(t *testing.T, h Harness) {
+	t.Helper()
+	if h.Waits == nil {
+		return
+	}
+	deadline := time.Now().Add(bound)
+	for h.Waits() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no Receive waiting on the clock after %s", bound)
+		}
+		runtime.Gosched()
+	}
+}
+
 func testLongPollWakesOnSend(t *testing.T, h Harness) {
 	// The wait is far longer than bound: only the Send can end it in time.
 	got := receiveAsync(context.Background(), h.Queue, 20*time.Second)
+	waiting(t, h)
 	send(t, h.Queue, "wake-up")
 	r := await(t, got, "long poll after a Send")
 	if r.err != nil {
@@ -323,6 +346,7 @@ func testLongPollWakesWhenVisible(t *testing.T, h Harness) {
 	// Nothing is sent while the poll waits: the message must come back by
 	// itself when its visibility timeout ends, well before the poll's wait.
 	got := receiveAsync(context.Background(), h.Queue, 20*visibility)
+	waiting(t, h)
 	h.Advance(visibility)
 	r := await(t, got, "long poll while an in-flight message becomes visible")
 	if r.err != nil {
@@ -336,6 +360,7 @@ func testLongPollWakesWhenVisible(t *testing.T, h Harness) {
 func testLongPollCancelled(t *testing.T, h Harness) {
 	ctx, cancel := context.WithCancel(context.Background())
 	got := receiveAsync(ctx, h.Queue, 20*time.Second)
+	waiting(t, h)
 	cancel()
 	r := await(t, got, "long poll after cancel")
 	if !errors.Is(r.err, context.Canceled) {

@@ -58,3 +58,10 @@ func (c *fakeClock) Advance(d time.Duration) {
 		}
 	}
 }
+
+// Waits returns how many waits are pending.
+func (c *fakeClock) Waits() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.waiters)
+}

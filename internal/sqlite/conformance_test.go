@@ -44,7 +44,7 @@ func TestQueueConformance(t *testing.T) {
 	t.Parallel()
 	queuetest.Run(t, func(t *testing.T, cfg queuetest.Config) queuetest.Harness {
 		db, clock := setup(t)
-		h := queuetest.Harness{Advance: clock.Advance}
+		h := queuetest.Harness{Advance: clock.Advance, Waits: clock.Waits}
 		qc := sqlite.QueueConfig{}
 		if cfg.MaxReceiveCount > 0 {
 			qc = sqlite.QueueConfig{MaxReceiveCount: cfg.MaxReceiveCount, DeadLetter: "jobs-dlq"}
