@@ -36,8 +36,8 @@ package queuetest
 import (
 	"context"
 	"errors"
-	"slices"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
