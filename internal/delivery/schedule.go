@@ -144,6 +144,18 @@ func ceilSecond(t time.Time) time.Time {
 	return t
 }
 
+// StallAfter is how long past its due time a pending delivery must be to be
+// considered abandoned: whoever drives it (the deliver state machine) makes a
+// due attempt within one attempt's Timeout, so a delivery this late has
+// nobody driving it and may be restarted.
+const StallAfter = Timeout + 15*time.Second
+
+// InProgress reports whether d is pending and still driven, so starting
+// another round (a redeliver request) would only run two in parallel.
+func InProgress(d *longrun.Delivery, now time.Time) bool {
+	return d != nil && d.State == longrun.DeliveryPending && !now.After(d.NextAttempt.Add(StallAfter))
+}
+
 // Describe says, for logs, how a delivery stands.
 func Describe(d longrun.Delivery) string {
 	if d.State == longrun.DeliveryPending {

@@ -165,3 +165,28 @@ func TestParseSchedule(t *testing.T) {
 		})
 	}
 }
+
+func TestInProgress(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name string
+		d    *longrun.Delivery
+		want bool
+	}{
+		{"none", nil, false},
+		{"delivered", &longrun.Delivery{State: longrun.DeliveryDelivered}, false},
+		{"failed", &longrun.Delivery{State: longrun.DeliveryFailed}, false},
+		{"pending, due later", &longrun.Delivery{State: longrun.DeliveryPending, NextAttempt: now.Add(time.Hour)}, true},
+		{"pending, just due", &longrun.Delivery{State: longrun.DeliveryPending, NextAttempt: now.Add(-StallAfter)}, true},
+		{"pending, stalled", &longrun.Delivery{State: longrun.DeliveryPending, NextAttempt: now.Add(-StallAfter - time.Second)}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := InProgress(tc.d, now); got != tc.want {
+				t.Fatalf("InProgress = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

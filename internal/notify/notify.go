@@ -33,12 +33,6 @@ const DefaultThinOver = 64 << 10
 // early call would otherwise bounce straight back.
 const dueSlack = time.Second
 
-// stallAfter is how long past its due time a pending delivery must be before
-// a repeated status-change event restarts delivery: a live deliver state
-// machine makes the due attempt within one attempt's timeout, so a delivery
-// this late has nobody driving it.
-const stallAfter = delivery.Timeout + 15*time.Second
-
 // Sender makes one webhook attempt; *delivery.Sender is the real one.
 type Sender interface {
 	Attempt(ctx context.Context, url string, secrets []string, eventID string, body []byte) delivery.Result
@@ -232,7 +226,7 @@ func (n *Notifier) statusChanged(ctx context.Context, ev events.EventBridgeEvent
 	n.logOutcome(ctx, e, recorded, "status change")
 	// A FAILED event normally follows FinalizeFailure, whose deliver state
 	// machine is already running: restart delivery only if it has stalled.
-	kick := recorded || (e.Webhook != nil && n.cfg.Clock().After(e.Webhook.NextAttempt.Add(stallAfter)))
+	kick := recorded || !delivery.InProgress(e.Webhook, n.cfg.Clock())
 	if err := n.ensureDelivery(ctx, e, kick); err != nil {
 		return nil, err
 	}

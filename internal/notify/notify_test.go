@@ -410,7 +410,7 @@ func TestFailedEventAfterFinalizeFailure(t *testing.T) {
 	}
 
 	// Nobody made the attempt due at t0+5s: the deliver state machine is gone.
-	f.clock.Set(t0.Add(5*time.Second + stallAfter + time.Second))
+	f.clock.Set(t0.Add(5*time.Second + delivery.StallAfter + time.Second))
 	f.mustHandle(t, "eventbridge-failed.json")
 	if n, r := len(f.received()), f.redelivered(); n != 1 || len(r) != 2 {
 		t.Fatalf("%d requests, Redeliver calls %v; want still 1 request and a second Redeliver", n, r)
