@@ -69,7 +69,7 @@ func parsePath(s string) (*path, error) {
 	if !strings.HasPrefix(q, "$") {
 		return nil, fmt.Errorf("%q is not a path: it must start with $", s)
 	}
-	jp, err := jsonpath.Parse(q)
+	jp, err := jsonpath.Parse(bracketNames(q))
 	if err != nil {
 		return nil, fmt.Errorf("%q is not a valid JSONPath: %w", s, err)
 	}
@@ -86,6 +86,64 @@ func parsePath(s string) (*path, error) {
 		}
 	}
 	return p, nil
+}
+
+// bracketNames rewrites dot-notation names that RFC 9535's shorthand does
+// not allow but Jayway (and so Step Functions) does, such as the spec's
+// own `$.error-info`, into bracket notation: `$['error-info']`. Brackets
+// (and the filters inside them) are left as written.
+func bracketNames(q string) string {
+	var b strings.Builder
+	depth := 0
+	var quote byte
+	for i := 0; i < len(q); i++ {
+		c := q[i]
+		switch {
+		case quote != 0:
+			if c == '\\' && i+1 < len(q) {
+				b.WriteByte(c)
+				i++
+				c = q[i]
+			} else if c == quote {
+				quote = 0
+			}
+		case depth > 0 && (c == '\'' || c == '"'):
+			quote = c
+		case c == '[':
+			depth++
+		case c == ']':
+			depth--
+		case c == '.' && depth == 0 && i+1 < len(q) && q[i+1] != '.' && q[i+1] != '*' && q[i+1] != '[':
+			end := i + 1
+			for end < len(q) && q[end] != '.' && q[end] != '[' {
+				end++
+			}
+			name := q[i+1 : end]
+			if !shorthand(name) {
+				b.WriteString("['" + strings.ReplaceAll(strings.ReplaceAll(name, `\`, `\\`), "'", `\'`) + "']")
+				i = end - 1
+				continue
+			}
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// shorthand reports whether name is an RFC 9535 member-name-shorthand.
+func shorthand(name string) bool {
+	if name == "" {
+		return true // let the parser report it
+	}
+	for i, r := range name {
+		switch {
+		case r == '_', r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= 0x80:
+		case r >= '0' && r <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // parseRefPath compiles a Reference Path: a path that identifies exactly one

@@ -81,11 +81,7 @@ func run(ctx context.Context, m *StateMachine, input json.RawMessage, o RunOptio
 		}
 		switch step.Kind {
 		case StepWait:
-			until := step.Until
-			if !r.deadline.IsZero() && until.After(r.deadline) {
-				until = r.deadline
-			}
-			if err := o.Sleep(ctx, until); err != nil {
+			if err := o.Sleep(ctx, r.capped(step.Until)); err != nil {
 				return nil, err
 			}
 			if r.expired(o.Now()) {
@@ -121,7 +117,7 @@ func (r *runner) runTask(ctx context.Context, name string, in json.RawMessage, c
 			for _, n := range retries {
 				c.State.RetryCount += n
 			}
-			if err := r.o.Sleep(ctx, step.Until); err != nil {
+			if err := r.o.Sleep(ctx, r.capped(step.Until)); err != nil {
 				return step, true, err
 			}
 		}
@@ -202,6 +198,14 @@ func (r *runner) invoke(ctx context.Context, t *Task, token string) (json.RawMes
 		return nil, &TaskError{Name: ErrTimeout, Cause: fmt.Sprintf("the task did not finish within %d seconds", t.TimeoutSeconds)}, false, nil
 	}
 	return nil, &TaskError{Name: ErrTaskFailed, Cause: err.Error()}, false, nil
+}
+
+// capped ends sleeps at the execution's deadline, when it has one.
+func (r *runner) capped(until time.Time) time.Time {
+	if !r.deadline.IsZero() && until.After(r.deadline) {
+		return r.deadline
+	}
+	return until
 }
 
 func (r *runner) expired(now time.Time) bool {
