@@ -1,0 +1,207 @@
+package sqlite_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/longrun/longrun"
+	"github.com/longrun/longrun/internal/sqlite"
+)
+
+func TestReceiveRefusesBadArguments(t *testing.T) {
+	t.Parallel()
+	db, _ := setup(t)
+	q := sqlite.NewQueue(db, "jobs", sqlite.QueueConfig{})
+	for _, c := range []struct {
+		name             string
+		max              int
+		wait, visibility time.Duration
+	}{
+		{"max 0", 0, 0, time.Minute},
+		{"max over SQS's 10", 11, 0, time.Minute},
+		{"negative wait", 1, -time.Second, time.Minute},
+		{"negative visibility", 1, 0, -time.Second},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := q.Receive(context.Background(), c.max, c.wait, c.visibility)
+			if !longrun.IsCode(err, longrun.EINVALID) {
+				t.Errorf("Receive(%d, %s, %s) = %v, want EINVALID", c.max, c.wait, c.visibility, err)
+			}
+		})
+	}
+}
+
+// TestStaleReceipts pins what internal/sqlite returns for a receipt that is
+// no longer current; the conformance suite leaves that to each adapter.
+func TestStaleReceipts(t *testing.T) {
+	t.Parallel()
+	db, clock := setup(t)
+	ctx := context.Background()
+	q := sqlite.NewQueue(db, "jobs", sqlite.QueueConfig{})
+	if err := q.Send(ctx, "job"); err != nil {
+		t.Fatal(err)
+	}
+	first := receive(t, q, 1)
+	clock.Advance(time.Minute)
+	second := receive(t, q, 2)
+
+	if err := q.Delete(ctx, first.Receipt); err != nil {
+		t.Errorf("Delete(stale) = %v, want nil as SQS answers", err)
+	}
+	if err := q.ChangeVisibility(ctx, first.Receipt, time.Hour); !longrun.IsCode(err, longrun.ENOTFOUND) {
+		t.Errorf("ChangeVisibility(stale) = %v, want ENOTFOUND so a heartbeat learns it lost the message", err)
+	}
+	if err := q.Delete(ctx, second.Receipt); err != nil {
+		t.Fatalf("Delete(current): %v", err)
+	}
+	if err := q.ChangeVisibility(ctx, second.Receipt, time.Hour); !longrun.IsCode(err, longrun.ENOTFOUND) {
+		t.Errorf("ChangeVisibility(deleted) = %v, want ENOTFOUND", err)
+	}
+	if err := q.Delete(ctx, "no-such-receipt"); err != nil {
+		t.Errorf("Delete(unknown) = %v, want nil", err)
+	}
+}
+
+func TestQueuesAreSeparateByName(t *testing.T) {
+	t.Parallel()
+	db, _ := setup(t)
+	ctx := context.Background()
+	jobs := sqlite.NewQueue(db, "jobs", sqlite.QueueConfig{})
+	other := sqlite.NewQueue(db, "other", sqlite.QueueConfig{})
+	if err := jobs.Send(ctx, "for jobs"); err != nil {
+		t.Fatal(err)
+	}
+	if msgs, err := other.Receive(ctx, 10, 0, time.Minute); err != nil || len(msgs) != 0 {
+		t.Fatalf("other.Receive = %v, %v; want nothing from jobs", msgs, err)
+	}
+	m := receive(t, jobs, 1)
+	// A receipt is bound to its queue too.
+	if err := other.Delete(ctx, m.Receipt); err != nil {
+		t.Fatal(err)
+	}
+	if err := jobs.ChangeVisibility(ctx, m.Receipt, 0); err != nil {
+		t.Fatalf("ChangeVisibility after other.Delete: %v (the message should still be in jobs)", err)
+	}
+}
+
+func TestDeadLetterStartsAfresh(t *testing.T) {
+	t.Parallel()
+	db, clock := setup(t)
+	ctx := context.Background()
+	q := sqlite.NewQueue(db, "jobs", sqlite.QueueConfig{MaxReceiveCount: 1, DeadLetter: "jobs-dlq"})
+	dlq := sqlite.NewQueue(db, "jobs-dlq", sqlite.QueueConfig{})
+	if err := q.Send(ctx, "poison"); err != nil {
+		t.Fatal(err)
+	}
+	sent := clock.Now()
+	receive(t, q, 1)
+	clock.Advance(time.Hour)
+
+	// A long poll on the dead-letter queue wakes when the message moves there.
+	got := make(chan []longrun.Message, 1)
+	go func() {
+		msgs, err := dlq.Receive(ctx, 10, 20*time.Second, time.Minute)
+		if err != nil {
+			t.Errorf("dlq.Receive: %v", err)
+		}
+		got <- msgs
+	}()
+	waitForWaiter(t, clock)
+	if msgs, err := q.Receive(ctx, 10, 0, time.Minute); err != nil || len(msgs) != 0 {
+		t.Fatalf("Receive past MaxReceiveCount = %v, %v; want the message moved, not delivered", msgs, err)
+	}
+	select {
+	case msgs := <-got:
+		if len(msgs) != 1 || msgs[0].Body != "poison" || msgs[0].ReceiveCount != 1 || !msgs[0].SentAt.Equal(sent) {
+			t.Fatalf("dead letter = %+v, want poison, ReceiveCount 1, SentAt %v", msgs, sent)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the dead-letter long poll did not wake when the message moved")
+	}
+}
+
+func TestLongPollWakesAcrossQueueValues(t *testing.T) {
+	t.Parallel()
+	db, clock := setup(t)
+	ctx := context.Background()
+	receiver := sqlite.NewQueue(db, "jobs", sqlite.QueueConfig{})
+	sender := sqlite.NewQueue(db, "jobs", sqlite.QueueConfig{})
+	got := make(chan error, 1)
+	go func() {
+		msgs, err := receiver.Receive(ctx, 10, 20*time.Second, time.Minute)
+		if err == nil && len(msgs) != 1 {
+			err = errors.New("no message")
+		}
+		got <- err
+	}()
+	waitForWaiter(t, clock)
+	if err := sender.Send(ctx, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatalf("Receive: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("a Send on another Queue value of the same name did not wake the poll")
+	}
+}
+
+func TestInFlightSurvivesReopen(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "longrun.db")
+	clock := newFakeClock()
+	open := func() (*sqlite.DB, *sqlite.Queue) {
+		db, err := sqlite.Open(ctx, path)
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		db.Now, db.Timer = clock.Now, clock
+		return db, sqlite.NewQueue(db, "jobs", sqlite.QueueConfig{})
+	}
+	db, q := open()
+	if err := q.Send(ctx, "crash-me"); err != nil {
+		t.Fatal(err)
+	}
+	receive(t, q, 1)
+	db.Close() // the process dies with the message in flight
+
+	db, q = open()
+	defer db.Close()
+	if msgs, err := q.Receive(ctx, 10, 0, time.Minute); err != nil || len(msgs) != 0 {
+		t.Fatalf("Receive after restart, still in flight = %v, %v; want nothing", msgs, err)
+	}
+	clock.Advance(time.Minute)
+	if m := receive(t, q, 2); m.Body != "crash-me" {
+		t.Fatalf("Body = %q after the visibility timeout", m.Body)
+	}
+}
+
+func receive(t *testing.T, q *sqlite.Queue, count int) longrun.Message {
+	t.Helper()
+	msgs, err := q.Receive(context.Background(), 1, 0, time.Minute)
+	if err != nil {
+		t.Fatalf("Receive: %v", err)
+	}
+	if len(msgs) != 1 || msgs[0].ReceiveCount != count {
+		t.Fatalf("Receive = %+v, want one message with ReceiveCount %d", msgs, count)
+	}
+	return msgs[0]
+}
+
+func waitForWaiter(t *testing.T, clock *fakeClock) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for clock.Waits() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no Receive started waiting")
+		}
+		time.Sleep(time.Millisecond) // polls for a goroutine to block, asserts nothing about time
+	}
+}
