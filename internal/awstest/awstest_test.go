@@ -159,3 +159,19 @@ func awaitExecution(t *testing.T, client *sfn.Client, arn string) *sfn.DescribeE
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestFixHeartbeatPath(t *testing.T) {
+	t.Parallel()
+	got, err := awstest.FixHeartbeatPath(`{"StartAt":"Work","States":{"Work":{"Type":"Task","HeartbeatSecondsPath":"$.limits.heartbeatSeconds","TimeoutSecondsPath":"$.t","End":true}}}`, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var def struct{ States map[string]map[string]any }
+	if err := json.Unmarshal([]byte(got), &def); err != nil {
+		t.Fatal(err)
+	}
+	w := def.States["Work"]
+	if _, ok := w["HeartbeatSecondsPath"]; ok || w["HeartbeatSeconds"] != float64(30) || w["TimeoutSecondsPath"] != "$.t" {
+		t.Errorf("Work = %v, want HeartbeatSeconds 30 instead of the path and everything else kept", w)
+	}
+}
