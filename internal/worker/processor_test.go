@@ -1,0 +1,299 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	longrun "github.com/longrun/longrun"
+)
+
+const (
+	heartbeatEvery = 20 * time.Second
+	progressEvery  = 5 * time.Second
+)
+
+type harness struct {
+	p      *Processor
+	rep    *reporter
+	store  *progressStore
+	clock  *fakeClock
+	mu     sync.Mutex
+	sleeps []time.Duration
+	logs   *strings.Builder
+	logMu  *sync.Mutex
+}
+
+func (h *harness) slept() []time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]time.Duration(nil), h.sleeps...)
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	b  *strings.Builder
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (h *harness) log() string {
+	h.logMu.Lock()
+	defer h.logMu.Unlock()
+	return h.logs.String()
+}
+
+func setup(t *testing.T, job longrun.Job, configure ...func(*Config)) *harness {
+	t.Helper()
+	h := &harness{rep: &reporter{}, store: &progressStore{}, clock: newFakeClock(), logs: &strings.Builder{}, logMu: &sync.Mutex{}}
+	cfg := Config{
+		Tasks: h.rep, Executions: h.store, Job: job,
+		HeartbeatInterval: heartbeatEvery, ProgressInterval: progressEvery,
+		Clock: h.clock,
+		Sleep: func(ctx context.Context, d time.Duration) error {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.sleeps = append(h.sleeps, d)
+			return ctx.Err()
+		},
+		Logger: slog.New(slog.NewJSONHandler(lockedWriter{h.logMu, h.logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	for _, c := range configure {
+		c(&cfg)
+	}
+	h.p = NewProcessor(cfg)
+	return h
+}
+
+func message(input string) longrun.TaskMessage {
+	return longrun.TaskMessage{TaskToken: "tok-1", ExecutionARN: "arn:aws:states:eu-west-1:1:execution:sm:ex-1", ExecutionID: "ex-1", Input: json.RawMessage(input)}
+}
+
+func jobReturning(out string, err error) longrun.Job {
+	return func(context.Context, json.RawMessage, func(longrun.Progress)) (json.RawMessage, error) {
+		if out == "" {
+			return nil, err
+		}
+		return json.RawMessage(out), err
+	}
+}
+
+func TestProcessOutcome(t *testing.T) {
+	t.Parallel()
+	big := `"` + strings.Repeat("x", longrun.MaxInputBytes) + `"`
+	tests := []struct {
+		name       string
+		job        longrun.Job
+		wantOutput string // SendTaskSuccess output, "" for a failure
+		wantName   string
+		wantCause  string
+		wantInLog  string
+	}{
+		{name: "success", job: jobReturning(`{"message":"done"}`, nil), wantOutput: `{"message":"done"}`},
+		{name: "echo input", job: func(_ context.Context, in json.RawMessage, _ func(longrun.Progress)) (json.RawMessage, error) {
+			return in, nil
+		}, wantOutput: `{"seconds":1}`},
+		{name: "nil output", job: jobReturning("", nil), wantOutput: `null`},
+		{name: "job error", job: jobReturning("", &longrun.JobError{Name: "Ramen.Failed", Cause: "out of water"}), wantName: "Ramen.Failed", wantCause: "out of water"},
+		{name: "wrapped job error", job: jobReturning("", fmt.Errorf("boil: %w", &longrun.JobError{Name: "Ramen.Failed", Cause: "burnt"})), wantName: "Ramen.Failed", wantCause: "burnt"},
+		{name: "plain error", job: jobReturning("", errors.New("disk full")), wantName: longrun.ErrNameJobFailed, wantCause: "disk full"},
+		{name: "panic", job: func(context.Context, json.RawMessage, func(longrun.Progress)) (json.RawMessage, error) {
+			panic("index out of range [3]")
+		}, wantName: longrun.ErrNameJobPanic, wantCause: "index out of range [3]", wantInLog: "processor_test.go"},
+		{name: "output not JSON", job: jobReturning(`{"a":`, nil), wantName: longrun.ErrNameBadOutput, wantCause: "not JSON"},
+		{name: "output too large", job: jobReturning(big, nil), wantName: longrun.ErrNameBadOutput, wantCause: "262144"},
+		{name: "cause truncated", job: jobReturning("", errors.New(strings.Repeat("é", maxCause))), wantName: longrun.ErrNameJobFailed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := setup(t, tt.job)
+			if err := h.p.Process(context.Background(), message(`{"seconds":1}`)); err != nil {
+				t.Fatalf("Process: %v", err)
+			}
+			successes, failures, _ := h.rep.snapshot()
+			if tt.wantOutput != "" {
+				if len(successes) != 1 || len(failures) != 0 || successes[0].output != tt.wantOutput || successes[0].token != "tok-1" {
+					t.Fatalf("successes %v failures %v", successes, failures)
+				}
+				return
+			}
+			if len(failures) != 1 || len(successes) != 0 || failures[0].name != tt.wantName || !strings.Contains(failures[0].cause, tt.wantCause) {
+				t.Fatalf("failures %+v successes %v; want %s/%q", failures, successes, tt.wantName, tt.wantCause)
+			}
+			if c := failures[0].cause; len(c) > maxCause || !json.Valid([]byte(fmt.Sprintf("%q", c))) {
+				t.Fatalf("cause of %d bytes", len(c))
+			}
+			if !strings.Contains(h.log(), tt.wantInLog) || strings.Contains(failures[0].cause, "goroutine") {
+				t.Fatalf("the stack must go to the log only; log: %s", h.log())
+			}
+		})
+	}
+}
+
+// blockingJob runs until ctx ends or release is closed, reporting what the
+// test sends on reports.
+func blockingJob(release <-chan struct{}, reports <-chan longrun.Progress) longrun.Job {
+	return func(ctx context.Context, _ json.RawMessage, report func(longrun.Progress)) (json.RawMessage, error) {
+		for {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-release:
+				return json.RawMessage(`"released"`), nil
+			case p := <-reports:
+				report(p)
+			}
+		}
+	}
+}
+
+func TestHeartbeatTaskGoneCancelsJob(t *testing.T) {
+	t.Parallel()
+	h := setup(t, blockingJob(nil, nil))
+	h.rep.heartbeatErr = func(n int) error {
+		if n == 1 {
+			return errors.New("throttled") // transient: the job goes on
+		}
+		return longrun.Errorf(longrun.ETASKGONE, "TaskTimedOut")
+	}
+	done := make(chan error, 1)
+	go func() { done <- h.p.Process(context.Background(), message(`{}`)) }()
+
+	eventually(t, "heartbeat and progress tickers", func() bool { n, _ := h.clock.active(); return n == 2 })
+	h.clock.advance(heartbeatEvery)
+	eventually(t, "first heartbeat", func() bool { _, _, n := h.rep.snapshot(); return n == 1 })
+	select {
+	case err := <-done:
+		t.Fatalf("a failed heartbeat stopped the job: %v", err)
+	default:
+	}
+	h.clock.advance(heartbeatEvery)
+	if err := wait(t, done); err != nil {
+		t.Fatalf("Process: %v", err)
+	}
+	successes, failures, heartbeats := h.rep.snapshot()
+	if heartbeats != 2 || len(successes)+len(failures) != 0 {
+		t.Fatalf("heartbeats %d, completions %v %v; a gone task must not be completed", heartbeats, successes, failures)
+	}
+	if n, _ := h.clock.active(); n != 0 {
+		t.Fatalf("%d tickers still running", n)
+	}
+}
+
+func TestProcessInterruptedByShutdown(t *testing.T) {
+	t.Parallel()
+	h := setup(t, blockingJob(nil, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.p.Process(ctx, message(`{}`)) }()
+	eventually(t, "tickers", func() bool { n, _ := h.clock.active(); return n == 2 })
+	cancel()
+	if err := wait(t, done); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Process = %v, want context.Canceled so the message is retried", err)
+	}
+	if s, f, _ := h.rep.snapshot(); len(s)+len(f) != 0 {
+		t.Fatalf("an interrupted job was completed: %v %v", s, f)
+	}
+}
+
+func TestProgressThrottling(t *testing.T) {
+	t.Parallel()
+	release, reports := make(chan struct{}), make(chan longrun.Progress)
+	h := setup(t, blockingJob(release, reports))
+	done := make(chan error, 1)
+	go func() { done <- h.p.Process(context.Background(), message(`{}`)) }()
+	eventually(t, "tickers", func() bool { n, _ := h.clock.active(); return n == 2 })
+
+	for i := 1; i <= 50; i++ {
+		reports <- longrun.Progress{Percent: float64(i)}
+	}
+	// Once the job takes this repeat, its report of 50 has completed, so the
+	// flush below cannot see an older value.
+	reports <- longrun.Progress{Percent: 50}
+	if n := len(h.store.saved()); n != 0 {
+		t.Fatalf("%d progress writes before the first interval", n)
+	}
+	h.clock.advance(progressEvery)
+	eventually(t, "first flush", func() bool { return len(h.store.saved()) == 1 })
+	reports <- longrun.Progress{Percent: 60, Message: "almost"}
+	reports <- longrun.Progress{Percent: 70, Message: "nearly", UpdatedAt: time.Unix(1, 0)}
+	close(release)
+	if err := wait(t, done); err != nil {
+		t.Fatal(err)
+	}
+	saved := h.store.saved()
+	if len(saved) != 2 || saved[0].Percent != 50 || saved[0].UpdatedAt.IsZero() || saved[1].Percent != 70 || !saved[1].UpdatedAt.Equal(time.Unix(1, 0)) {
+		t.Fatalf("progress writes %+v; want the latest at the interval and once at the end", saved)
+	}
+}
+
+func TestLateCompletionIsDone(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		job  longrun.Job
+	}{
+		{"success", jobReturning(`1`, nil)},
+		{"failure", jobReturning("", errors.New("x"))},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := setup(t, tt.job)
+			gone := func(int) error { return longrun.Errorf(longrun.ETASKGONE, "TaskDoesNotExist") }
+			h.rep.successErr, h.rep.failureErr = gone, gone
+			if err := h.p.Process(context.Background(), message(`{}`)); err != nil {
+				t.Fatalf("Process = %v; a late completion is done", err)
+			}
+			if s, f, _ := h.rep.snapshot(); len(s)+len(f) != 1 || len(h.slept()) != 0 {
+				t.Fatalf("a gone task was retried: %v %v", s, f)
+			}
+			if !strings.Contains(h.log(), "late completion") {
+				t.Fatalf("not logged: %s", h.log())
+			}
+		})
+	}
+}
+
+func TestSendRetries(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		failures   int // transient failures before success
+		wantErr    bool
+		wantSleeps []time.Duration
+	}{
+		{name: "first try", failures: 0},
+		{name: "two transient failures", failures: 2, wantSleeps: []time.Duration{time.Second, 2 * time.Second}},
+		{name: "gives up", failures: 99, wantErr: true, wantSleeps: []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := setup(t, jobReturning(`1`, nil))
+			h.rep.successErr = func(n int) error {
+				if n <= tt.failures {
+					return errors.New("sfn: ServiceUnavailable")
+				}
+				return nil
+			}
+			err := h.p.Process(context.Background(), message(`{}`))
+			if (err != nil) != tt.wantErr || fmt.Sprint(h.slept()) != fmt.Sprint(tt.wantSleeps) {
+				t.Fatalf("Process = %v, sleeps %v; want error %v, sleeps %v", err, h.slept(), tt.wantErr, tt.wantSleeps)
+			}
+			if tt.wantErr && !strings.Contains(err.Error(), "ex-1") {
+				t.Fatalf("error %q lacks the execution id", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,86 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	longrun "github.com/longrun/longrun"
+)
+
+// modeJob succeeds or fails as its input's "mode" says.
+func modeJob(_ context.Context, in json.RawMessage, _ func(longrun.Progress)) (json.RawMessage, error) {
+	var v struct{ Mode string }
+	_ = json.Unmarshal(in, &v)
+	if v.Mode == "fail" {
+		return nil, &longrun.JobError{Name: "Test.Failed", Cause: "asked to"}
+	}
+	return json.RawMessage(`{"ok":true}`), nil
+}
+
+func TestSQSHandler(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("testdata/sqs-event.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev events.SQSEvent
+	if err := json.Unmarshal(b, &ev); err != nil {
+		t.Fatal(err)
+	}
+	h := setup(t, modeJob)
+	unreachable := func(token string) bool { return strings.HasSuffix(token, "-unreachable") }
+	p := NewProcessor(Config{
+		Tasks: &tokenFailingReporter{reporter: h.rep, fails: unreachable}, Executions: h.store, Job: modeJob,
+		Clock: h.clock, Sleep: func(context.Context, time.Duration) error { return nil }, SendAttempts: 2,
+	})
+
+	res, err := SQSHandler(p)(context.Background(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var failed []string
+	for _, f := range res.BatchItemFailures {
+		failed = append(failed, f.ItemIdentifier)
+	}
+	slices.Sort(failed)
+	want := []string{"0b8c2a4e-1111-4a7e-9c1d-000000000003", "0b8c2a4e-1111-4a7e-9c1d-000000000005"}
+	if !slices.Equal(failed, want) {
+		t.Fatalf("batch item failures %v, want %v (the unreadable message and the one whose completion failed)", failed, want)
+	}
+	successes, failures, _ := h.rep.snapshot()
+	var names []string
+	for _, f := range failures {
+		names = append(names, f.name)
+	}
+	slices.Sort(names)
+	if len(successes) != 1+2 || !slices.Equal(names, []string{longrun.ErrNameBadMessage, "Test.Failed"}) {
+		t.Fatalf("successes %v (want ok once, unreachable twice), failures %v", successes, names)
+	}
+	// The batch response must serialise as Lambda expects.
+	out, _ := json.Marshal(res)
+	if !strings.Contains(string(out), `"batchItemFailures":[{"itemIdentifier":"0b8c2a4e`) {
+		t.Fatalf("response JSON %s", out)
+	}
+}
+
+// tokenFailingReporter fails SendTaskSuccess for some tokens.
+type tokenFailingReporter struct {
+	*reporter
+	fails func(token string) bool
+}
+
+func (r *tokenFailingReporter) SendTaskSuccess(ctx context.Context, token string, output json.RawMessage) error {
+	err := r.reporter.SendTaskSuccess(ctx, token, output)
+	if r.fails(token) {
+		return errors.New("sfn: InternalFailure")
+	}
+	return err
+}

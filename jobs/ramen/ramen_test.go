@@ -1,0 +1,111 @@
+package ramen
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	longrun "github.com/longrun/longrun"
+)
+
+// setup returns a timer of seconds whose sleeps are recorded, not waited,
+// and fail with ctx's error when ctx has ended.
+func setup(t *testing.T, seconds float64) (Timer, *[]time.Duration) {
+	t.Helper()
+	var slept []time.Duration
+	return Timer{Seconds: seconds, Sleep: func(ctx context.Context, d time.Duration) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		slept = append(slept, d)
+		return nil
+	}}, &slept
+}
+
+func TestTimer(t *testing.T) {
+	t.Parallel()
+	const boiled = `{"message":"The ramen is boiled. If you don't eat it quickly, it will grow."}`
+	s := time.Second
+	tests := []struct {
+		name        string
+		input       string
+		wantSleeps  []time.Duration
+		wantPercent []float64
+		wantErrName string
+	}{
+		{name: "default from TIMER", input: `{}`, wantSleeps: []time.Duration{s, s, s}, wantPercent: []float64{100.0 / 3, 200.0 / 3, 100}},
+		{name: "null input uses the default", input: `null`, wantSleeps: []time.Duration{s, s, s}, wantPercent: []float64{100.0 / 3, 200.0 / 3, 100}},
+		{name: "non-object input uses the default", input: `"tonkotsu"`, wantSleeps: []time.Duration{s, s, s}, wantPercent: []float64{100.0 / 3, 200.0 / 3, 100}},
+		{name: "seconds from the input", input: `{"seconds":2}`, wantSleeps: []time.Duration{s, s}, wantPercent: []float64{50, 100}},
+		{name: "fractional seconds", input: `{"seconds":1.5}`, wantSleeps: []time.Duration{s, s / 2}, wantPercent: []float64{100.0 / 1.5, 100}},
+		{name: "zero seconds", input: `{"seconds":0}`},
+		{name: "a day is allowed", input: `{"seconds":86400,"fail":"too long"}`, wantErrName: ErrNameFailed},
+		{name: "negative", input: `{"seconds":-1}`, wantErrName: ErrNameInvalidInput},
+		{name: "over a day", input: `{"seconds":86401}`, wantErrName: ErrNameInvalidInput},
+		{name: "not a number", input: `{"seconds":"ten"}`, wantErrName: ErrNameInvalidInput},
+		{name: "fail", input: `{"fail":"the pot boiled dry"}`, wantErrName: ErrNameFailed},
+		{name: "fail not a string", input: `{"fail":true}`, wantErrName: ErrNameInvalidInput},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			timer, slept := setup(t, 3)
+			var percents []float64
+			out, err := timer.Run(context.Background(), json.RawMessage(tt.input), func(p longrun.Progress) { percents = append(percents, p.Percent) })
+			if tt.wantErrName != "" {
+				var je *longrun.JobError
+				if !errors.As(err, &je) || je.Name != tt.wantErrName || je.Cause == "" {
+					t.Fatalf("err = %v, want a JobError %s with a cause", err, tt.wantErrName)
+				}
+				if len(*slept) != 0 {
+					t.Fatal("a refused input boiled anyway")
+				}
+				return
+			}
+			if err != nil || string(out) != boiled {
+				t.Fatalf("Run = %s, %v", out, err)
+			}
+			if fmt.Sprint(*slept) != fmt.Sprint(tt.wantSleeps) || fmt.Sprintf("%.3f", percents) != fmt.Sprintf("%.3f", tt.wantPercent) {
+				t.Fatalf("sleeps %v progress %v; want %v %v", *slept, percents, tt.wantSleeps, tt.wantPercent)
+			}
+		})
+	}
+}
+
+func TestTimerFailCause(t *testing.T) {
+	t.Parallel()
+	timer, _ := setup(t, 3)
+	_, err := timer.Run(context.Background(), json.RawMessage(`{"fail":"the pot boiled dry"}`), func(longrun.Progress) {})
+	if err.Error() != "Ramen.Failed: the pot boiled dry" {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestTimerStopped(t *testing.T) {
+	t.Parallel()
+	timer, _ := setup(t, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	reports := 0
+	_, err := timer.Run(ctx, json.RawMessage(`{}`), func(longrun.Progress) {
+		if reports++; reports == 2 {
+			cancel() // the execution is stopped mid-boil
+		}
+	})
+	if !errors.Is(err, context.Canceled) || reports != 2 {
+		t.Fatalf("err = %v after %d reports; want context.Canceled after 2", err, reports)
+	}
+}
+
+func TestTimerRealSleepHonoursContext(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	start := time.Now()
+	_, err := New(3600)(ctx, json.RawMessage(`{}`), func(longrun.Progress) {})
+	if !errors.Is(err, context.Canceled) || time.Since(start) > time.Second {
+		t.Fatalf("err = %v after %v; want an immediate context.Canceled", err, time.Since(start))
+	}
+}
