@@ -17,8 +17,11 @@ import (
 type conformanceCase struct {
 	Name       string          `json:"name"`
 	Definition json.RawMessage `json:"definition"`
-	Input      json.RawMessage `json:"input"`
-	Mock       json.RawMessage `json:"mock"`
+	// File, instead of Definition, names one of the repository's
+	// statemachine/*.asl.json, used after Substitute with dummy values.
+	File  string          `json:"file"`
+	Input json.RawMessage `json:"input"`
+	Mock  json.RawMessage `json:"mock"`
 	// Start is the execution's start time on the injected clock.
 	Start string `json:"start"`
 	// Status defaults to SUCCEEDED.
@@ -51,7 +54,11 @@ type harness struct {
 
 func setup(t *testing.T, c conformanceCase) (*StateMachine, *harness, RunOptions) {
 	t.Helper()
-	m, err := Parse(c.Definition)
+	def := c.Definition
+	if c.File != "" {
+		def = repoDefinition(t, c.File)
+	}
+	m, err := Parse(def)
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
@@ -99,6 +106,25 @@ func setup(t *testing.T, c conformanceCase) (*StateMachine, *harness, RunOptions
 	return m, h, o
 }
 
+// dummySubstitutions stand for the SAM template's DefinitionSubstitutions.
+var dummySubstitutions = map[string]string{
+	"JobsQueueUrl":      "https://sqs.us-east-1.amazonaws.com/123456789012/jobs",
+	"NotifyFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:notify",
+}
+
+func repoDefinition(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "statemachine", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err = Substitute(b, dummySubstitutions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func TestConformance(t *testing.T) {
 	t.Parallel()
 	files, err := filepath.Glob("testdata/conformance/*.json")
@@ -106,11 +132,24 @@ func TestConformance(t *testing.T) {
 		t.Fatalf("no conformance fixtures: %v", err)
 	}
 	for _, file := range files {
-		var cases []conformanceCase
-		readJSON(t, file, &cases)
-		for _, c := range cases {
-			t.Run(strings.TrimSuffix(filepath.Base(file), ".json")+"/"+c.Name, func(t *testing.T) {
-				t.Parallel()
+		runCases(t, file)
+	}
+}
+
+// TestStateMachines runs the repository's own state machines through their
+// paths: testdata/statemachines.json.
+func TestStateMachines(t *testing.T) {
+	t.Parallel()
+	runCases(t, "testdata/statemachines.json")
+}
+
+func runCases(t *testing.T, file string) {
+	var cases []conformanceCase
+	readJSON(t, file, &cases)
+	for _, c := range cases {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".json")+"/"+c.Name, func(t *testing.T) {
+			t.Parallel()
+			{
 				m, h, o := setup(t, c)
 				input := c.Input
 				if len(input) == 0 {
@@ -162,8 +201,8 @@ func TestConformance(t *testing.T) {
 						assertJSON(t, "task parameters", h.tasks[i], c.Tasks[i])
 					}
 				}
-			})
-		}
+			}
+		})
 	}
 }
 

@@ -59,7 +59,7 @@ func newFields(ck *checker, state, at string, obj map[string]any) *fields {
 }
 
 func (f *fields) problem(name, format string, args ...any) {
-	f.ck.add(f.state, f.at+name, fmt.Sprintf(format, args...))
+	f.ck.add(f.state, strings.TrimSuffix(f.at+name, "."), fmt.Sprintf(format, args...))
 }
 
 func (f *fields) has(name string) bool {
