@@ -1,0 +1,147 @@
+package awsapp
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/longrun/longrun/internal/api"
+	"github.com/longrun/longrun/internal/auth"
+	"github.com/longrun/longrun/internal/delivery"
+	"github.com/longrun/longrun/internal/notify"
+	"github.com/longrun/longrun/internal/sqsqueue"
+	"github.com/longrun/longrun/internal/worker"
+)
+
+// APIHandler serves API Gateway HTTP API events (payload format 2.0).
+type APIHandler = func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error)
+
+// AuthorizerHandler answers API Gateway's Lambda authorizer requests.
+type AuthorizerHandler = func(context.Context, events.APIGatewayV2CustomAuthorizerV2Request) (events.APIGatewayV2CustomAuthorizerSimpleResponse, error)
+
+// WorkerHandler serves SQS batches of task messages.
+type WorkerHandler = func(context.Context, events.SQSEvent) (events.SQSEventResponse, error)
+
+// NotifyHandler serves the state machines' notify requests and EventBridge
+// status-change events.
+type NotifyHandler = func(context.Context, json.RawMessage) (json.RawMessage, error)
+
+// Authorizer is the handler of AuthorizerFunction.
+func (a *App) Authorizer() (AuthorizerHandler, error) {
+	if err := a.Config.require(EnvTableName); err != nil {
+		return nil, fmt.Errorf("authorizer: %w", err)
+	}
+	az := &auth.Authorizer{Tenants: a.Store, Logger: a.Logger}
+	return az.Handle, nil
+}
+
+// Start is the handler of StartFunction (POST /start-execution).
+func (a *App) Start() (APIHandler, error) {
+	return a.api("start", EnvTableName, EnvStateMachineARN, EnvJobTimeoutSeconds, EnvJobHeartbeatSeconds)
+}
+
+// Describe is the handler of DescribeFunction (describe and list).
+func (a *App) Describe() (APIHandler, error) { return a.api("describe", EnvTableName) }
+
+// Stop is the handler of StopFunction; it stops by the ARN in the record.
+func (a *App) Stop() (APIHandler, error) { return a.api("stop", EnvTableName) }
+
+// Redeliver is the handler of RedeliverFunction.
+func (a *App) Redeliver() (APIHandler, error) {
+	return a.api("redeliver", EnvTableName, EnvDeliverStateMachineARN)
+}
+
+// api is the whole HTTP API behind the authorizer: each API function serves
+// only the routes template.yaml gives it, so one handler serves them all and
+// the function's role, not its code, bounds what it can reach.
+func (a *App) api(fn string, required ...string) (APIHandler, error) {
+	if err := a.Config.require(required...); err != nil {
+		return nil, fmt.Errorf("%s: %w", fn, err)
+	}
+	policy := a.Config.WebhookPolicy
+	h := api.NewServer(api.Config{
+		Executions:       a.Store,
+		Tenants:          a.Store,
+		Orchestrator:     a.Engine,
+		Authenticate:     api.GatewayAuth,
+		CheckCallbackURL: func(u string) error { return delivery.CheckURL(u, policy) },
+		Limits:           a.Config.Limits,
+		Logger:           a.Logger,
+	})
+	return api.LambdaHandler(h), nil
+}
+
+// Worker is the handler of WorkerFunction: App.Job for each task message,
+// heartbeating at a third of the Work state's HeartbeatSeconds.
+func (a *App) Worker() (WorkerHandler, error) {
+	if err := a.Config.require(EnvTableName); err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	return worker.SQSHandler(a.processor()), nil
+}
+
+func (a *App) processor() *worker.Processor {
+	var heartbeat time.Duration
+	if h := a.Config.Limits.HeartbeatSeconds; h > 0 {
+		heartbeat = time.Duration(h) * time.Second / 3
+	}
+	return worker.NewProcessor(worker.Config{
+		Tasks:             a.Engine,
+		Executions:        a.Store,
+		Job:               a.Job,
+		HeartbeatInterval: heartbeat,
+		Logger:            a.Logger,
+	})
+}
+
+// Poller is `longrun worker`: the same processor on a long-running SQS
+// poller, for jobs longer than Lambda's 15 minutes.
+func (a *App) Poller(concurrency int) (*worker.Poller, error) {
+	if err := a.Config.require(EnvTableName, EnvJobsQueueURL); err != nil {
+		return nil, fmt.Errorf("worker poller: %w", err)
+	}
+	return worker.NewPoller(worker.PollerConfig{
+		Queue:       sqsqueue.New(a.SQS, a.Config.JobsQueueURL),
+		Processor:   a.processor(),
+		Concurrency: concurrency,
+		Logger:      a.Logger,
+	}), nil
+}
+
+// Notify is the handler of NotifyFunction.
+func (a *App) Notify() (NotifyHandler, error) {
+	if err := a.Config.require(EnvTableName, EnvDeliverStateMachineARN); err != nil {
+		return nil, fmt.Errorf("notify: %w", err)
+	}
+	n := notify.New(notify.Config{
+		Store:     a.Store,
+		Tenants:   a.Store,
+		Redeliver: a.Engine.Redeliver,
+		Sender:    delivery.NewSender(delivery.Config{Policy: a.Config.WebhookPolicy}),
+		Schedule:  delivery.Schedule{Delays: a.Config.WebhookSchedule},
+		Logger:    a.Logger,
+	})
+	return n.Handle, nil
+}
+
+// NewLogger is the JSON logger of a Lambda function: every record carries
+// the function's name, and the level follows AWS_LAMBDA_LOG_LEVEL, which
+// Lambda sets from LoggingConfig.ApplicationLogLevel (INFO when unset).
+func NewLogger(w io.Writer, function string, getenv func(string) string) *slog.Logger {
+	level := slog.LevelInfo
+	switch strings.ToUpper(getenv("AWS_LAMBDA_LOG_LEVEL")) {
+	case "TRACE", "DEBUG":
+		level = slog.LevelDebug
+	case "WARN":
+		level = slog.LevelWarn
+	case "ERROR", "FATAL":
+		level = slog.LevelError
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})).With("function", function)
+}
