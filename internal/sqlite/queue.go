@@ -63,16 +63,20 @@ func newReceipt(id string) string {
 
 // Send adds a message, visible at once, and wakes waiting receivers.
 func (q *Queue) Send(ctx context.Context, body string) error {
+	return q.db.Write(ctx, func(tx *sql.Tx) error { return q.SendTx(ctx, tx, body) })
+}
+
+// SendTx adds a message as part of tx, a transaction of the DB's Write, so
+// the message exists if and only if the caller's other writes commit (the
+// local engine moves an execution into its Work state and enqueues its task
+// at once). Receivers are woken after the commit.
+func (q *Queue) SendTx(ctx context.Context, tx *sql.Tx, body string) error {
 	now := toMillis(q.db.Now())
-	err := q.db.Write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO queue_messages (id, queue, body, sent_at, visible_at) VALUES (?, ?, ?, ?, ?)`,
-			newMessageID(), q.name, body, now, now)
-		return err
-	})
-	if err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO queue_messages (id, queue, body, sent_at, visible_at) VALUES (?, ?, ?, ?, ?)`,
+		newMessageID(), q.name, body, now, now); err != nil {
 		return fmt.Errorf("send to queue %s: %w", q.name, err)
 	}
-	q.db.notify(q.name)
+	q.db.onCommit(tx, func() { q.db.notify(q.name) })
 	return nil
 }
 

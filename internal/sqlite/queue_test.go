@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -203,5 +204,49 @@ func waitForWaiter(t *testing.T, clock *fakeClock) {
 			t.Fatalf("no Receive started waiting")
 		}
 		time.Sleep(time.Millisecond) // polls for a goroutine to block, asserts nothing about time
+	}
+}
+
+// TestSendTx: a message sent inside a transaction exists only if the
+// transaction commits, and a waiting receiver wakes only then.
+func TestSendTx(t *testing.T) {
+	t.Parallel()
+	db, clock := setup(t)
+	ctx := context.Background()
+	q := sqlite.NewQueue(db, "jobs", sqlite.QueueConfig{})
+
+	boom := errors.New("state transition failed")
+	err := db.Write(ctx, func(tx *sql.Tx) error {
+		if err := q.SendTx(ctx, tx, "rolled back"); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Write = %v, want %v", err, boom)
+	}
+	if msgs, err := q.Receive(ctx, 10, 0, time.Minute); err != nil || len(msgs) != 0 {
+		t.Fatalf("Receive after a rolled-back SendTx = %v, %v; want nothing", msgs, err)
+	}
+
+	got := make(chan []longrun.Message, 1)
+	go func() {
+		msgs, err := q.Receive(ctx, 10, 20*time.Second, time.Minute)
+		if err != nil {
+			t.Errorf("Receive: %v", err)
+		}
+		got <- msgs
+	}()
+	waitForWaiter(t, clock)
+	if err := db.Write(ctx, func(tx *sql.Tx) error { return q.SendTx(ctx, tx, "committed") }); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	select {
+	case msgs := <-got:
+		if len(msgs) != 1 || msgs[0].Body != "committed" {
+			t.Fatalf("Receive = %+v, want the committed message", msgs)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the commit did not wake the waiting Receive")
 	}
 }

@@ -24,7 +24,9 @@
 //
 // Write retries its function when SQLite still answers SQLITE_BUSY after the
 // busy timeout (another process holds the file), so the function must do
-// nothing but database work: it may run more than once.
+// nothing but database work: it may run more than once. Queue.SendTx enqueues
+// inside such a transaction, so a state change and the message it causes
+// commit together.
 //
 // # Migrations
 //
@@ -89,8 +91,9 @@ type DB struct {
 	reader *sql.DB
 	log    *slog.Logger
 
-	mu      sync.Mutex
-	signals map[string]chan struct{} // per queue: closed on every change that may make a message visible
+	mu        sync.Mutex
+	signals   map[string]chan struct{} // per queue: closed on every change that may make a message visible
+	committed map[*sql.Tx][]func()     // run once the transaction commits (see onCommit)
 }
 
 type config struct {
@@ -164,13 +167,14 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	reader.SetMaxIdleConns(cfg.readers)
 
 	db := &DB{
-		Now:     time.Now,
-		Timer:   realTimer{},
-		path:    path,
-		writer:  writer,
-		reader:  reader,
-		log:     cfg.logger,
-		signals: map[string]chan struct{}{},
+		Now:       time.Now,
+		Timer:     realTimer{},
+		path:      path,
+		writer:    writer,
+		reader:    reader,
+		log:       cfg.logger,
+		signals:   map[string]chan struct{}{},
+		committed: map[*sql.Tx][]func(){},
 	}
 	if err := db.Write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (
@@ -237,8 +241,13 @@ func (db *DB) writeOnce(ctx context.Context, fn func(tx *sql.Tx) error) (err err
 		return fmt.Errorf("begin write: %w", err)
 	}
 	defer func() {
+		hooks := db.takeHooks(tx)
 		if err != nil {
 			_ = tx.Rollback() // the error that made us roll back is the one to report
+			return
+		}
+		for _, h := range hooks {
+			h()
 		}
 	}()
 	if err := fn(tx); err != nil {
@@ -248,6 +257,23 @@ func (db *DB) writeOnce(ctx context.Context, fn func(tx *sql.Tx) error) (err err
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+// onCommit runs fn after tx, a transaction of Write, commits; never if it
+// rolls back. It is how a send inside someone else's transaction wakes
+// receivers only once the message can be seen.
+func (db *DB) onCommit(tx *sql.Tx, fn func()) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	db.committed[tx] = append(db.committed[tx], fn)
+}
+
+func (db *DB) takeHooks(tx *sql.Tx) []func() {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	hooks := db.committed[tx]
+	delete(db.committed, tx)
+	return hooks
 }
 
 // Read runs fn in a read-only transaction on a reader connection: a
