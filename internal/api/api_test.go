@@ -690,3 +690,26 @@ func TestLogsCarryExecutionID(t *testing.T) {
 		t.Fatalf("no request log line with execution_id %s (or the key leaked): %s", id, hs.logs)
 	}
 }
+
+func TestNoRoute(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{"GET", "/nope", 404, ""},
+		{"PUT", "/executions/x", 405, "DELETE, GET, HEAD"},
+		{"GET", "/start-execution", 405, "POST"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+tt.path, func(t *testing.T) {
+			t.Parallel()
+			hs := setup(t)
+			w := hs.do(t, tt.method, tt.path, hs.acme, "")
+			if w.Code != tt.status || w.Header().Get("Content-Type") != "application/problem+json" || w.Header().Get("Allow") != tt.allow {
+				t.Fatalf("%d %v %s", w.Code, w.Header(), w.Body)
+			}
+		})
+	}
+}

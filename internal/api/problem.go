@@ -3,8 +3,10 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	longrun "github.com/longrun/longrun"
 )
@@ -77,8 +79,29 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v) // the client may have gone; nothing to do then
 }
 
-// retryAfter formats a duration as Retry-After seconds, at least 1.
-func retryAfter(d interface{ Seconds() float64 }) string {
-	s := int(d.Seconds() + 0.999)
+// retryAfter formats a duration as Retry-After seconds, rounded up, at least 1.
+func retryAfter(d time.Duration) string {
+	s := int((d + time.Second - 1) / time.Second)
 	return strconv.Itoa(max(s, 1))
+}
+
+// noRoute answers requests no route matches (404, or 405 with Allow) as
+// problems too, instead of ServeMux's plain text.
+func noRoute(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		rec := &bufferedResponse{header: http.Header{}}
+		mux.ServeHTTP(rec, r) // only to learn 404 or 405, and Allow
+		status, detail := http.StatusNotFound, fmt.Sprintf("no route %s %s: see api/openapi.yaml for the API", r.Method, r.URL.Path)
+		if rec.status == http.StatusMethodNotAllowed {
+			status, detail = rec.status, fmt.Sprintf("%s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, rec.header.Get("Allow"))
+			w.Header().Set("Allow", rec.header.Get("Allow"))
+		}
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail})
+	})
 }

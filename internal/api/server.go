@@ -17,8 +17,8 @@ import (
 	longrun "github.com/longrun/longrun"
 )
 
-// Config holds what the API needs. Executions, Orchestrator and either Tenants
-// or Authenticate are required; the rest have defaults.
+// Config holds what the API needs. Executions, Orchestrator, Limits and either
+// Tenants or Authenticate are required; the rest have defaults.
 type Config struct {
 	Executions   longrun.ExecutionStore
 	Tenants      longrun.TenantStore // used by the default Authenticate (BearerAuth)
@@ -88,7 +88,7 @@ func NewServer(cfg Config) http.Handler {
 	for _, rt := range s.routes() {
 		mux.Handle(rt.Method+" "+rt.Path, s.handle(rt.handler))
 	}
-	return s.observe(s.authenticate(s.throttle(mux)))
+	return s.observe(s.authenticate(s.throttle(noRoute(mux))))
 }
 
 // detached returns a context for writes that must finish even when the client
