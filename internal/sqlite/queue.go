@@ -63,22 +63,31 @@ func newReceipt(id string) string {
 
 // Send adds a message, visible at once, and wakes waiting receivers.
 func (q *Queue) Send(ctx context.Context, body string) error {
-	return q.db.Write(ctx, func(tx *sql.Tx) error { return q.SendTx(ctx, tx, body) })
+	return q.db.Write(ctx, func(tx *sql.Tx) error {
+		_, err := q.SendTx(ctx, tx, body)
+		return err
+	})
 }
 
-// SendTx adds a message as part of tx, a transaction of the DB's Write, so
-// the message exists if and only if the caller's other writes commit (the
-// local engine moves an execution into its Work state and enqueues its task
-// at once). Receivers are woken after the commit.
-func (q *Queue) SendTx(ctx context.Context, tx *sql.Tx, body string) error {
+// SendTx adds a message as part of tx, a transaction of the DB's Write, and
+// returns its id. The message exists if and only if the caller's other
+// writes commit: the local engine moves an execution into its Work state and
+// enqueues its task at once. Receivers in this process are woken after the
+// commit; Wake does the same by hand.
+func (q *Queue) SendTx(ctx context.Context, tx *sql.Tx, body string) (string, error) {
 	now := toMillis(q.db.Now())
+	id := newMessageID()
 	if _, err := tx.ExecContext(ctx, `INSERT INTO queue_messages (id, queue, body, sent_at, visible_at) VALUES (?, ?, ?, ?, ?)`,
-		newMessageID(), q.name, body, now, now); err != nil {
-		return fmt.Errorf("send to queue %s: %w", q.name, err)
+		id, q.name, body, now, now); err != nil {
+		return "", fmt.Errorf("send to queue %s: %w", q.name, err)
 	}
-	q.db.onCommit(tx, func() { q.db.notify(q.name) })
-	return nil
+	q.db.onCommit(tx, q.Wake)
+	return id, nil
 }
+
+// Wake wakes every Receive waiting on this queue in this process, to look
+// again. Send and SendTx call it; other writers of queue_messages may.
+func (q *Queue) Wake() { q.db.notify(q.name) }
 
 // Receive returns up to max visible messages, each then invisible for
 // visibility. With none visible it waits up to wait, waking on any Send or

@@ -217,7 +217,7 @@ func TestSendTx(t *testing.T) {
 
 	boom := errors.New("state transition failed")
 	err := db.Write(ctx, func(tx *sql.Tx) error {
-		if err := q.SendTx(ctx, tx, "rolled back"); err != nil {
+		if _, err := q.SendTx(ctx, tx, "rolled back"); err != nil {
 			return err
 		}
 		return boom
@@ -238,12 +238,17 @@ func TestSendTx(t *testing.T) {
 		got <- msgs
 	}()
 	waitForWaiter(t, clock)
-	if err := db.Write(ctx, func(tx *sql.Tx) error { return q.SendTx(ctx, tx, "committed") }); err != nil {
+	var id string
+	if err := db.Write(ctx, func(tx *sql.Tx) error {
+		var err error
+		id, err = q.SendTx(ctx, tx, "committed")
+		return err
+	}); err != nil {
 		t.Fatalf("Write: %v", err)
 	}
 	select {
 	case msgs := <-got:
-		if len(msgs) != 1 || msgs[0].Body != "committed" {
+		if len(msgs) != 1 || msgs[0].Body != "committed" || msgs[0].ID != id {
 			t.Fatalf("Receive = %+v, want the committed message", msgs)
 		}
 	case <-time.After(10 * time.Second):
