@@ -713,3 +713,19 @@ func TestNoRoute(t *testing.T) {
 		})
 	}
 }
+
+func TestKeyStoreOutageIs503(t *testing.T) {
+	t.Parallel()
+	hs := setup(t, func(c *Config) { c.Tenants = failingTenants{} })
+	w := hs.do(t, "GET", "/executions", hs.acme, "")
+	wantProblem(t, w, 503, "retrying is safe")
+	if strings.Contains(w.Body.String(), "dynamodb") {
+		t.Fatalf("503 leaks the cause: %s", w.Body)
+	}
+}
+
+type failingTenants struct{ *tenantStore }
+
+func (failingTenants) TenantForKey(context.Context, string) (string, error) {
+	return "", errors.New("dynamodb: ProvisionedThroughputExceededException")
+}

@@ -125,6 +125,8 @@ func (s *server) authenticate(next http.Handler) http.Handler {
 		if err != nil {
 			if statusFor(longrun.ErrorCode(err)) >= 500 {
 				s.log.ErrorContext(r.Context(), "authenticate", "err", err, "request_id", ri.id)
+				// The key store failing is an outage, not a bug: retry-safe.
+				err = asUnavailable(err)
 			}
 			if longrun.IsCode(err, longrun.EUNAUTHORIZED) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="longrun"`)

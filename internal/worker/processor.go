@@ -92,6 +92,14 @@ func NewProcessor(cfg Config) *Processor {
 	return &Processor{cfg: cfg, log: log}
 }
 
+// ErrNameOutOfTime is the error a job gets when it outlives the Lambda
+// worker's timeout (see SQSHandler).
+const ErrNameOutOfTime = "Job.OutOfTime"
+
+// errOutOfTime is the cancel cause of a job that reached the end of the time
+// its Lambda invocation has.
+var errOutOfTime = errors.New("the Lambda invocation's deadline is near")
+
 // errTaskGone is the cancel cause of a job whose task is no longer valid.
 var errTaskGone = errors.New("the task is gone: the execution was stopped or its task timed out")
 
@@ -120,6 +128,16 @@ func (p *Processor) Process(ctx context.Context, msg longrun.TaskMessage) error 
 		// Stopped or timed out: the orchestrator already knows the outcome.
 		log.InfoContext(ctx, "job cancelled: task gone", "job_err", errString(jobErr))
 		return nil
+	}
+	if errors.Is(context.Cause(ctx), errOutOfTime) {
+		// The Lambda worker is about to be killed. A retry would run out of
+		// time again, so fail now with a reason instead of leaving the
+		// execution to a heartbeat timeout. The report uses the margin left.
+		log.WarnContext(ctx, "job ran out of the Lambda worker's time")
+		return p.complete(context.WithoutCancel(ctx), msg, nil, &longrun.JobError{
+			Name:  ErrNameOutOfTime,
+			Cause: "the job did not finish within the Lambda worker's timeout; run jobs this long on `longrun worker` (no time limit)",
+		}, log)
 	}
 	if ctx.Err() != nil {
 		log.WarnContext(ctx, "job interrupted; the message will be retried", "err", ctx.Err())

@@ -3,16 +3,30 @@ package worker
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 )
+
+// LambdaMargin is the time before a Lambda invocation's deadline that a
+// running job is given up, so its failure can still be reported.
+const LambdaMargin = 10 * time.Second
 
 // SQSHandler serves p to the Lambda worker (an SQS event source mapping with
 // ReportBatchItemFailures). The records of a batch run concurrently, since
 // each is a job that mostly waits; a record that is not done with is reported
 // as a batch item failure so SQS delivers it again and the rest are deleted.
+//
+// A job still running LambdaMargin before the invocation's deadline is
+// cancelled and failed with ErrNameOutOfTime, in the time that is left:
+// Lambda would kill it anyway, and a retry would only run out of time again.
 func SQSHandler(p *Processor) func(context.Context, events.SQSEvent) (events.SQSEventResponse, error) {
 	return func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+		if deadline, ok := ctx.Deadline(); ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadlineCause(ctx, deadline.Add(-LambdaMargin), errOutOfTime)
+			defer cancel()
+		}
 		var (
 			mu  sync.Mutex
 			res events.SQSEventResponse

@@ -84,3 +84,21 @@ func (r *tokenFailingReporter) SendTaskSuccess(ctx context.Context, token string
 	}
 	return err
 }
+
+func TestSQSHandlerOutOfTime(t *testing.T) {
+	t.Parallel()
+	h := setup(t, blockingJob(nil, nil))
+	ev := events.SQSEvent{Records: []events.SQSMessage{{MessageId: "m1", Body: taskBody("a")}}}
+	// Lambda's deadline: the job is given up LambdaMargin before it, which
+	// is already past.
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(LambdaMargin/2))
+	defer cancel()
+	res, err := SQSHandler(h.p)(ctx, ev)
+	if err != nil || len(res.BatchItemFailures) != 0 {
+		t.Fatalf("SQSHandler = %+v, %v; the failure is reported, so the message is done", res, err)
+	}
+	_, failures, _ := h.rep.snapshot()
+	if len(failures) != 1 || failures[0].name != ErrNameOutOfTime || !strings.Contains(failures[0].cause, "longrun worker") {
+		t.Fatalf("failures %+v", failures)
+	}
+}
