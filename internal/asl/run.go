@@ -191,7 +191,9 @@ func (r *runner) invoke(ctx context.Context, t *Task, token string) (json.RawMes
 	if errors.As(err, &te) {
 		return nil, te, false, nil
 	}
-	if errors.Is(ictx.Err(), context.DeadlineExceeded) {
+	// The task's own deadline passed: Invoke saw it (and said so) or it
+	// returned just as it passed.
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(ictx.Err(), context.DeadlineExceeded) {
 		if execLimited {
 			return nil, nil, true, nil
 		}
