@@ -23,6 +23,7 @@
 //	sm := k.CreateStateMachine(t, name, definition)
 //	k.ServeIntegrations(t)           // needed before any execution calls SQS or Lambda
 //	awstest.Substitute(def, map[string]string{"JobsQueueUrl": q.URL})
+//	awstest.FixHeartbeatPath(def, 30)  // needed before any SendTaskHeartbeat on kumo
 //	awstest.UniqueName(prefix)       // names are process-global in kumo; make them unique
 //	ddb := awstest.Minidyn(t)        // a fresh in-memory DynamoDB
 //
@@ -48,7 +49,25 @@
 // same protocol lambda.Start speaks, without the process-wide
 // AWS_LAMBDA_RUNTIME_API variable and os.Exit of lambda.Start, so many
 // functions can run in one test binary. It returns once kumo routes
-// invocations to the poller, so the first invocation never races it.
+// invocations to the poller, so the first invocation never races it. To run
+// a built Lambda binary instead, start it with
+// AWS_LAMBDA_RUNTIME_API=<k.URL without http://>/_runtime/<name>.
+//
+// # Where kumo v0.33.1 differs from AWS (seen by longrun's tests)
+//
+//   - Step Functions: a heartbeat for a task with HeartbeatSecondsPath panics
+//     the emulator (FixHeartbeatPath); a heartbeat timeout is States.Timeout,
+//     not States.HeartbeatTimeout; a Fail state's ErrorPath/CausePath are
+//     ignored (the execution fails with an empty error); a Lambda function's
+//     error (X-Amz-Function-Error) is taken as its result; a repeated
+//     StartExecution of a running execution with the same input answers
+//     ExecutionAlreadyExists; JitterStrategy is ignored; $$ has only
+//     Task.Token; executions end after 5 minutes at most.
+//   - SQS: a long poll does not wake when an in-flight message becomes
+//     visible again, only on Send; DeleteMessage with a stale receipt fails
+//     with ReceiptHandleIsInvalid (AWS succeeds and keeps the message).
+//   - DynamoDB: no reserved-word check in expressions (minidyn has one), no
+//     400 KB item limit (neither has), no ReturnValuesOnConditionCheckFailure.
 package awstest
 
 import (

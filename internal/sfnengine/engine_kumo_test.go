@@ -28,7 +28,11 @@ type env struct {
 	notify chan longrun.NotifyRequest
 }
 
-func setup(t *testing.T) *env {
+func setup(t *testing.T) *env { return setupHeartbeat(t, 30) }
+
+// setupHeartbeat is setup with the Work state's heartbeat fixed at seconds
+// (kumo ignores HeartbeatSecondsPath; see awstest.FixHeartbeatPath).
+func setupHeartbeat(t *testing.T, seconds int) *env {
 	t.Helper()
 	k := awstest.Kumo(t)
 	k.ServeIntegrations(t)
@@ -43,8 +47,8 @@ func setup(t *testing.T) *env {
 			return struct{}{}, nil
 		}))
 	vars := map[string]string{"JobsQueueUrl": jobs.URL, "NotifyFunctionArn": fn.ARN}
-	sm := k.CreateStateMachine(t, awstest.UniqueName("longrun"), definition(t, "longrun.asl.json", vars))
-	deliver := k.CreateStateMachine(t, awstest.UniqueName("deliver"), definition(t, "deliver.asl.json", vars))
+	sm := k.CreateStateMachine(t, awstest.UniqueName("longrun"), definition(t, "longrun.asl.json", vars, seconds))
+	deliver := k.CreateStateMachine(t, awstest.UniqueName("deliver"), definition(t, "deliver.asl.json", vars, seconds))
 	client := k.SFN()
 	return &env{
 		engine: sfnengine.New(client, sfnengine.Config{StateMachineARN: sm, DeliverStateMachineARN: deliver}),
@@ -54,14 +58,14 @@ func setup(t *testing.T) *env {
 	}
 }
 
-func definition(t *testing.T, name string, vars map[string]string) string {
+func definition(t *testing.T, name string, vars map[string]string, heartbeat int) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "..", "statemachine", name))
 	if err != nil {
 		t.Fatalf("read state machine: %v", err)
 	}
 	// kumo panics on a heartbeat for a task with HeartbeatSecondsPath.
-	def, err := awstest.FixHeartbeatPath(awstest.Substitute(string(b), vars), 30)
+	def, err := awstest.FixHeartbeatPath(awstest.Substitute(string(b), vars), heartbeat)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,12 +74,17 @@ func definition(t *testing.T, name string, vars map[string]string) string {
 
 func (e *env) start(t *testing.T, input string) longrun.StateInput {
 	t.Helper()
+	return e.startLimits(t, input, longrun.Limits{TimeoutSeconds: 60, HeartbeatSeconds: 30})
+}
+
+func (e *env) startLimits(t *testing.T, input string, limits longrun.Limits) longrun.StateInput {
+	t.Helper()
 	id := longrun.NewExecutionID()
 	in := longrun.StateInput{
 		ExecutionID:  id,
 		ExecutionARN: e.engine.ExecutionARN(id),
 		Input:        json.RawMessage(input),
-		Limits:       longrun.Limits{TimeoutSeconds: 60, HeartbeatSeconds: 30},
+		Limits:       limits,
 	}
 	if err := e.engine.StartExecution(context.Background(), in); err != nil {
 		t.Fatalf("StartExecution: %v", err)
@@ -235,4 +244,35 @@ func TestKumoRedeliver(t *testing.T) {
 			t.Errorf("notify got %+v, want deliver for %s", req, id)
 		}
 	}
+}
+
+// The Work state's TimeoutSecondsPath bounds the task: a worker that never
+// answers fails the execution through FinalizeFailure with States.Timeout.
+func TestKumoTaskTimeout(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	in := e.startLimits(t, `{"timer":600}`, longrun.Limits{TimeoutSeconds: 1, HeartbeatSeconds: 30})
+	task := e.task(t, in.ExecutionID)
+	req := e.notified(t)
+	if req.Status != longrun.StatusFailed || req.Failure == nil || req.Failure.Error != "States.Timeout" {
+		t.Errorf("notify got %+v (failure %+v), want finalize FAILED with States.Timeout", req, req.Failure)
+	}
+	wantCode(t, "SendTaskSuccess(timed-out token)", e.engine.SendTaskSuccess(context.Background(), task.TaskToken, nil), longrun.ETASKGONE)
+}
+
+// A worker that stops heartbeating loses the task. On AWS the error is
+// States.HeartbeatTimeout, which the Work state retries twice with a new
+// token before FinalizeFailure; kumo reports States.Timeout, so Retry does
+// not match and the execution goes to FinalizeFailure at once.
+func TestKumoHeartbeatTimeout(t *testing.T) {
+	t.Parallel()
+	e := setupHeartbeat(t, 1)
+	in := e.start(t, `{"timer":600}`)
+	task := e.task(t, in.ExecutionID)
+	req := e.notified(t)
+	if req.Status != longrun.StatusFailed || req.Failure == nil {
+		t.Fatalf("notify got %+v, want finalize FAILED", req)
+	}
+	t.Logf("kumo: heartbeat timeout reaches notify as %q (AWS: States.HeartbeatTimeout after 2 retries)", req.Failure.Error)
+	wantCode(t, "SendTaskHeartbeat(lost token)", e.engine.SendTaskHeartbeat(context.Background(), task.TaskToken), longrun.ETASKGONE)
 }
