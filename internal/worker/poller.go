@@ -130,8 +130,12 @@ func (p *Poller) Run(ctx context.Context) error {
 	return nil
 }
 
-// acquire takes one slot, waiting for it, and then every other free slot;
-// it returns how many it took (0 when ctx ended first).
+// maxReceive is the most messages one Receive may ask for (SQS's limit,
+// which the SQLite queue enforces too).
+const maxReceive = 10
+
+// acquire takes one slot, waiting for it, and then other free slots up to
+// maxReceive; it returns how many it took (0 when ctx ended first).
 func acquire(ctx context.Context, slots chan struct{}) int {
 	select {
 	case slots <- struct{}{}:
@@ -139,7 +143,7 @@ func acquire(ctx context.Context, slots chan struct{}) int {
 		return 0
 	}
 	n := 1
-	for n < cap(slots) {
+	for n < min(cap(slots), maxReceive) {
 		select {
 		case slots <- struct{}{}:
 			n++
@@ -191,7 +195,15 @@ func (p *Poller) extendVisibility(ctx context.Context, receipt string, log *slog
 			return
 		case <-t.C():
 		}
-		if err := p.cfg.Queue.ChangeVisibility(ctx, receipt, p.cfg.Visibility); err != nil && !errors.Is(err, context.Canceled) {
+		err := p.cfg.Queue.ChangeVisibility(ctx, receipt, p.cfg.Visibility)
+		switch {
+		case longrun.IsCode(err, longrun.ENOTFOUND):
+			// The message was received again elsewhere (this worker stalled
+			// past the timeout); the job goes on, and its task token decides
+			// which run's completion counts.
+			log.WarnContext(ctx, "extend visibility: the message is no longer held", "err", err)
+			return
+		case err != nil && !errors.Is(err, context.Canceled):
 			log.WarnContext(ctx, "extend visibility", "err", fmt.Errorf("change visibility: %w", err))
 		}
 	}
