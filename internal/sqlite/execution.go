@@ -198,6 +198,9 @@ func (s *ExecutionStore) ListExecutions(ctx context.Context, tenant string, q lo
 	if limit < 1 || limit > longrun.MaxListLimit {
 		limit = longrun.MaxListLimit
 	}
+	if q.Status != "" && !q.Status.Valid() {
+		return nil, longrun.Errorf(longrun.EINVALID, "status %q is not one of RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED", q.Status)
+	}
 	query := `SELECT ` + executionColumns + ` FROM executions WHERE tenant = ?`
 	args := []any{tenant}
 	if q.Status != "" {

@@ -105,6 +105,10 @@ func TestExecutionStoreRefusesBadInput(t *testing.T) {
 			_, _, err := store.CreateExecution(ctx, &longrun.Execution{ID: longrun.NewExecutionID(), StartDate: clock.Now()})
 			return err
 		}},
+		{"list an unknown status", func() error {
+			_, err := store.ListExecutions(ctx, "acme", longrun.ListQuery{Status: "DONE", Limit: 10})
+			return err
+		}},
 		{"finish as RUNNING", func() error {
 			_, _, err := store.FinishExecution(ctx, running.ID, longrun.Outcome{Status: longrun.StatusRunning})
 			return err

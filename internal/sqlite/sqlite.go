@@ -148,6 +148,11 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite writer %s: %w", path, err)
 	}
+	// One writer connection rather than a pool of IMMEDIATE writers: measured
+	// with 8 goroutines creating executions on this 2-core machine, a pool of
+	// 4 gained at most 20% throughput (≈2,000–2,400/s against ≈1,920/s) but its
+	// slowest write took 0.7–1.7 s, SQLite's busy handler sleeping between
+	// lock attempts, against 40–66 ms here, where writers queue in order.
 	writer.SetMaxOpenConns(1)
 	writer.SetMaxIdleConns(1)
 	writer.SetConnMaxLifetime(0)
