@@ -51,7 +51,7 @@ func (b *syncBuffer) String() string {
 	return b.b.String()
 }
 
-func setup(t *testing.T, configure ...func(*Config)) *harness {
+func setup(t testing.TB, configure ...func(*Config)) *harness {
 	t.Helper()
 	tenants := &tenantStore{keys: map[string]string{}}
 	hs := &harness{

@@ -24,7 +24,7 @@ const TenantContextKey = "tenant"
 // the status.
 type Authorizer struct {
 	Tenants longrun.TenantStore
-	Logger  *slog.Logger
+	Logger  *slog.Logger // nil discards
 }
 
 // Handle decides one request. A store failure is returned as an error (API
@@ -36,13 +36,17 @@ func (a *Authorizer) Handle(ctx context.Context, req events.APIGatewayV2CustomAu
 		header = req.IdentitySource[0]
 	}
 	tenant, err := Authenticate(ctx, a.Tenants, header)
+	log := a.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	switch {
 	case longrun.IsCode(err, longrun.EUNAUTHORIZED):
 		// Log why, never the key.
-		a.Logger.InfoContext(ctx, "request denied", "reason", longrun.ErrorMessage(err), "route", req.RouteKey, "request_id", req.RequestContext.RequestID)
+		log.InfoContext(ctx, "request denied", "reason", longrun.ErrorMessage(err), "route", req.RouteKey, "request_id", req.RequestContext.RequestID)
 		return events.APIGatewayV2CustomAuthorizerSimpleResponse{IsAuthorized: false}, nil
 	case err != nil:
-		a.Logger.ErrorContext(ctx, "authorize", "err", err, "request_id", req.RequestContext.RequestID)
+		log.ErrorContext(ctx, "authorize", "err", err, "request_id", req.RequestContext.RequestID)
 		return events.APIGatewayV2CustomAuthorizerSimpleResponse{}, err
 	}
 	return events.APIGatewayV2CustomAuthorizerSimpleResponse{
