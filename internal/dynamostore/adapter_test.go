@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -252,4 +253,66 @@ func wantKeySchema(ks []types.KeySchemaElement) string {
 		parts = append(parts, aws.ToString(k.AttributeName)+" "+string(k.KeyType))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// Concurrent starts with one Idempotency-Key and body (a client retrying
+// while the first request is still in flight) make one execution; every
+// other call replays it.
+func TestConcurrentIdempotentCreates(t *testing.T) {
+	t.Parallel()
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			s, _ := b.setup(t)
+			tenant := "tenant-" + longrun.NewExecutionID()
+			const n = 8
+			type result struct {
+				id       string
+				replayed bool
+				err      error
+			}
+			results := make([]result, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					e := newExecution(tenant)
+					e.IdempotencyKey, e.RequestHash = "retry-key", "same-body"
+					got, replayed, err := s.CreateExecution(context.Background(), e)
+					if err == nil {
+						results[i] = result{got.ID, replayed, nil}
+					} else {
+						results[i] = result{err: err}
+					}
+				})
+			}
+			wg.Wait()
+			created := map[string]bool{}
+			ids := map[string]bool{}
+			for i, r := range results {
+				if r.err != nil {
+					t.Fatalf("call %d: %v", i, r.err)
+				}
+				ids[r.id] = true
+				if !r.replayed {
+					created[r.id] = true
+				}
+			}
+			if len(created) != 1 || len(ids) != 1 {
+				t.Errorf("created %v, returned %v; want one execution created and replayed to all", created, ids)
+			}
+			page, err := s.ListExecutions(context.Background(), tenant, longrun.ListQuery{Limit: 10})
+			if err != nil || len(page.Executions) != 1 {
+				t.Errorf("tenant has %d executions (%v), want 1", len(page.Executions), err)
+			}
+		})
+	}
+}
+
+func TestTenantWithHashRefused(t *testing.T) {
+	t.Parallel()
+	s, _ := minidynStore(t)
+	_, _, err := s.CreateExecution(context.Background(), newExecution("a#b"))
+	if !longrun.IsCode(err, longrun.EINVALID) {
+		t.Errorf("CreateExecution(tenant a#b) = %v, want %s", err, longrun.EINVALID)
+	}
 }

@@ -63,6 +63,10 @@ const createAttempts = 3
 // or have expired. When the key holds, the key item decides replay or
 // conflict.
 func (s *Store) CreateExecution(ctx context.Context, e *longrun.Execution) (*longrun.Execution, bool, error) {
+	if strings.Contains(e.Tenant, "#") {
+		// It would make IDEM#<tenant>#<key> ambiguous.
+		return nil, false, longrun.Errorf(longrun.EINVALID, "tenant id %q contains '#'", e.Tenant)
+	}
 	item, err := attributevalue.MarshalMap(toExecItem(e))
 	if err != nil {
 		return nil, false, fmt.Errorf("marshal execution %s: %w", e.ID, err)
