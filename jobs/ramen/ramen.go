@@ -83,6 +83,9 @@ func (t Timer) Run(ctx context.Context, raw json.RawMessage, report func(longrun
 // (null, a string, …) means the defaults, as in the seed.
 func parse(raw json.RawMessage) (input, error) {
 	var in input
+	if len(raw) == 0 {
+		return in, nil
+	}
 	var probe any
 	if err := json.Unmarshal(raw, &probe); err != nil {
 		return in, &longrun.JobError{Name: ErrNameInvalidInput, Cause: fmt.Sprintf("input is not JSON: %v", err)}

@@ -38,6 +38,7 @@ func TestTimer(t *testing.T) {
 	}{
 		{name: "default from TIMER", input: `{}`, wantSleeps: []time.Duration{s, s, s}, wantPercent: []float64{100.0 / 3, 200.0 / 3, 100}},
 		{name: "null input uses the default", input: `null`, wantSleeps: []time.Duration{s, s, s}, wantPercent: []float64{100.0 / 3, 200.0 / 3, 100}},
+		{name: "no input uses the default", input: ``, wantSleeps: []time.Duration{s, s, s}, wantPercent: []float64{100.0 / 3, 200.0 / 3, 100}},
 		{name: "non-object input uses the default", input: `"tonkotsu"`, wantSleeps: []time.Duration{s, s, s}, wantPercent: []float64{100.0 / 3, 200.0 / 3, 100}},
 		{name: "seconds from the input", input: `{"seconds":2}`, wantSleeps: []time.Duration{s, s}, wantPercent: []float64{50, 100}},
 		{name: "fractional seconds", input: `{"seconds":1.5}`, wantSleeps: []time.Duration{s, s / 2}, wantPercent: []float64{100.0 / 1.5, 100}},
