@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/longrun/longrun/client"
+	"github.com/urfave/cli/v3"
+)
+
+// apiFlags are the flags every API client command takes.
+func apiFlags(env envSource) []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "url", Usage: "base URL of the longrun API (longrun dev prints it; on AWS, the stack's ApiUrl output)", Value: "http://127.0.0.1:3000", Sources: env.vars("LONGRUN_URL")},
+		&cli.StringFlag{Name: "api-key", Usage: "API key (longrun dev prints one; `longrun keys create` makes more)", Sources: env.vars("LONGRUN_API_KEY")},
+	}
+}
+
+func apiClient(cmd *cli.Command) (*client.Client, error) {
+	key := cmd.String("api-key")
+	if key == "" {
+		return nil, fmt.Errorf("no API key: pass --api-key or set LONGRUN_API_KEY (longrun dev prints one at start)")
+	}
+	return client.New(cmd.String("url"), key), nil
+}
+
+func startCommand(env envSource) *cli.Command {
+	return &cli.Command{
+		Name:      "start",
+		Usage:     "start an execution; prints its record (202) as JSON",
+		ArgsUsage: "[INPUT-JSON | @FILE | -]",
+		Flags: append(apiFlags(env),
+			&cli.StringFlag{Name: "callback-url", Usage: "https URL that receives the signed webhook when the execution ends"},
+			&cli.StringFlag{Name: "name", Usage: "a label of your own for the execution"},
+			&cli.StringFlag{Name: "idempotency-key", Usage: "the same key and input within 24 h return the original execution"},
+			&cli.BoolFlag{Name: "wait", Usage: "wait for the execution to end (exit status 0 only if it SUCCEEDED)"},
+		),
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			c, err := apiClient(cmd)
+			if err != nil {
+				return err
+			}
+			input, err := readInput(cmd.Args().First(), cmd.Root().Reader)
+			if err != nil {
+				return err
+			}
+			e, err := c.Start(ctx, client.StartRequest{Input: input, CallbackURL: cmd.String("callback-url"), Name: cmd.String("name")}, cmd.String("idempotency-key"))
+			if err != nil {
+				return err
+			}
+			if cmd.Bool("wait") {
+				return waitFor(ctx, c, e.ExecutionID, cmd.Root().Writer, cmd.Root().ErrWriter)
+			}
+			return printJSON(cmd.Root().Writer, e)
+		},
+	}
+}
+
+func describeCommand(env envSource) *cli.Command {
+	return &cli.Command{
+		Name:      "describe",
+		Usage:     "print an execution's record as JSON",
+		ArgsUsage: "EXECUTION-ID|ARN",
+		Flags:     apiFlags(env),
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			c, id, err := clientAndID(cmd)
+			if err != nil {
+				return err
+			}
+			e, err := c.Describe(ctx, id)
+			if err != nil {
+				return err
+			}
+			return printJSON(cmd.Root().Writer, e)
+		},
+	}
+}
+
+func waitCommand(env envSource) *cli.Command {
+	return &cli.Command{
+		Name:      "wait",
+		Usage:     "show status and progress until the execution ends; exit status 0 only if it SUCCEEDED",
+		ArgsUsage: "EXECUTION-ID|ARN",
+		Flags:     apiFlags(env),
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			c, id, err := clientAndID(cmd)
+			if err != nil {
+				return err
+			}
+			return waitFor(ctx, c, id, cmd.Root().Writer, cmd.Root().ErrWriter)
+		},
+	}
+}
+
+// waitFor prints one status line per change to stderr, the final record to
+// stdout, and turns a final status other than SUCCEEDED into exit status 2.
+func waitFor(ctx context.Context, c *client.Client, id string, stdout, stderr io.Writer) error {
+	e, err := c.Wait(ctx, id, 500*time.Millisecond, func(e *client.Execution) {
+		line := e.Status
+		if e.Progress != nil && e.Status == "RUNNING" {
+			line += fmt.Sprintf("  %3.0f%%  %s", e.Progress.Percent, e.Progress.Message)
+		}
+		fmt.Fprintf(stderr, "%s  %s\n", e.ExecutionID, line)
+	})
+	if err != nil {
+		return err
+	}
+	if err := printJSON(stdout, e); err != nil {
+		return err
+	}
+	if e.Status != "SUCCEEDED" {
+		msg := fmt.Sprintf("execution %s ended %s", e.ExecutionID, e.Status)
+		if e.Error != "" {
+			msg += fmt.Sprintf(": %s: %s", e.Error, e.Cause)
+		}
+		return &exitError{code: 2, msg: msg}
+	}
+	return nil
+}
+
+func stopCommand(env envSource) *cli.Command {
+	return &cli.Command{
+		Name:      "stop",
+		Usage:     "stop a running execution; it ends ABORTED and its webhook says execution.aborted",
+		ArgsUsage: "EXECUTION-ID|ARN",
+		Flags: append(apiFlags(env),
+			&cli.StringFlag{Name: "error", Usage: "error name to record"},
+			&cli.StringFlag{Name: "cause", Usage: "cause to record"},
+		),
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			c, id, err := clientAndID(cmd)
+			if err != nil {
+				return err
+			}
+			e, err := c.Stop(ctx, id, cmd.String("error"), cmd.String("cause"))
+			if err != nil {
+				return err
+			}
+			return printJSON(cmd.Root().Writer, e)
+		},
+	}
+}
+
+func listCommand(env envSource) *cli.Command {
+	return &cli.Command{
+		Name:  "list",
+		Usage: "list your executions, newest first",
+		Flags: append(apiFlags(env),
+			&cli.StringFlag{Name: "status", Usage: "only RUNNING, SUCCEEDED, FAILED, TIMED_OUT or ABORTED"},
+			&cli.IntFlag{Name: "limit", Usage: "page size, 1 to 100", Value: 20},
+			&cli.StringFlag{Name: "next-token", Usage: "the nextToken of the previous page"},
+		),
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			c, err := apiClient(cmd)
+			if err != nil {
+				return err
+			}
+			p, err := c.List(ctx, cmd.String("status"), int(cmd.Int("limit")), cmd.String("next-token"))
+			if err != nil {
+				return err
+			}
+			return printJSON(cmd.Root().Writer, p)
+		},
+	}
+}
+
+func redeliverCommand(env envSource) *cli.Command {
+	return &cli.Command{
+		Name:      "redeliver",
+		Usage:     "send an ended execution's webhook again (same webhook-id)",
+		ArgsUsage: "EXECUTION-ID",
+		Flags:     apiFlags(env),
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			c, id, err := clientAndID(cmd)
+			if err != nil {
+				return err
+			}
+			if err := c.Redeliver(ctx, id); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.Root().ErrWriter, "redelivery of %s scheduled\n", id)
+			return nil
+		},
+	}
+}
+
+func clientAndID(cmd *cli.Command) (*client.Client, string, error) {
+	c, err := apiClient(cmd)
+	if err != nil {
+		return nil, "", err
+	}
+	id := cmd.Args().First()
+	if id == "" || cmd.Args().Len() > 1 {
+		return nil, "", fmt.Errorf("%s takes exactly one execution id or ARN", cmd.Name)
+	}
+	return c, id, nil
+}
+
+// readInput reads the job input: inline JSON, @file, or - for stdin. No
+// argument means {}.
+func readInput(arg string, stdin io.Reader) (json.RawMessage, error) {
+	var data []byte
+	var err error
+	switch {
+	case arg == "":
+		return json.RawMessage(`{}`), nil
+	case arg == "-":
+		data, err = io.ReadAll(stdin)
+	case strings.HasPrefix(arg, "@"):
+		data, err = os.ReadFile(arg[1:])
+	default:
+		data = []byte(arg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read input: %w", err)
+	}
+	if !json.Valid(data) {
+		return nil, fmt.Errorf("input is not valid JSON: %.80q", data)
+	}
+	return json.RawMessage(data), nil
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/longrun/longrun"
+	"github.com/longrun/longrun/internal/awsapp"
+	"github.com/longrun/longrun/internal/devapp"
+	"github.com/longrun/longrun/internal/dynamostore"
+	"github.com/longrun/longrun/internal/sqlite"
+	"github.com/longrun/longrun/internal/tenant"
+	"github.com/urfave/cli/v3"
+)
+
+func dataDirFlag(env envSource) *cli.StringFlag {
+	return &cli.StringFlag{Name: "data-dir", Value: ".longrun", Usage: "directory of the local SQLite file", Sources: env.vars("LONGRUN_DATA_DIR")}
+}
+
+func templateFlag() *cli.StringFlag {
+	return &cli.StringFlag{Name: "template", Value: "template.yaml", Usage: "the SAM template the local app follows"}
+}
+
+func devCommand(env envSource) *cli.Command {
+	return &cli.Command{
+		Name:  "dev",
+		Usage: "run the whole app on this machine: HTTP API, state machines, queue, worker and webhooks, on SQLite",
+		Description: "Reads template.yaml (state machines, substitutions, queue settings, parameters) and serves\n" +
+			"the same routes as the deployed API. Everything lives in DATA-DIR/longrun.db; after a crash or\n" +
+			"kill -9, start it again and every execution continues where it was.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:3000", Usage: "address of the HTTP API"},
+			dataDirFlag(env),
+			templateFlag(),
+			&cli.BoolFlag{Name: "allow-loopback-webhooks", Usage: "let callback URLs point at 127.0.0.1 or ::1 (for `longrun webhook listen`); other private addresses stay refused"},
+			&cli.StringFlag{Name: "webhook-schedule", Usage: "delays between webhook attempts, e.g. 1s,5s,30s (default: the template's WebhookSchedule)"},
+			&cli.IntFlag{Name: "workers", Value: 8, Usage: "jobs run at once"},
+			&cli.StringFlag{Name: "tenant", Value: "dev", Usage: "tenant of the API key printed at start"},
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+		},
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			stdout, stderr := cmd.Root().Writer, cmd.Root().ErrWriter
+			logger, err := textLogger(stderr, cmd.String("log-level"))
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", cmd.String("addr"))
+			if err != nil {
+				return fmt.Errorf("listen on %s: %w", cmd.String("addr"), err)
+			}
+			defer ln.Close()
+			if ip := ln.Addr().(*net.TCPAddr).IP; !ip.IsLoopback() {
+				logger.Warn("the API listens beyond this machine; longrun dev is meant for 127.0.0.1", "addr", ln.Addr().String())
+			}
+			app, err := devapp.Open(ctx, devapp.Config{
+				DataDir:               cmd.String("data-dir"),
+				TemplatePath:          cmd.String("template"),
+				AllowLoopbackWebhooks: cmd.Bool("allow-loopback-webhooks"),
+				WebhookSchedule:       cmd.String("webhook-schedule"),
+				Workers:               int(cmd.Int("workers")),
+				Logger:                logger,
+			})
+			if err != nil {
+				return err
+			}
+			defer app.Close()
+			key, err := tenant.CreateKey(ctx, app.Tenants, cmd.String("tenant"), time.Now())
+			if err != nil {
+				return err
+			}
+			printBanner(stdout, "http://"+ln.Addr().String(), key, app)
+			return app.Serve(ctx, ln)
+		},
+	}
+}
+
+func printBanner(w io.Writer, url string, key *tenant.Key, app *devapp.App) {
+	fmt.Fprintf(w, `longrun dev is serving %s
+  data:     %s
+  limits:   job timeout %ds, heartbeat %ds; webhook retries after %s
+
+  export LONGRUN_URL=%s
+  export LONGRUN_API_KEY=%s        # tenant %q
+  export LONGRUN_WEBHOOK_SECRET=%s
+
+  curl -s -X POST $LONGRUN_URL/start-execution \
+    -H "Authorization: Bearer $LONGRUN_API_KEY" -H 'Content-Type: application/json' \
+    -d '{"input": {"seconds": 2}}'
+
+`, url, app.DB.Path(), app.Limits.TimeoutSeconds, app.Limits.HeartbeatSeconds, formatSchedule(app.Schedule),
+		url, key.APIKey, key.Tenant, key.WebhookSecret)
+}
+
+func formatSchedule(ds []time.Duration) string {
+	parts := make([]string, len(ds))
+	for i, d := range ds {
+		parts[i] = d.String()
+	}
+	return strings.Join(parts, ", ")
+}
+
+func textLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+func workerCommand(env envSource) *cli.Command {
+	return &cli.Command{
+		Name:  "worker",
+		Usage: "run jobs from the deployed stack's SQS queue, for jobs longer than Lambda's 15 minutes (ECS, EC2, on-prem)",
+		Description: "Configured like the worker Lambda, from the environment: LONGRUN_TABLE_NAME, LONGRUN_JOBS_QUEUE_URL,\n" +
+			"LONGRUN_JOB_HEARTBEAT_SECONDS (see template.yaml's outputs) and the usual AWS SDK variables.\n" +
+			"SIGTERM stops taking messages and lets running jobs finish (then cancels them).",
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "concurrency", Value: 4, Usage: "jobs run at once"},
+		},
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			getenv := func(k string) string { return env(k) }
+			logger := awsapp.NewLogger(cmd.Root().ErrWriter, "worker", getenv)
+			app, err := awsapp.FromEnv(ctx, getenv, logger)
+			if err != nil {
+				return err
+			}
+			p, err := app.Poller(int(cmd.Int("concurrency")))
+			if err != nil {
+				return err
+			}
+			logger.Info("worker polling", "queue", app.Config.JobsQueueURL, "concurrency", cmd.Int("concurrency"))
+			return p.Run(ctx)
+		},
+	}
+}
+
+func keysCommand(env envSource) *cli.Command {
+	where := []cli.Flag{
+		dataDirFlag(env),
+		&cli.StringFlag{Name: "table", Usage: "a deployed stack's DynamoDB table (instead of --data-dir); AWS credentials from the environment", Sources: env.vars("LONGRUN_TABLE_NAME")},
+	}
+	return &cli.Command{
+		Name:  "keys",
+		Usage: "create API keys and rotate webhook secrets, locally or in a deployed stack's table",
+		Commands: []*cli.Command{
+			{
+				Name:  "create",
+				Usage: `print {"apiKey","tenant","webhookSecret"} for a new key of TENANT (created if new)`,
+				Flags: append([]cli.Flag{&cli.StringFlag{Name: "tenant", Required: true, Usage: "tenant id"}}, where...),
+				Action: func(ctx context.Context, cmd *cli.Command) error {
+					return withTenants(ctx, cmd, func(tenants longrun.TenantStore) error {
+						k, err := tenant.CreateKey(ctx, tenants, cmd.String("tenant"), time.Now())
+						if err != nil {
+							return err
+						}
+						return json.NewEncoder(cmd.Root().Writer).Encode(k)
+					})
+				},
+			},
+			{
+				Name:  "rotate-secret",
+				Usage: "give TENANT a new webhook secret; the old one keeps signing beside it for 24 h",
+				Flags: append([]cli.Flag{&cli.StringFlag{Name: "tenant", Required: true, Usage: "tenant id"}}, where...),
+				Action: func(ctx context.Context, cmd *cli.Command) error {
+					return withTenants(ctx, cmd, func(tenants longrun.TenantStore) error {
+						now := time.Now()
+						t, err := tenant.RotateSecret(ctx, tenants, cmd.String("tenant"), now)
+						if err != nil {
+							return err
+						}
+						return json.NewEncoder(cmd.Root().Writer).Encode(map[string]any{
+							"tenant":         t.ID,
+							"webhookSecret":  t.Secrets[0].Value,
+							"signingSecrets": t.ActiveSecrets(now),
+							"overlapUntil":   now.Add(longrun.SecretOverlap).UTC().Format(time.RFC3339),
+						})
+					})
+				},
+			},
+		},
+	}
+}
+
+// withTenants opens the tenant store the flags name: a deployed table, or the
+// local data dir.
+func withTenants(ctx context.Context, cmd *cli.Command, fn func(longrun.TenantStore) error) error {
+	if table := cmd.String("table"); table != "" {
+		cfg, err := config.LoadDefaultConfig(ctx)
+		if err != nil {
+			return fmt.Errorf("load AWS configuration: %w", err)
+		}
+		return fn(dynamostore.New(dynamodb.NewFromConfig(cfg), dynamostore.Config{TableName: table}))
+	}
+	db, err := devapp.OpenDB(ctx, cmd.String("data-dir"))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return fn(sqlite.NewTenantStore(db))
+}
+
+func historyCommand(env envSource) *cli.Command {
+	return &cli.Command{
+		Name:      "history",
+		Usage:     "print a local execution's history, event by event (as GetExecutionHistory)",
+		ArgsUsage: "EXECUTION-ID|ARN",
+		Flags:     []cli.Flag{dataDirFlag(env), templateFlag()},
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			id := cmd.Args().First()
+			if id == "" {
+				return errors.New("history takes an execution id or ARN")
+			}
+			app, err := devapp.Open(ctx, devapp.Config{DataDir: cmd.String("data-dir"), TemplatePath: cmd.String("template")})
+			if err != nil {
+				return err
+			}
+			defer app.Close()
+			arn := id
+			if !strings.HasPrefix(id, "arn:") {
+				arn = app.Engine.ExecutionARN(id)
+			}
+			events, err := app.Engine.History(ctx, arn)
+			if err != nil {
+				return err
+			}
+			w := cmd.Root().Writer
+			for _, ev := range events {
+				fmt.Fprintf(w, "%4d  %s  %-26s %-16s %s\n", ev.ID, ev.Timestamp.UTC().Format("15:04:05.000"), ev.Type, ev.State, ev.Detail)
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,419 @@
+// Package devapp assembles `longrun dev`: the whole app on one machine. It
+// reads template.yaml as `sam deploy` would — the state machines with their
+// DefinitionSubstitutions, the jobs queue's redrive settings, the EventBridge
+// rule that brings status changes to notify, the Parameters' defaults — and
+// wires the very handler code of the Lambdas (internal/api, internal/worker,
+// internal/notify) to the local adapters: SQLite for the store and the queue,
+// internal/local for Step Functions. One SQLite file holds everything.
+package devapp
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/longrun/longrun"
+	"github.com/longrun/longrun/internal/api"
+	"github.com/longrun/longrun/internal/asl"
+	"github.com/longrun/longrun/internal/delivery"
+	"github.com/longrun/longrun/internal/local"
+	"github.com/longrun/longrun/internal/notify"
+	"github.com/longrun/longrun/internal/sqlite"
+	"github.com/longrun/longrun/internal/template"
+	"github.com/longrun/longrun/internal/worker"
+	"github.com/longrun/longrun/jobs/ramen"
+)
+
+// Logical ids in template.yaml that the local app plays the part of.
+const (
+	MainStateMachine    = "LongrunStateMachine"
+	DeliverStateMachine = "DeliverStateMachine"
+	JobsQueue           = "JobsQueue"
+	NotifyFunction      = "NotifyFunction"
+)
+
+// Local stand-ins for what CloudFormation would resolve.
+const (
+	region    = "local"
+	accountID = "000000000000"
+	stackName = "longrun"
+)
+
+// Config configures the local app. DataDir is required.
+type Config struct {
+	DataDir      string // holds longrun.db
+	TemplatePath string // default template.yaml
+
+	// AllowLoopbackWebhooks lets callback URLs point at 127.0.0.1/::1 (for
+	// `longrun webhook listen`); nothing else private is ever allowed.
+	AllowLoopbackWebhooks bool
+	// WebhookSchedule overrides the template's WebhookSchedule, e.g. "1s,5s,30s".
+	WebhookSchedule string
+	// Workers is how many jobs run at once; default 8.
+	Workers int
+	// Job is the job the worker runs; default the ramen timer with the
+	// template's RamenTimerSeconds.
+	Job longrun.Job
+	// BaseURL is where clients reach the API (for thin webhooks' describeUrl);
+	// Serve sets it from its listener when empty.
+	BaseURL string
+
+	Logger *slog.Logger // default: discard
+}
+
+// App is the assembled local app.
+type App struct {
+	DB         *sqlite.DB
+	Executions *sqlite.ExecutionStore
+	Tenants    *sqlite.TenantStore
+	Engine     *local.Engine
+	Handler    http.Handler // the HTTP API
+	Limits     longrun.Limits
+	Schedule   []time.Duration
+
+	poller  *worker.Poller
+	log     *slog.Logger
+	baseURL string
+	mu      sync.Mutex
+}
+
+// Open opens (or creates) the data directory and assembles the app. Close it
+// when done; Serve runs it.
+func Open(ctx context.Context, cfg Config) (*App, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("devapp: DataDir is required")
+	}
+	if cfg.TemplatePath == "" {
+		cfg.TemplatePath = "template.yaml"
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	tpl, err := template.Load(cfg.TemplatePath)
+	if err != nil {
+		return nil, fmt.Errorf("read %s (run longrun dev from the repository root, or pass --template): %w", cfg.TemplatePath, err)
+	}
+	settings, err := readSettings(tpl, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", cfg.TemplatePath, err)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	db, err := OpenDB(ctx, cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	a := &App{
+		DB:         db,
+		Executions: sqlite.NewExecutionStore(db),
+		Tenants:    sqlite.NewTenantStore(db),
+		Limits:     settings.limits,
+		Schedule:   settings.schedule,
+		log:        log,
+		baseURL:    cfg.BaseURL,
+	}
+	if err := a.assemble(ctx, tpl, settings, cfg); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// OpenDB opens the SQLite file of a data directory, as `longrun dev` and
+// `longrun keys` share it.
+func OpenDB(ctx context.Context, dataDir string) (*sqlite.DB, error) {
+	db, err := sqlite.Open(ctx, filepath.Join(dataDir, "longrun.db"))
+	if err != nil {
+		return nil, fmt.Errorf("open data dir %s: %w", dataDir, err)
+	}
+	return db, nil
+}
+
+// settings are what the template's Parameters and resources say.
+type settings struct {
+	limits      longrun.Limits
+	schedule    []time.Duration
+	ramenTimer  int
+	queue       template.Queue
+	statusRules []local.StatusRule
+}
+
+func readSettings(tpl *template.Template, cfg Config) (*settings, error) {
+	var s settings
+	var err error
+	param := func(name string) (int, error) {
+		p, ok := tpl.Parameters[name]
+		if !ok {
+			return 0, fmt.Errorf("parameter %s is missing", name)
+		}
+		return tpl.Int(p.Default, nil)
+	}
+	if s.limits.TimeoutSeconds, err = param("JobTimeoutSeconds"); err != nil {
+		return nil, err
+	}
+	if s.limits.HeartbeatSeconds, err = param("JobHeartbeatSeconds"); err != nil {
+		return nil, err
+	}
+	if s.ramenTimer, err = param("RamenTimerSeconds"); err != nil {
+		return nil, err
+	}
+	text := cfg.WebhookSchedule
+	if text == "" {
+		p, ok := tpl.Parameters["WebhookSchedule"]
+		if !ok {
+			return nil, errors.New("parameter WebhookSchedule is missing")
+		}
+		if text, err = tpl.String(p.Default, nil); err != nil {
+			return nil, fmt.Errorf("parameter WebhookSchedule: %w", err)
+		}
+	}
+	if s.schedule, err = delivery.ParseSchedule(text); err != nil {
+		return nil, fmt.Errorf("webhook schedule %q: %w", text, err)
+	}
+	if s.queue, err = tpl.Queue(JobsQueue); err != nil {
+		return nil, err
+	}
+	if s.statusRules, err = statusRules(tpl); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// statusRules reads NotifyFunction's EventBridgeRule events: which machines'
+// status changes reach notify.
+func statusRules(tpl *template.Template) ([]local.StatusRule, error) {
+	fn, err := tpl.Function(NotifyFunction)
+	if err != nil {
+		return nil, err
+	}
+	var rules []local.StatusRule
+	for name, ev := range fn.Events() {
+		if ev.Type != "EventBridgeRule" {
+			continue
+		}
+		pattern, err := tpl.Eval(ev.Properties["Pattern"], resolve)
+		if err != nil {
+			return nil, fmt.Errorf("%s event %s: %w", NotifyFunction, name, err)
+		}
+		p, _ := pattern.(map[string]any)
+		detail, _ := p["detail"].(map[string]any)
+		var statuses []longrun.Status
+		for _, s := range asStrings(detail["status"]) {
+			statuses = append(statuses, longrun.Status(s))
+		}
+		for _, arn := range asStrings(detail["stateMachineArn"]) {
+			rules = append(rules, local.StatusRule{Machine: arn[strings.LastIndex(arn, ":")+1:], Statuses: statuses, Function: NotifyFunction})
+		}
+	}
+	if len(rules) == 0 {
+		return nil, fmt.Errorf("%s has no EventBridgeRule on state machine status changes", NotifyFunction)
+	}
+	return rules, nil
+}
+
+func asStrings(v any) []string {
+	var out []string
+	switch v := v.(type) {
+	case string:
+		out = append(out, v)
+	case []any:
+		for _, e := range v {
+			if s, ok := e.(string); ok {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// resolve answers the template's references to resources with local names.
+func resolve(name, attr string) (string, error) {
+	switch name {
+	case "AWS::Region":
+		return region, nil
+	case "AWS::AccountId":
+		return accountID, nil
+	case "AWS::Partition":
+		return "aws", nil
+	case "AWS::StackName":
+		return stackName, nil
+	case "AWS::URLSuffix":
+		return "localhost", nil
+	}
+	switch {
+	case name == JobsQueue && attr == "":
+		return queueURL(name), nil
+	case name == NotifyFunction && attr == "Arn":
+		return fmt.Sprintf("arn:aws:lambda:%s:%s:function:%s", region, accountID, name), nil
+	case (name == MainStateMachine || name == DeliverStateMachine) && (attr == "" || attr == "Arn"):
+		return machineARN(name), nil
+	}
+	if attr != "" {
+		name += "." + attr
+	}
+	return "", fmt.Errorf("longrun dev has no local stand-in for %s", name)
+}
+
+func queueURL(logicalID string) string {
+	return fmt.Sprintf("http://sqs.%s.localhost/%s/%s", region, accountID, logicalID)
+}
+
+func machineARN(logicalID string) string {
+	return fmt.Sprintf("arn:aws:states:%s:%s:stateMachine:%s", region, accountID, logicalID)
+}
+
+func (a *App) assemble(ctx context.Context, tpl *template.Template, s *settings, cfg Config) error {
+	jobs := sqlite.NewQueue(a.DB, JobsQueue, sqlite.QueueConfig{MaxReceiveCount: s.queue.MaxReceiveCount, DeadLetter: s.queue.DeadLetterQueue})
+
+	var machines []local.Machine
+	for _, id := range []string{MainStateMachine, DeliverStateMachine} {
+		sm, err := tpl.StateMachine(id)
+		if err != nil {
+			return err
+		}
+		def, err := tpl.Definition(sm)
+		if err != nil {
+			return err
+		}
+		subs, err := tpl.Substitutions(sm, resolve)
+		if err != nil {
+			return err
+		}
+		if def, err = asl.Substitute(def, subs); err != nil {
+			return fmt.Errorf("state machine %s: %w", id, err)
+		}
+		machines = append(machines, local.Machine{Name: id, ARN: machineARN(id), Definition: def})
+	}
+
+	policy := delivery.Policy{AllowLoopback: cfg.AllowLoopbackWebhooks}
+	// notify and the engine need each other: notify starts the deliver
+	// machine, the engine invokes notify. The engine is set before Run.
+	var engine *local.Engine
+	notifier := notify.New(notify.Config{
+		Store:       a.Executions,
+		Tenants:     a.Tenants,
+		Redeliver:   func(ctx context.Context, id string) error { return engine.Redeliver(ctx, id) },
+		Sender:      delivery.NewSender(delivery.Config{Policy: policy, Clock: a.DB.Now}),
+		Schedule:    delivery.Schedule{Delays: s.schedule},
+		Clock:       a.DB.Now,
+		Logger:      a.log.With("function", "notify"),
+		DescribeURL: a.describeURL,
+	})
+	engine, err := local.New(ctx, local.Config{
+		DB:          a.DB,
+		Clock:       a.DB.Now,
+		Timer:       a.DB.Timer,
+		Logger:      a.log.With("component", "engine"),
+		Machines:    machines,
+		Main:        MainStateMachine,
+		Deliver:     DeliverStateMachine,
+		Functions:   map[string]local.Function{NotifyFunction: notifier.Handle},
+		Queues:      map[string]longrun.Queue{queueURL(JobsQueue): jobs},
+		StatusRules: s.statusRules,
+	})
+	if err != nil {
+		return fmt.Errorf("local engine: %w", err)
+	}
+	a.Engine = engine
+
+	a.Handler = api.NewServer(api.Config{
+		Executions:       a.Executions,
+		Tenants:          a.Tenants,
+		Orchestrator:     engine,
+		CheckCallbackURL: func(u string) error { return delivery.CheckURL(u, policy) },
+		Limits:           s.limits,
+		Clock:            a.DB.Now,
+		Logger:           a.log.With("component", "api"),
+	})
+
+	job := cfg.Job
+	if job == nil {
+		job = ramen.New(float64(s.ramenTimer))
+	}
+	a.poller = worker.NewPoller(worker.PollerConfig{
+		Queue: jobs,
+		Processor: worker.NewProcessor(worker.Config{
+			Tasks:      engine,
+			Executions: a.Executions,
+			Job:        job,
+			// Three heartbeats per HeartbeatSeconds: one lost beat is not a timeout.
+			HeartbeatInterval: time.Duration(s.limits.HeartbeatSeconds) * time.Second / 3,
+			Logger:            a.log.With("component", "worker"),
+		}),
+		Concurrency: cmp.Or(max(cfg.Workers, 0), 8),
+		Logger:      a.log.With("component", "worker"),
+	})
+	return nil
+}
+
+func (a *App) describeURL(id string) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.baseURL + "/executions/" + id
+}
+
+// Serve runs the engine, the worker and the HTTP API on ln until ctx ends,
+// then shuts them down in order: stop taking requests, drain the worker,
+// stop the engine.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	a.mu.Lock()
+	if a.baseURL == "" {
+		a.baseURL = "http://" + ln.Addr().String()
+	}
+	a.mu.Unlock()
+
+	// The engine outlives the worker's drain (the drained jobs still report
+	// to it), so it has its own context.
+	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopEngine()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, 3)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := a.Engine.Run(engineCtx); err != nil && !errors.Is(err, context.Canceled) {
+			errs <- fmt.Errorf("engine: %w", err)
+		}
+	})
+	workerDone := make(chan struct{})
+	go func() {
+		defer close(workerDone)
+		if err := a.poller.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			errs <- fmt.Errorf("worker: %w", err)
+		}
+	}()
+	srv := &http.Server{Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
+	go func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			errs <- fmt.Errorf("http: %w", err)
+		}
+	}()
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errs:
+		cancel()
+	}
+	shutdown, cancelShutdown := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancelShutdown()
+	_ = srv.Shutdown(shutdown)
+	<-workerDone // the poller drains once ctx is done (or the error above ended it)
+	stopEngine()
+	wg.Wait()
+	return err
+}
+
+// Close closes the SQLite file.
+func (a *App) Close() error { return a.DB.Close() }
