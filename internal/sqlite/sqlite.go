@@ -24,9 +24,11 @@
 //
 // Write retries its function when SQLite still answers SQLITE_BUSY after the
 // busy timeout (another process holds the file), so the function must do
-// nothing but database work: it may run more than once. Queue.SendTx enqueues
-// inside such a transaction, so a state change and the message it causes
-// commit together.
+// nothing but database work: it may run more than once. It must not call
+// Write itself: the one writer connection is already its own, so the inner
+// call would wait forever (a Read inside is fine but sees the snapshot before
+// the write). Queue.SendTx enqueues inside such a transaction, so a state
+// change and the message it causes commit together.
 //
 // # Migrations
 //
@@ -220,7 +222,8 @@ const maxBusyRetries = 3
 // Write runs fn in an IMMEDIATE transaction on the single writer connection
 // and commits it if fn returns nil. Writes from this process are serialized;
 // a lock held by another process is waited for (busy timeout) and then
-// retried up to three times, so fn may run more than once.
+// retried up to three times, so fn may run more than once. fn must not call
+// Write (see the package doc).
 func (db *DB) Write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	for attempt := 0; ; attempt++ {
 		err := db.writeOnce(ctx, fn)
