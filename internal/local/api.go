@@ -1,0 +1,122 @@
+package local
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/longrun/longrun"
+)
+
+// Start starts an execution of the named machine. Starting a name that is
+// running with the same input does nothing and succeeds (as Step Functions
+// does); a name already used otherwise gives EDUPLICATE. It returns the
+// execution's ARN once the start has committed.
+func (e *Engine) Start(ctx context.Context, machineName, name string, input json.RawMessage) (string, error) {
+	m := e.machines[machineName]
+	if m == nil {
+		return "", longrun.Errorf(longrun.EINVALID, "no state machine named %q", machineName)
+	}
+	if name == "" || len(name) > longrun.MaxNameLength {
+		return "", longrun.Errorf(longrun.EINVALID, "execution name %q must have 1 to %d characters", name, longrun.MaxNameLength)
+	}
+	if len(input) == 0 {
+		input = json.RawMessage("{}")
+	}
+	if len(input) > longrun.MaxInputBytes {
+		return "", longrun.Errorf(longrun.ETOOLARGE, "execution input is %d bytes, over the %d-byte limit", len(input), longrun.MaxInputBytes)
+	}
+	if !json.Valid(input) {
+		return "", longrun.Errorf(longrun.EINVALID, "execution input is not JSON")
+	}
+	arn := executionARN(m, name)
+	if err := e.submit(ctx, &command{kind: cmdStart, m: m, name: name, data: input}); err != nil {
+		return "", fmt.Errorf("start execution %s: %w", arn, err)
+	}
+	return arn, nil
+}
+
+// ExecutionARN returns the ARN of the main machine's execution named id.
+func (e *Engine) ExecutionARN(id string) string {
+	m := e.machines[e.main]
+	if m == nil {
+		return ""
+	}
+	return executionARN(m, id)
+}
+
+// StartExecution starts the main machine with in as its input and the
+// execution id as its name.
+func (e *Engine) StartExecution(ctx context.Context, in longrun.StateInput) error {
+	if e.machines[e.main] == nil {
+		return longrun.Errorf(longrun.EINVALID, "the local engine has no main state machine")
+	}
+	if want := e.ExecutionARN(in.ExecutionID); in.ExecutionARN != want {
+		return longrun.Errorf(longrun.EINVALID, "execution ARN %q is not %q", in.ExecutionARN, want)
+	}
+	input, err := json.Marshal(in)
+	if err != nil {
+		return fmt.Errorf("start execution %s: %w", in.ExecutionID, err)
+	}
+	_, err = e.Start(ctx, e.main, in.ExecutionID, input)
+	return err
+}
+
+// StopExecution stops a running execution: it ends ABORTED, its pending
+// task token stops being valid and a running invocation's result is
+// ignored. An execution that has ended gives ENOTRUNNING; an unknown one
+// ENOTFOUND.
+func (e *Engine) StopExecution(ctx context.Context, arn, errName, cause string) error {
+	if err := e.submit(ctx, &command{kind: cmdStop, arn: arn, errName: errName, cause: cause}); err != nil {
+		return fmt.Errorf("stop execution %s: %w", arn, err)
+	}
+	return nil
+}
+
+// Redeliver starts the deliver machine with {"executionId": id}.
+func (e *Engine) Redeliver(ctx context.Context, executionID string) error {
+	if e.machines[e.deliver] == nil {
+		return longrun.Errorf(longrun.EINVALID, "the local engine has no deliver state machine")
+	}
+	input, err := json.Marshal(struct {
+		ExecutionID string `json:"executionId"`
+	}{executionID})
+	if err != nil {
+		return fmt.Errorf("redeliver %s: %w", executionID, err)
+	}
+	if _, err := e.Start(ctx, e.deliver, longrun.NewExecutionID(), input); err != nil {
+		return fmt.Errorf("redeliver %s: %w", executionID, err)
+	}
+	return nil
+}
+
+// SendTaskSuccess completes the task holding token with output.
+func (e *Engine) SendTaskSuccess(ctx context.Context, token string, output json.RawMessage) error {
+	if len(output) == 0 || !json.Valid(output) {
+		return longrun.Errorf(longrun.EINVALID, "task output is not JSON")
+	}
+	if len(output) > longrun.MaxInputBytes {
+		return longrun.Errorf(longrun.ETOOLARGE, "task output is %d bytes, over the %d-byte limit", len(output), longrun.MaxInputBytes)
+	}
+	if err := e.submit(ctx, &command{kind: cmdSuccess, token: token, data: output}); err != nil {
+		return fmt.Errorf("send task success: %w", err)
+	}
+	return nil
+}
+
+// SendTaskFailure fails the task holding token with errName and cause,
+// which its Retry and Catch then match.
+func (e *Engine) SendTaskFailure(ctx context.Context, token, errName, cause string) error {
+	if err := e.submit(ctx, &command{kind: cmdFailure, token: token, errName: errName, cause: cause}); err != nil {
+		return fmt.Errorf("send task failure: %w", err)
+	}
+	return nil
+}
+
+// SendTaskHeartbeat restarts the task's HeartbeatSeconds.
+func (e *Engine) SendTaskHeartbeat(ctx context.Context, token string) error {
+	if err := e.submit(ctx, &command{kind: cmdHeartbeat, token: token}); err != nil {
+		return fmt.Errorf("send task heartbeat: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,472 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/longrun/longrun"
+	"github.com/longrun/longrun/internal/asl"
+)
+
+// batch is the work of one transaction: the commands and timers applied,
+// what they changed, and what to do once it commits.
+type batch struct {
+	e   *Engine
+	ctx context.Context
+	tx  *sql.Tx
+	now time.Time
+	ms  int64
+	err error // a database error: the whole batch rolls back
+
+	cmds     []*command
+	errs     []error // per command
+	touched  []*execution
+	finished []*execution
+	effects  []*execution
+	outbox   []outboxItem
+	logs     []transition
+
+	history, outboxIns *sql.Stmt
+}
+
+type transition struct {
+	ex, machine, from, to string
+	status                longrun.Status
+}
+
+func (b *batch) begin(ctx context.Context, tx *sql.Tx, now time.Time) {
+	b.reset()
+	b.ctx, b.tx, b.now, b.ms = ctx, tx, now, now.UnixMilli()
+	if cap(b.errs) < len(b.cmds) {
+		b.errs = make([]error, len(b.cmds))
+	}
+	b.errs = b.errs[:len(b.cmds)]
+	clear(b.errs)
+}
+
+func (b *batch) reset() {
+	b.err = nil
+	b.touched = b.touched[:0]
+	b.finished = b.finished[:0]
+	b.effects = b.effects[:0]
+	b.outbox = b.outbox[:0]
+	b.logs = b.logs[:0]
+}
+
+func (b *batch) closeStmts() {
+	for _, s := range []*sql.Stmt{b.history, b.outboxIns} {
+		if s != nil {
+			_ = s.Close() // closing a statement of a finished transaction reports nothing useful
+		}
+	}
+	b.history, b.outboxIns = nil, nil
+}
+
+// abort records a database error; the batch stops and rolls back.
+func (b *batch) abort(err error) {
+	if b.err == nil {
+		b.err = err
+	}
+}
+
+// touch snapshots ex before its first change in this batch.
+func (b *batch) touch(ex *execution) {
+	if ex.touched {
+		return
+	}
+	if !ex.created {
+		cp := *ex
+		ex.saved = &cp
+	}
+	ex.touched = true
+	b.touched = append(b.touched, ex)
+}
+
+func (b *batch) run(c *command) error {
+	switch c.kind {
+	case cmdStart:
+		return b.start(c)
+	case cmdStop:
+		return b.stop(c)
+	case cmdSuccess:
+		ex := b.e.tokens[c.token]
+		if ex == nil {
+			return errTaskGone
+		}
+		b.touch(ex)
+		b.follow(ex, b.taskSucceeded(ex, c.data))
+	case cmdFailure:
+		ex := b.e.tokens[c.token]
+		if ex == nil {
+			return errTaskGone
+		}
+		b.touch(ex)
+		b.follow(ex, b.taskFailed(ex, c.errName, c.cause))
+	case cmdHeartbeat:
+		ex := b.e.tokens[c.token]
+		if ex == nil {
+			return errTaskGone
+		}
+		if ex.task != nil && ex.task.HeartbeatSeconds > 0 {
+			b.touch(ex)
+			ex.heartbeat = b.now.Add(time.Duration(ex.task.HeartbeatSeconds) * time.Second)
+		}
+	case cmdResult:
+		b.result(c)
+	case cmdOutboxDone:
+		if _, err := b.tx.ExecContext(b.ctx, `DELETE FROM local_outbox WHERE id = ?`, c.id); err != nil {
+			b.abort(fmt.Errorf("delete delivered event %d: %w", c.id, err))
+		}
+	}
+	return nil
+}
+
+var errTaskGone = longrun.Errorf(longrun.ETASKGONE,
+	"the task token is not valid: the task timed out, its execution ended, or it was already completed")
+
+func (b *batch) start(c *command) error {
+	arn := executionARN(c.m, c.name)
+	if ex := b.e.execs[arn]; ex != nil {
+		if bytes.Equal(ex.input, c.data) {
+			return nil // Step Functions: same name, same input, still running
+		}
+		return longrun.Errorf(longrun.EDUPLICATE, "execution %s is running with a different input", arn)
+	}
+	var one int
+	switch err := b.tx.QueryRowContext(b.ctx, `SELECT 1 FROM local_executions WHERE arn = ?`, arn).Scan(&one); {
+	case err == nil:
+		return longrun.Errorf(longrun.EDUPLICATE, "execution %s already exists", arn)
+	case !errors.Is(err, sql.ErrNoRows):
+		b.abort(fmt.Errorf("look up execution %s: %w", arn, err))
+		return nil
+	}
+	ex := &execution{
+		arn: arn, name: c.name, m: c.m, input: c.data, start: b.now, status: longrun.StatusRunning, created: true,
+	}
+	if s := c.m.sm.TimeoutSeconds(); s > 0 {
+		ex.deadline = b.now.Add(time.Duration(s) * time.Second)
+	}
+	b.e.execs[arn] = ex
+	b.touch(ex)
+	b.event(ex, "ExecutionStarted", "", inputDetail{Input: ex.input})
+	b.statusEvent(ex)
+	b.logTransition(ex, "", c.m.sm.StartAt())
+	b.follow(ex, b.enter(ex, c.m.sm.StartAt(), ex.input))
+	return nil
+}
+
+func (b *batch) stop(c *command) error {
+	ex := b.e.execs[c.arn]
+	if ex == nil {
+		var status string
+		switch err := b.tx.QueryRowContext(b.ctx, `SELECT status FROM local_executions WHERE arn = ?`, c.arn).Scan(&status); {
+		case errors.Is(err, sql.ErrNoRows):
+			return longrun.Errorf(longrun.ENOTFOUND, "execution %s does not exist", c.arn)
+		case err != nil:
+			b.abort(fmt.Errorf("look up execution %s: %w", c.arn, err))
+			return nil
+		}
+		return longrun.Errorf(longrun.ENOTRUNNING, "execution %s already ended %s", c.arn, status)
+	}
+	b.touch(ex)
+	b.finish(ex, longrun.StatusAborted, nil, c.errName, c.cause)
+	return nil
+}
+
+// result applies the outcome of an invocation or a send made after commit.
+func (b *batch) result(c *command) {
+	ex := b.e.execs[c.arn]
+	if ex == nil || ex.attempt != c.attempt {
+		return // the execution or the attempt ended meanwhile (timeout, stop)
+	}
+	switch {
+	case ex.phase == phaseInvoke:
+		b.touch(ex)
+		if c.failed {
+			b.follow(ex, b.taskFailed(ex, c.errName, c.cause))
+		} else {
+			b.follow(ex, b.taskSucceeded(ex, c.data))
+		}
+	case ex.phase == phaseToken && !ex.sent:
+		b.touch(ex)
+		ex.sent = true
+		b.event(ex, "TaskSubmitted", ex.state, outputDetail{Output: c.data})
+	}
+}
+
+// tick applies the timers of ex that are due.
+func (b *batch) tick(ex *execution) {
+	if !ex.deadline.IsZero() && !b.now.Before(ex.deadline) {
+		b.touch(ex)
+		b.finish(ex, longrun.StatusTimedOut, nil, asl.ErrTimeout, "The execution ran longer than the state machine's TimeoutSeconds")
+		return
+	}
+	switch ex.phase {
+	case phaseWait:
+		if b.now.Before(ex.wake) {
+			return
+		}
+		b.touch(ex)
+		b.exited(ex, ex.nextInput)
+		if ex.next == "" {
+			b.finish(ex, longrun.StatusSucceeded, ex.nextInput, "", "")
+			return
+		}
+		from := ex.state
+		st := b.enter(ex, ex.next, ex.nextInput)
+		b.logTransition(ex, from, ex.state)
+		b.follow(ex, st)
+	case phaseRetry:
+		if b.now.Before(ex.wake) {
+			return
+		}
+		b.touch(ex)
+		if st, more := b.startTask(ex, ex.task); more {
+			b.follow(ex, st)
+		}
+	case phaseToken, phaseInvoke:
+		switch {
+		case !ex.taskDeadline.IsZero() && !b.now.Before(ex.taskDeadline):
+			b.touch(ex)
+			b.follow(ex, b.taskFailed(ex, asl.ErrTimeout,
+				fmt.Sprintf("the task did not finish within %d seconds", ex.task.TimeoutSeconds)))
+		case ex.phase == phaseToken && !ex.heartbeat.IsZero() && !b.now.Before(ex.heartbeat):
+			b.touch(ex)
+			b.follow(ex, b.taskFailed(ex, asl.ErrHeartbeatTimeout,
+				fmt.Sprintf("no heartbeat within %d seconds", ex.task.HeartbeatSeconds)))
+		}
+	}
+}
+
+// enter enters state name and returns what the state says happens next.
+func (b *batch) enter(ex *execution, name string, input json.RawMessage) asl.Step {
+	ex.state, ex.stateInput, ex.entered = name, input, b.now
+	ex.phase, ex.wake, ex.next, ex.nextInput = phaseNone, time.Time{}, "", nil
+	ex.task, ex.retries, ex.token, ex.sent = nil, nil, "", false
+	ex.taskDeadline, ex.heartbeat = time.Time{}, time.Time{}
+	if ex.m.sm.Pattern(name) == asl.WaitForTaskToken {
+		ex.token = newToken()
+	}
+	b.event(ex, ex.m.sm.StateType(name)+"StateEntered", name, inputDetail{Input: input})
+	c := ex.context()
+	st, err := ex.m.sm.Enter(name, input, &c, b.now)
+	if err != nil {
+		return asl.Step{Kind: asl.StepFail, Error: asl.ErrRuntime, Cause: err.Error()}
+	}
+	return st
+}
+
+func (b *batch) exited(ex *execution, output json.RawMessage) {
+	b.event(ex, ex.m.sm.StateType(ex.state)+"StateExited", ex.state, outputDetail{Output: output})
+}
+
+// follow applies steps until the execution waits for something or ends.
+func (b *batch) follow(ex *execution, st asl.Step) {
+	for b.err == nil {
+		if ex.seq >= maxHistory {
+			b.finish(ex, longrun.StatusFailed, nil, asl.ErrRuntime,
+				fmt.Sprintf("the execution reached the limit of %d history events", maxHistory))
+			return
+		}
+		switch st.Kind {
+		case asl.StepNext:
+			b.exited(ex, st.Output)
+			from := ex.state
+			st = b.enter(ex, st.Next, st.Output)
+			b.logTransition(ex, from, ex.state)
+		case asl.StepSucceed:
+			b.exited(ex, st.Output)
+			b.finish(ex, longrun.StatusSucceeded, st.Output, "", "")
+			return
+		case asl.StepFail:
+			b.finish(ex, longrun.StatusFailed, nil, st.Error, st.Cause)
+			return
+		case asl.StepWait:
+			ex.phase, ex.wake, ex.next, ex.nextInput = phaseWait, st.Until, st.Next, st.Output
+			return
+		case asl.StepRetry:
+			ex.phase, ex.wake, ex.task, ex.retries = phaseRetry, st.Until, st.Task, st.Retries
+			return
+		case asl.StepTask:
+			var more bool
+			if st, more = b.startTask(ex, st.Task); !more {
+				return
+			}
+		default:
+			b.finish(ex, longrun.StatusFailed, nil, asl.ErrRuntime, fmt.Sprintf("unexpected step %v in state %q", st.Kind, ex.state))
+			return
+		}
+	}
+}
+
+// startTask starts an attempt of the current Task state. more reports that
+// the attempt finished at once (a send in the transaction) with step st.
+func (b *batch) startTask(ex *execution, t *asl.Task) (st asl.Step, more bool) {
+	tgt := ex.m.tasks[ex.state]
+	ex.task, ex.sent, ex.wake = t, false, time.Time{}
+	ex.attempt++
+	ex.taskDeadline, ex.heartbeat = time.Time{}, time.Time{}
+	if t.TimeoutSeconds > 0 {
+		ex.taskDeadline = b.now.Add(time.Duration(t.TimeoutSeconds) * time.Second)
+	}
+	b.event(ex, "TaskScheduled", ex.state, scheduledDetail{
+		Resource: t.Resource, Pattern: t.Pattern, Parameters: t.Parameters,
+		TimeoutInSeconds: t.TimeoutSeconds, HeartbeatInSeconds: t.HeartbeatSeconds,
+	})
+	b.event(ex, "TaskStarted", ex.state, nil)
+	if tgt == nil {
+		return b.taskFailed(ex, asl.ErrRuntime, fmt.Sprintf("state %q has no integration", ex.state)), true
+	}
+	if tgt.kind == lambdaInvoke {
+		ex.phase = phaseInvoke
+		b.effects = append(b.effects, ex)
+		return asl.Step{}, false
+	}
+
+	body, err := messageBody(t.Parameters)
+	if err != nil {
+		return b.taskFailed(ex, asl.ErrRuntime, err.Error()), true
+	}
+	wait := t.Pattern == asl.WaitForTaskToken
+	if wait {
+		ex.phase = phaseToken
+		b.e.tokens[ex.token] = ex
+		if t.HeartbeatSeconds > 0 {
+			ex.heartbeat = b.now.Add(time.Duration(t.HeartbeatSeconds) * time.Second)
+		}
+	}
+	if tgt.txq == nil {
+		if !wait {
+			ex.phase = phaseInvoke
+		}
+		b.effects = append(b.effects, ex)
+		return asl.Step{}, false
+	}
+	id, err := tgt.txq.SendTx(b.ctx, b.tx, body)
+	if err != nil {
+		b.abort(fmt.Errorf("send task message of %s: %w", ex.arn, err))
+		return asl.Step{}, false
+	}
+	ex.sent = true
+	res := sendResult(id, body)
+	if wait {
+		b.event(ex, "TaskSubmitted", ex.state, outputDetail{Output: res})
+		return asl.Step{}, false
+	}
+	return b.taskSucceeded(ex, res), true
+}
+
+func (b *batch) dropToken(ex *execution) {
+	if ex.phase == phaseToken && b.e.tokens[ex.token] == ex {
+		delete(b.e.tokens, ex.token)
+	}
+}
+
+func (b *batch) taskSucceeded(ex *execution, result json.RawMessage) asl.Step {
+	b.dropToken(ex)
+	ex.phase, ex.taskDeadline, ex.heartbeat = phaseNone, time.Time{}, time.Time{}
+	b.event(ex, "TaskSucceeded", ex.state, outputDetail{Output: result})
+	c := ex.context()
+	return ex.m.sm.TaskSucceeded(ex.state, ex.stateInput, result, &c)
+}
+
+func (b *batch) taskFailed(ex *execution, errName, cause string) asl.Step {
+	b.dropToken(ex)
+	ex.phase, ex.taskDeadline, ex.heartbeat = phaseNone, time.Time{}, time.Time{}
+	typ := "TaskFailed"
+	if errName == asl.ErrTimeout || errName == asl.ErrHeartbeatTimeout {
+		typ = "TaskTimedOut"
+	}
+	b.event(ex, typ, ex.state, errorDetail{Error: errName, Cause: cause})
+	if ex.m.sm.Pattern(ex.state) == asl.WaitForTaskToken {
+		ex.token = newToken() // a retried attempt gets a token of its own
+	}
+	c := ex.context()
+	return ex.m.sm.TaskFailed(ex.state, ex.stateInput, errName, cause, ex.retries, &c, b.now, b.e.rnd)
+}
+
+// finish ends the execution with status.
+func (b *batch) finish(ex *execution, status longrun.Status, output json.RawMessage, errName, cause string) {
+	b.dropToken(ex)
+	ex.status, ex.stop, ex.output, ex.errName, ex.cause = status, b.now, output, errName, cause
+	ex.phase = phaseNone
+	switch status {
+	case longrun.StatusSucceeded:
+		b.event(ex, "ExecutionSucceeded", "", outputDetail{Output: output})
+	case longrun.StatusFailed:
+		b.event(ex, "ExecutionFailed", "", errorDetail{Error: errName, Cause: cause})
+	case longrun.StatusTimedOut:
+		b.event(ex, "ExecutionTimedOut", "", errorDetail{Error: errName, Cause: cause})
+	case longrun.StatusAborted:
+		b.event(ex, "ExecutionAborted", "", errorDetail{Error: errName, Cause: cause})
+	}
+	delete(b.e.execs, ex.arn)
+	b.finished = append(b.finished, ex)
+	b.statusEvent(ex)
+	b.logTransition(ex, ex.state, string(status))
+}
+
+func (b *batch) logTransition(ex *execution, from, to string) {
+	if !b.e.log.Enabled(b.ctx, slog.LevelInfo) {
+		return
+	}
+	b.logs = append(b.logs, transition{ex: ex.name, machine: ex.m.name, from: from, to: to, status: ex.status})
+}
+
+// event appends a history event to ex.
+func (b *batch) event(ex *execution, typ, state string, detail any) {
+	if b.err != nil {
+		return
+	}
+	ex.seq++
+	var d []byte
+	if detail != nil {
+		var err error
+		if d, err = json.Marshal(detail); err != nil {
+			b.abort(fmt.Errorf("history detail of %s: %w", typ, err))
+			return
+		}
+	}
+	if b.history == nil {
+		s, err := b.tx.PrepareContext(b.ctx, `INSERT INTO local_history (arn, id, ts, type, state, detail) VALUES (?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			b.abort(fmt.Errorf("prepare history insert: %w", err))
+			return
+		}
+		b.history = s
+	}
+	var detailArg any
+	if d != nil {
+		detailArg = string(d)
+	}
+	if _, err := b.history.ExecContext(b.ctx, ex.arn, ex.seq, b.ms, typ, state, detailArg); err != nil {
+		b.abort(fmt.Errorf("insert history event %s of %s: %w", typ, ex.arn, err))
+	}
+}
+
+// History event details, with the field names asl.Run uses.
+type (
+	inputDetail struct {
+		Input json.RawMessage `json:"input"`
+	}
+	outputDetail struct {
+		Output json.RawMessage `json:"output"`
+	}
+	errorDetail struct {
+		Error string `json:"error"`
+		Cause string `json:"cause"`
+	}
+	scheduledDetail struct {
+		Resource           string          `json:"resource"`
+		Pattern            asl.Pattern     `json:"pattern"`
+		Parameters         json.RawMessage `json:"parameters"`
+		TimeoutInSeconds   int             `json:"timeoutInSeconds"`
+		HeartbeatInSeconds int             `json:"heartbeatInSeconds"`
+	}
+)

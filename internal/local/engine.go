@@ -1,0 +1,480 @@
+package local
+
+import (
+	"container/heap"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"embed"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/longrun/longrun"
+	"github.com/longrun/longrun/internal/asl"
+)
+
+//go:embed migration/*.sql
+var migrations embed.FS
+
+// migrationSet names the engine's tables in schema_version.
+const migrationSet = "local"
+
+// maxBatch bounds the commands applied in one transaction, so one commit
+// never holds the writer for long.
+const maxBatch = 512
+
+// maxHistory is Step Functions' limit of events per execution; an execution
+// that reaches it fails (it would loop forever otherwise).
+const maxHistory = 25000
+
+// maxInflight bounds the Lambda invocations and fallback sends running at
+// once.
+const maxInflight = 256
+
+// Engine runs executions durably. Create it with New, run it with Run; the
+// Orchestrator and TaskReporter methods may be called from any goroutine.
+type Engine struct {
+	db            DB
+	clock         longrun.Clock
+	timer         Timer
+	log           *slog.Logger
+	rnd           *mrand.Rand
+	machines      map[string]*machine
+	machinesByARN map[string]*machine
+	main, deliver string
+	fns           map[string]Function
+
+	cmds    chan *command
+	started chan struct{} // closed when Run begins
+	stopped chan struct{} // closed when Run returns
+	once    sync.Once
+	sem     chan struct{}
+
+	// Owned by Run's goroutine.
+	execs  map[string]*execution
+	tokens map[string]*execution
+	timers timerHeap
+	retry  []*command // internal commands of a batch that failed to commit
+
+	sigMu  sync.Mutex
+	commit chan struct{} // closed after each commit; tests wait on it
+
+	// onFinish, if set before Run, is called by Run's goroutine after an
+	// execution's end commits (tests and benchmarks count with it).
+	onFinish func(arn string, status longrun.Status)
+}
+
+var (
+	_ longrun.Orchestrator = (*Engine)(nil)
+	_ longrun.TaskReporter = (*Engine)(nil)
+)
+
+func newEngine(cfg Config) *Engine {
+	return &Engine{
+		db: cfg.DB, clock: cfg.Clock, timer: cfg.Timer, log: cfg.Logger, rnd: cfg.Rand,
+		machines: map[string]*machine{}, machinesByARN: map[string]*machine{},
+		main: cfg.Main, deliver: cfg.Deliver, fns: cfg.Functions,
+		cmds:    make(chan *command, 4*maxBatch),
+		started: make(chan struct{}),
+		stopped: make(chan struct{}),
+		sem:     make(chan struct{}, maxInflight),
+		execs:   map[string]*execution{},
+		tokens:  map[string]*execution{},
+		commit:  make(chan struct{}),
+	}
+}
+
+// now is the engine's time, at the millisecond precision it is stored
+// with, so an execution reloaded after a crash sees exactly the same times.
+func (e *Engine) now() time.Time {
+	return e.clock().UTC().Truncate(time.Millisecond)
+}
+
+// phase is what a running execution waits for in its current state.
+type phase uint8
+
+const (
+	phaseNone   phase = iota
+	phaseWait         // a Wait state, until wake
+	phaseRetry        // a retry's backoff, until wake
+	phaseToken        // SendTaskSuccess/Failure for token
+	phaseInvoke       // a Lambda invocation (or a send after commit) to finish
+)
+
+// execution is one execution in memory. Running executions are all in
+// memory, owned by Run's goroutine; the row in local_executions is the
+// durable copy, written in the same transaction as every change.
+type execution struct {
+	arn, name string
+	m         *machine
+	input     json.RawMessage
+	start     time.Time
+	deadline  time.Time // top-level TimeoutSeconds; zero for none
+	seq       int64     // last history event id
+	status    longrun.Status
+	stop      time.Time
+	output    json.RawMessage
+	errName   string
+	cause     string
+
+	state        string
+	stateInput   json.RawMessage
+	entered      time.Time
+	phase        phase
+	wake         time.Time       // phaseWait, phaseRetry
+	next         string          // phaseWait: the state after the wait ("" ends the execution)
+	nextInput    json.RawMessage // phaseWait: its input
+	task         *asl.Task       // the current or next attempt
+	attempt      int             // counts attempts, so a stale result is recognised
+	retries      []int
+	token        string // the current or next attempt's token (WaitForTaskToken)
+	sent         bool   // the attempt's message is in the queue
+	taskDeadline time.Time
+	heartbeat    time.Time
+
+	// In memory only.
+	armed      time.Time  // the earliest timer in the heap for it
+	saved      *execution // the state before the current batch, to roll back
+	touched    bool
+	created    bool
+	ticked     bool
+	dispatched int // the attempt whose effect has been started
+}
+
+func (ex *execution) context() asl.Context {
+	rc := 0
+	for _, n := range ex.retries {
+		rc += n
+	}
+	return asl.Context{
+		Execution:    asl.ExecutionContext{ID: ex.arn, Name: ex.name, Input: ex.input, StartTime: ex.start},
+		StateMachine: asl.StateMachineContext{ID: ex.m.arn, Name: ex.m.name},
+		State:        asl.StateContext{Name: ex.state, EnteredTime: ex.entered, RetryCount: rc},
+		Task:         asl.TaskContext{Token: ex.token},
+	}
+}
+
+// due is when the execution's earliest timer fires; zero for none.
+func (ex *execution) due() time.Time {
+	var t time.Time
+	consider := func(c time.Time) {
+		if !c.IsZero() && (t.IsZero() || c.Before(t)) {
+			t = c
+		}
+	}
+	consider(ex.deadline)
+	switch ex.phase {
+	case phaseWait, phaseRetry:
+		consider(ex.wake)
+	case phaseToken:
+		consider(ex.taskDeadline)
+		consider(ex.heartbeat)
+	case phaseInvoke:
+		consider(ex.taskDeadline)
+	}
+	return t
+}
+
+func executionARN(m *machine, name string) string {
+	return "arn:aws:states:" + m.region + ":" + m.account + ":execution:" + m.name + ":" + name
+}
+
+func newToken() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+type cmdKind uint8
+
+const (
+	cmdStart cmdKind = iota + 1
+	cmdStop
+	cmdSuccess
+	cmdFailure
+	cmdHeartbeat
+	cmdResult     // an invocation or send finished
+	cmdOutboxDone // a status-change event was accepted
+)
+
+// command is one change for Run's goroutine to apply.
+type command struct {
+	kind    cmdKind
+	m       *machine
+	arn     string
+	name    string
+	token   string
+	data    json.RawMessage // start input, task output, invocation result
+	errName string
+	cause   string
+	attempt int
+	failed  bool
+	id      int64
+	reply   chan error // nil for internal commands
+}
+
+var errStopped = longrun.Errorf(longrun.EUNAVAILABLE, "the local engine is not running")
+
+// submit hands c to Run's goroutine and waits for its commit.
+func (e *Engine) submit(ctx context.Context, c *command) error {
+	c.reply = make(chan error, 1)
+	select {
+	case e.cmds <- c:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-e.stopped:
+		return errStopped
+	}
+	select {
+	case err := <-c.reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-e.stopped:
+		// The command may have committed just before Run returned.
+		select {
+		case err := <-c.reply:
+			return err
+		default:
+			return errStopped
+		}
+	}
+}
+
+// post hands an internal command to Run's goroutine; it is dropped if Run
+// has returned (the durable state makes the next Run do the work again).
+func (e *Engine) post(c *command) {
+	select {
+	case e.cmds <- c:
+	case <-e.stopped:
+	}
+}
+
+// Run loads the running executions and applies changes until ctx ends. It
+// returns nil when ctx ends and an error only if the executions cannot be
+// loaded. Call it once per Engine.
+func (e *Engine) Run(ctx context.Context) error {
+	first := false
+	e.once.Do(func() { first = true })
+	if !first {
+		return errors.New("local engine: Run called twice")
+	}
+	defer close(e.stopped)
+	pending, outbox, err := e.load(ctx)
+	if err != nil {
+		return err
+	}
+	close(e.started)
+	e.log.InfoContext(ctx, "local engine started", "running", len(e.execs), "outbox", len(outbox))
+	for _, ex := range pending {
+		e.dispatch(ctx, ex)
+	}
+	for _, o := range outbox {
+		e.deliverEvent(ctx, o)
+	}
+
+	b := &batch{e: e}
+	for {
+		var due <-chan struct{}
+		stop := func() {}
+		if len(e.timers) > 0 {
+			due, stop = e.timer.Until(e.timers[0].at)
+		}
+		cmds := b.cmds[:0]
+		cmds = append(cmds, e.retry...)
+		e.retry = e.retry[:0]
+		if len(cmds) == 0 {
+			select {
+			case <-ctx.Done():
+				stop()
+				return nil
+			case c := <-e.cmds:
+				cmds = append(cmds, c)
+			case <-due:
+			}
+		}
+		stop()
+	drain:
+		for len(cmds) < maxBatch {
+			select {
+			case c := <-e.cmds:
+				cmds = append(cmds, c)
+			default:
+				break drain
+			}
+		}
+		now := e.now()
+		var ticks []*execution
+		for len(e.timers) > 0 && !e.timers[0].at.After(now) {
+			t := heap.Pop(&e.timers).(timerEntry)
+			if t.at.Equal(t.ex.armed) {
+				t.ex.armed = time.Time{}
+			}
+			if t.ex.status == longrun.StatusRunning && !t.ex.ticked && e.execs[t.ex.arn] == t.ex {
+				t.ex.ticked = true
+				ticks = append(ticks, t.ex)
+			}
+		}
+		b.cmds = cmds
+		if err := e.apply(ctx, b, now, ticks); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			e.log.ErrorContext(ctx, "local engine: commit failed; retrying", "error", err)
+			// Give a failing disk a moment rather than spinning.
+			wait, stopWait := e.timer.Until(e.now().Add(100 * time.Millisecond))
+			select {
+			case <-wait:
+			case <-ctx.Done():
+				stopWait()
+				return nil
+			}
+		}
+	}
+}
+
+// apply runs one batch in one transaction and, once committed, replies,
+// arms timers and starts the effects (invocations, events) it asks for.
+func (e *Engine) apply(ctx context.Context, b *batch, now time.Time, ticks []*execution) error {
+	err := e.db.Write(ctx, func(tx *sql.Tx) error {
+		e.rollback(b) // Write may run this again after SQLITE_BUSY
+		b.begin(ctx, tx, now)
+		defer b.closeStmts()
+		for i, c := range b.cmds {
+			b.errs[i] = b.run(c)
+			if b.err != nil {
+				return b.err
+			}
+		}
+		for _, ex := range ticks {
+			b.tick(ex)
+			if b.err != nil {
+				return b.err
+			}
+		}
+		return b.persist()
+	})
+	for _, ex := range ticks {
+		ex.ticked = false
+		e.arm(ex)
+	}
+	if err != nil {
+		e.rollback(b)
+		for _, ex := range ticks {
+			e.arm(ex)
+		}
+		for _, c := range b.cmds {
+			if c.reply != nil {
+				c.reply <- fmt.Errorf("local engine commit: %w", err)
+			} else {
+				e.retry = append(e.retry, c)
+			}
+		}
+		return err
+	}
+	for _, ex := range b.touched {
+		ex.saved, ex.touched, ex.created = nil, false, false
+		e.arm(ex)
+	}
+	for i, c := range b.cmds {
+		if c.reply != nil {
+			c.reply <- b.errs[i]
+		}
+	}
+	for _, ex := range b.effects {
+		e.dispatch(ctx, ex)
+	}
+	for _, o := range b.outbox {
+		e.deliverEvent(ctx, o)
+	}
+	for _, t := range b.logs {
+		e.log.LogAttrs(ctx, slog.LevelInfo, "transition",
+			slog.String("execution_id", t.ex), slog.String("machine", t.machine),
+			slog.String("from", t.from), slog.String("to", t.to), slog.String("status", string(t.status)))
+	}
+	for _, ex := range b.finished {
+		if e.onFinish != nil {
+			e.onFinish(ex.arn, ex.status)
+		}
+	}
+	e.signalCommit()
+	b.reset()
+	return nil
+}
+
+// rollback undoes the in-memory changes of a batch whose transaction did
+// not commit.
+func (e *Engine) rollback(b *batch) {
+	if len(b.touched) == 0 {
+		return
+	}
+	for _, ex := range b.touched {
+		if ex.created {
+			delete(e.execs, ex.arn)
+			continue
+		}
+		saved := ex.saved
+		*ex = *saved
+		e.execs[ex.arn] = ex
+	}
+	clear(e.tokens)
+	for _, ex := range e.execs {
+		if ex.phase == phaseToken {
+			e.tokens[ex.token] = ex
+		}
+	}
+	b.touched = b.touched[:0]
+}
+
+func (e *Engine) signalCommit() {
+	e.sigMu.Lock()
+	close(e.commit)
+	e.commit = make(chan struct{})
+	e.sigMu.Unlock()
+}
+
+// committed returns a channel closed at the next commit.
+func (e *Engine) committed() <-chan struct{} {
+	e.sigMu.Lock()
+	defer e.sigMu.Unlock()
+	return e.commit
+}
+
+// arm makes sure the execution's earliest timer is in the heap.
+func (e *Engine) arm(ex *execution) {
+	if ex.status != longrun.StatusRunning {
+		return
+	}
+	due := ex.due()
+	if due.IsZero() || (!ex.armed.IsZero() && !due.Before(ex.armed)) {
+		return
+	}
+	heap.Push(&e.timers, timerEntry{at: due, ex: ex})
+	ex.armed = due
+}
+
+type timerEntry struct {
+	at time.Time
+	ex *execution
+}
+
+type timerHeap []timerEntry
+
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timerEntry)) }
+func (h *timerHeap) Pop() any {
+	old := *h
+	n := len(old)
+	x := old[n-1]
+	old[n-1] = timerEntry{}
+	*h = old[:n-1]
+	return x
+}

@@ -1,0 +1,346 @@
+// Package local owns the durable embedded engine behind `longrun dev`: it
+// runs statemachine/longrun.asl.json and deliver.asl.json as Step Functions
+// would, on the SQLite file the rest of the local app uses, and survives
+// kill -9.
+//
+// The engine steps definitions with internal/asl's pure stepping API and
+// persists every Step: each execution's current state, phase, timers and
+// pending task token live in local_executions, its history in
+// local_history, status-change events waiting for their function in
+// local_outbox. One goroutine (Run) owns all running executions in memory and
+// applies every change — starts, task completions, heartbeats, stops, timer
+// expiries, Lambda results — in group commits: it drains whatever is ready
+// into one write transaction, so the cost of a commit is shared by many
+// transitions. Nothing sleeps in line; timers wait on an injected clock.
+//
+// Integrations are those of Step Functions, exactly:
+//
+//   - arn:aws:states:::sqs:sendMessage and .waitForTaskToken: the message is
+//     sent in the same transaction as the state change when the queue can
+//     (TxQueue, the local SQLite queue), so a crash neither loses nor
+//     duplicates it;
+//   - arn:aws:states:::lambda:invoke, to in-process functions: run after the
+//     transition commits and recorded after (at-least-once, as Lambda is).
+//
+// Any other resource is refused by New, naming the state.
+package local
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/longrun/longrun"
+	"github.com/longrun/longrun/internal/asl"
+)
+
+// DB is the SQLite file the engine keeps its tables in: *sqlite.DB.
+type DB interface {
+	Migrate(ctx context.Context, name string, fsys fs.FS) error
+	Write(ctx context.Context, fn func(tx *sql.Tx) error) error
+	Read(ctx context.Context, fn func(tx *sql.Tx) error) error
+}
+
+// Timer waits on the engine's clock (sqlite.Timer has the same shape, so a
+// DB's Timer can be passed as it is).
+type Timer interface {
+	// Until returns a channel closed once the clock reaches t, and a stop
+	// func that releases the wait early.
+	Until(t time.Time) (done <-chan struct{}, stop func())
+}
+
+// TxQueue is a queue that can take a message inside the engine's own write
+// transaction (*sqlite.Queue): the task message and the state change then
+// commit together, and the queue wakes its receivers after the commit. A
+// queue in Config.Queues that is not a TxQueue is sent to after the
+// transition commits, at least once (a crash between the send and its
+// record sends the message again; the worker then finds the token gone).
+type TxQueue interface {
+	// SendTx adds a message in tx and returns its MessageId.
+	SendTx(ctx context.Context, tx *sql.Tx, body string) (messageID string, err error)
+}
+
+// Function is an in-process Lambda function, the target of lambda:invoke and
+// of status-change rules. Its error is reported as the Go Lambda runtime
+// reports it (see ErrorType).
+type Function func(ctx context.Context, payload json.RawMessage) (json.RawMessage, error)
+
+// Machine is one state machine the engine runs.
+type Machine struct {
+	Name string // e.g. "longrun"; Start and StatusRule refer to it
+	ARN  string // arn:aws:states:<region>:<account>:stateMachine:<name>
+	// Definition is the ASL JSON with its DefinitionSubstitutions applied
+	// (asl.Substitute).
+	Definition []byte
+}
+
+// StatusRule is an EventBridge rule on "Step Functions Execution Status
+// Change" events: executions of Machine reaching one of Statuses are
+// delivered to Function with the event's shape (see StatusEvent).
+type StatusRule struct {
+	Machine  string
+	Statuses []longrun.Status
+	Function string // a key of Config.Functions
+}
+
+// Config is what New needs. DB and Machines are required.
+type Config struct {
+	DB     DB
+	Clock  longrun.Clock // default time.Now; pass the DB's clock so queue and engine agree
+	Timer  Timer         // default real timers; must agree with Clock
+	Logger *slog.Logger  // default: discard
+	Rand   *rand.Rand    // retry jitter; default time-seeded. Used by Run's goroutine only.
+
+	Machines []Machine
+	// Main is the Machine that StartExecution runs; Deliver the one Redeliver
+	// runs. Either may be "" if not used.
+	Main, Deliver string
+
+	// Functions are lambda:invoke targets, keyed by function name or ARN
+	// (a FunctionName ARN also finds its function by name).
+	Functions map[string]Function
+	// Queues are sqs:sendMessage targets, keyed by QueueUrl.
+	Queues map[string]longrun.Queue
+
+	StatusRules []StatusRule
+}
+
+// integration is what a Task state's Resource runs.
+type integration uint8
+
+const (
+	sqsSend integration = iota + 1
+	lambdaInvoke
+)
+
+// Resources the engine runs; anything else is refused at load.
+const (
+	resourceSendMessage = "arn:aws:states:::sqs:sendMessage"
+	resourceInvoke      = "arn:aws:states:::lambda:invoke"
+)
+
+// machine is a loaded Machine.
+type machine struct {
+	name, arn string
+	region    string
+	account   string
+	sm        *asl.StateMachine
+	// tasks maps each Task state to how it runs; its queue or function is
+	// resolved at load when static.
+	tasks map[string]*taskTarget
+	rules map[longrun.Status][]string // status → functions
+}
+
+type taskTarget struct {
+	kind     integration
+	pattern  asl.Pattern
+	queue    longrun.Queue // static QueueUrl
+	txq      TxQueue
+	function Function // static FunctionName
+}
+
+// New loads the machines and migrates the engine's tables. It refuses a
+// definition it cannot run exactly as Step Functions would: the error names
+// the state and the resource or field.
+func New(ctx context.Context, cfg Config) (*Engine, error) {
+	if cfg.DB == nil {
+		return nil, errors.New("local engine: Config.DB is required")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Timer == nil {
+		cfg.Timer = realTimer{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	}
+	e := newEngine(cfg)
+	for _, mc := range cfg.Machines {
+		m, err := loadMachine(mc, cfg)
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := e.machines[m.name]; dup {
+			return nil, fmt.Errorf("local engine: two machines named %q", m.name)
+		}
+		e.machines[m.name] = m
+		e.machinesByARN[m.arn] = m
+	}
+	for _, name := range []string{cfg.Main, cfg.Deliver} {
+		if _, ok := e.machines[name]; name != "" && !ok {
+			return nil, fmt.Errorf("local engine: no machine named %q", name)
+		}
+	}
+	for i, r := range cfg.StatusRules {
+		m, ok := e.machines[r.Machine]
+		if !ok {
+			return nil, fmt.Errorf("local engine: status rule %d: no machine named %q", i, r.Machine)
+		}
+		if _, ok := cfg.Functions[r.Function]; !ok {
+			return nil, fmt.Errorf("local engine: status rule %d: no function %q", i, r.Function)
+		}
+		for _, s := range r.Statuses {
+			if !s.Valid() {
+				return nil, fmt.Errorf("local engine: status rule %d: %q is not a status", i, s)
+			}
+			m.rules[s] = append(m.rules[s], r.Function)
+		}
+	}
+	sub, err := fs.Sub(migrations, "migration")
+	if err != nil {
+		return nil, fmt.Errorf("local engine migrations: %w", err)
+	}
+	if err := cfg.DB.Migrate(ctx, migrationSet, sub); err != nil {
+		return nil, fmt.Errorf("local engine: %w", err)
+	}
+	return e, nil
+}
+
+func loadMachine(mc Machine, cfg Config) (*machine, error) {
+	parts := strings.Split(mc.ARN, ":")
+	if len(parts) != 7 || parts[0] != "arn" || parts[2] != "states" || parts[5] != "stateMachine" || parts[6] == "" {
+		return nil, fmt.Errorf("local engine: machine %q: %q is not a state machine ARN", mc.Name, mc.ARN)
+	}
+	if mc.Name == "" {
+		mc.Name = parts[6]
+	}
+	sm, err := asl.Parse(mc.Definition)
+	if err != nil {
+		return nil, fmt.Errorf("local engine: machine %s: %w", mc.Name, err)
+	}
+	m := &machine{
+		name: mc.Name, arn: mc.ARN, region: parts[3], account: parts[4], sm: sm,
+		tasks: map[string]*taskTarget{}, rules: map[longrun.Status][]string{},
+	}
+	// asl validated the language; what is left is whether this engine has
+	// each Task's integration and target. The raw definition says which.
+	var def struct {
+		States map[string]struct {
+			Type       string
+			Resource   string
+			Parameters map[string]json.RawMessage
+		}
+	}
+	if err := json.Unmarshal(mc.Definition, &def); err != nil {
+		return nil, fmt.Errorf("local engine: machine %s: %w", mc.Name, err)
+	}
+	var problems []string
+	names := make([]string, 0, len(def.States))
+	for name := range def.States {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		s := def.States[name]
+		if s.Type != "Task" {
+			continue
+		}
+		t, err := loadTask(s.Resource, s.Parameters, cfg)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("state %q: %v", name, err))
+			continue
+		}
+		m.tasks[name] = t
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("local engine: machine %s cannot run here: %s", mc.Name, strings.Join(problems, "; "))
+	}
+	return m, nil
+}
+
+func loadTask(resource string, params map[string]json.RawMessage, cfg Config) (*taskTarget, error) {
+	t := &taskTarget{pattern: asl.RequestResponse}
+	switch resource {
+	case resourceSendMessage:
+		t.kind = sqsSend
+	case resourceSendMessage + ".waitForTaskToken":
+		t.kind, t.pattern = sqsSend, asl.WaitForTaskToken
+	case resourceInvoke:
+		t.kind = lambdaInvoke
+	default:
+		return nil, fmt.Errorf("resource %q is not supported by the local engine (it runs %s, %s.waitForTaskToken and %s)",
+			resource, resourceSendMessage, resourceSendMessage, resourceInvoke)
+	}
+	allowed := map[integration][]string{
+		sqsSend:      {"QueueUrl", "MessageBody", "MessageBody.$"},
+		lambdaInvoke: {"FunctionName", "Payload", "Payload.$"},
+	}[t.kind]
+	for k := range params {
+		if !slices.Contains(allowed, k) {
+			return nil, fmt.Errorf("field Parameters.%s is not supported by the local engine for %s", k, resource)
+		}
+	}
+	static := func(field string) (string, error) {
+		raw, ok := params[field]
+		if !ok {
+			return "", fmt.Errorf("field Parameters.%s is required (a fixed value)", field)
+		}
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil || s == "" {
+			return "", fmt.Errorf("field Parameters.%s must be a non-empty string", field)
+		}
+		return s, nil
+	}
+	switch t.kind {
+	case sqsSend:
+		url, err := static("QueueUrl")
+		if err != nil {
+			return nil, err
+		}
+		q, ok := cfg.Queues[url]
+		if !ok {
+			return nil, fmt.Errorf("field Parameters.QueueUrl %q is not a queue of the local engine", url)
+		}
+		t.queue = q
+		t.txq, _ = q.(TxQueue)
+		if _, ok := params["MessageBody"]; !ok {
+			if _, ok := params["MessageBody.$"]; !ok {
+				return nil, errors.New("field Parameters.MessageBody is required")
+			}
+		}
+	case lambdaInvoke:
+		name, err := static("FunctionName")
+		if err != nil {
+			return nil, err
+		}
+		f := findFunction(cfg.Functions, name)
+		if f == nil {
+			return nil, fmt.Errorf("field Parameters.FunctionName %q is not a function of the local engine", name)
+		}
+		t.function = f
+	}
+	return t, nil
+}
+
+// findFunction finds a function by the key it was configured with, or a
+// FunctionName ARN (…:function:name[:qualifier]) by its name.
+func findFunction(fns map[string]Function, name string) Function {
+	if f, ok := fns[name]; ok {
+		return f
+	}
+	if _, rest, ok := strings.Cut(name, ":function:"); ok {
+		fn, _, _ := strings.Cut(rest, ":")
+		return fns[fn]
+	}
+	return nil
+}
+
+type realTimer struct{}
+
+func (realTimer) Until(t time.Time) (<-chan struct{}, func()) {
+	done := make(chan struct{})
+	timer := time.AfterFunc(time.Until(t), func() { close(done) })
+	return done, func() { timer.Stop() }
+}

@@ -1,0 +1,370 @@
+package local
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/longrun/longrun"
+	"github.com/longrun/longrun/internal/asl"
+	"github.com/longrun/longrun/internal/sqlite"
+)
+
+const (
+	testQueueURL  = "http://localhost:4566/000000000000/jobs"
+	testNotifyARN = "arn:aws:lambda:us-east-1:000000000000:function:notify"
+	testRegionARN = "arn:aws:states:us-east-1:000000000000:stateMachine:"
+)
+
+var _ TxQueue = (*sqlite.Queue)(nil)
+
+// fakeClock is a clock tests move by hand; Until's channels close when
+// Advance passes their time.
+type fakeClock struct {
+	mu      sync.Mutex
+	now     time.Time
+	waiters map[*fakeWaiter]struct{}
+}
+
+type fakeWaiter struct {
+	at time.Time
+	ch chan struct{}
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{now: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC), waiters: map[*fakeWaiter]struct{}{}}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Until(t time.Time) (<-chan struct{}, func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w := &fakeWaiter{at: t, ch: make(chan struct{})}
+	if !t.After(c.now) {
+		close(w.ch)
+		return w.ch, func() {}
+	}
+	c.waiters[w] = struct{}{}
+	return w.ch, func() {
+		c.mu.Lock()
+		delete(c.waiters, w)
+		c.mu.Unlock()
+	}
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	for w := range c.waiters {
+		if !w.at.After(c.now) {
+			close(w.ch)
+			delete(c.waiters, w)
+		}
+	}
+}
+
+// recorder is an in-process Lambda function that records its payloads and
+// answers with answer (nil: {}); fail makes the next calls fail; block, if
+// set, holds every call until it is closed.
+type recorder struct {
+	mu      sync.Mutex
+	calls   []json.RawMessage
+	fail    int
+	block   chan struct{}
+	calling chan struct{} // if set, gets a value when a call starts
+	answer  func(payload json.RawMessage) (json.RawMessage, error)
+}
+
+func (r *recorder) fn(ctx context.Context, payload json.RawMessage) (json.RawMessage, error) {
+	r.mu.Lock()
+	block, calling := r.block, r.calling
+	r.mu.Unlock()
+	if calling != nil {
+		select {
+		case calling <- struct{}{}:
+		default:
+		}
+	}
+	if block != nil {
+		select {
+		case <-block:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, payload)
+	if r.fail > 0 {
+		r.fail--
+		return nil, errors.New("notify is down")
+	}
+	if r.answer != nil {
+		return r.answer(payload)
+	}
+	return json.RawMessage(`{}`), nil
+}
+
+func (r *recorder) set(fn func(r *recorder)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fn(r)
+}
+
+func (r *recorder) payloads() []json.RawMessage {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.calls)
+}
+
+// fixture is an engine on a temporary SQLite file with a fake clock, the
+// real state machines, the local jobs queue and recording functions.
+type fixture struct {
+	t      *testing.T
+	ctx    context.Context
+	path   string
+	clock  *fakeClock
+	notify *recorder
+	events *recorder
+	echo   *recorder
+	plain  bool // send through Queue.Send after commit instead of SendTx
+
+	db    *sqlite.DB
+	queue *sqlite.Queue
+	e     *Engine
+	stop  context.CancelFunc
+	done  chan error
+}
+
+type option func(*fixture)
+
+// withPlainQueue hides SendTx, so the engine sends after commit.
+func withPlainQueue() option { return func(f *fixture) { f.plain = true } }
+
+func setup(t *testing.T, opts ...option) *fixture {
+	t.Helper()
+	f := &fixture{
+		t: t, ctx: t.Context(), path: filepath.Join(t.TempDir(), "longrun.db"), clock: newFakeClock(),
+		notify: &recorder{}, events: &recorder{}, echo: &recorder{},
+	}
+	f.echo.answer = func(p json.RawMessage) (json.RawMessage, error) { return p, nil }
+	f.notify.answer = func(p json.RawMessage) (json.RawMessage, error) {
+		var req longrun.NotifyRequest
+		if err := json.Unmarshal(p, &req); err != nil {
+			return nil, err
+		}
+		if req.Action == longrun.NotifyDeliver {
+			return json.RawMessage(`{"done":true,"retryAt":""}`), nil
+		}
+		return json.RawMessage(`{}`), nil
+	}
+	for _, o := range opts {
+		o(f)
+	}
+	f.open()
+	return f
+}
+
+// plainQueue is a longrun.Queue without SendTx.
+type plainQueue struct{ longrun.Queue }
+
+func readDefinition(t testing.TB, path string) []byte {
+	t.Helper()
+	def, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, err = asl.Substitute(def, map[string]string{"JobsQueueUrl": testQueueURL, "NotifyFunctionArn": testNotifyARN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return def
+}
+
+func testConfig(t testing.TB, db *sqlite.DB, queue longrun.Queue, fns map[string]Function) Config {
+	machines := []Machine{
+		{Name: "longrun", ARN: testRegionARN + "longrun", Definition: readDefinition(t, "../../statemachine/longrun.asl.json")},
+		{Name: "deliver", ARN: testRegionARN + "deliver", Definition: readDefinition(t, "../../statemachine/deliver.asl.json")},
+	}
+	for _, name := range []string{"flow", "timeout", "lambda"} {
+		machines = append(machines, Machine{Name: name, ARN: testRegionARN + name, Definition: readDefinition(t, "testdata/"+name+".asl.json")})
+	}
+	return Config{
+		DB: db, Clock: db.Now, Timer: db.Timer, Rand: rand.New(rand.NewPCG(1, 2)),
+		Machines: machines, Main: "longrun", Deliver: "deliver",
+		Functions: fns,
+		Queues:    map[string]longrun.Queue{testQueueURL: queue},
+		StatusRules: []StatusRule{
+			{Machine: "longrun", Statuses: []longrun.Status{longrun.StatusFailed, longrun.StatusTimedOut, longrun.StatusAborted}, Function: "events"},
+			{Machine: "timeout", Statuses: []longrun.Status{longrun.StatusTimedOut}, Function: "events"},
+		},
+	}
+}
+
+// open starts an engine on the fixture's file, as a new process would.
+func (f *fixture) open() {
+	t := f.t
+	db, err := sqlite.Open(f.ctx, f.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Now, db.Timer = f.clock.Now, f.clock
+	t.Cleanup(func() { db.Close() })
+	f.db = db
+	f.queue = sqlite.NewQueue(db, "jobs", sqlite.QueueConfig{})
+	var q longrun.Queue = f.queue
+	if f.plain {
+		q = plainQueue{f.queue}
+	}
+	cfg := testConfig(t, db, q, map[string]Function{"notify": f.notify.fn, "events": f.events.fn, "echo": f.echo.fn})
+	e, err := New(f.ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.e = e
+	ctx, stop := context.WithCancel(f.ctx)
+	f.stop, f.done = stop, make(chan error, 1)
+	go func() { f.done <- e.Run(ctx) }()
+	t.Cleanup(f.halt)
+	select {
+	case <-e.started:
+	case err := <-f.done:
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+// halt stops the engine's goroutine without any cleanup of its state.
+func (f *fixture) halt() {
+	f.stop()
+	if err := <-f.done; err != nil {
+		f.t.Errorf("Run: %v", err)
+	}
+	f.done <- nil // so a second halt returns at once
+}
+
+// crash drops the engine and everything it had in memory, and starts a new
+// one on the same file, as after kill -9 and a restart. The old DB is left
+// open, as a killed process leaves its WAL unmerged.
+func (f *fixture) crash() {
+	f.halt()
+	f.open()
+}
+
+// waitFor waits until cond holds, checking after every commit.
+func (f *fixture) waitFor(what string, cond func() bool) {
+	f.t.Helper()
+	limit := time.After(10 * time.Second)
+	for {
+		changed := f.e.committed()
+		if cond() {
+			return
+		}
+		select {
+		case <-changed:
+		case <-time.After(5 * time.Millisecond): // effects outside the engine (queue sends, functions)
+		case <-limit:
+			f.t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+func (f *fixture) describe(arn string) *Description {
+	f.t.Helper()
+	d, err := f.e.Describe(f.ctx, arn)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return d
+}
+
+func (f *fixture) waitState(arn, state string) {
+	f.t.Helper()
+	f.waitFor(arn+" in "+state, func() bool {
+		d := f.describe(arn)
+		return d.Status == longrun.StatusRunning && d.State == state
+	})
+}
+
+func (f *fixture) waitEnd(arn string) *Description {
+	f.t.Helper()
+	var d *Description
+	f.waitFor(arn+" to end", func() bool {
+		d = f.describe(arn)
+		return d.Status.Terminal()
+	})
+	return d
+}
+
+// startJob starts the real longrun machine as the API does.
+func (f *fixture) startJob(id string, input string, limits longrun.Limits) string {
+	f.t.Helper()
+	in := longrun.StateInput{ExecutionID: id, ExecutionARN: f.e.ExecutionARN(id), Input: json.RawMessage(input), Limits: limits}
+	if err := f.e.StartExecution(f.ctx, in); err != nil {
+		f.t.Fatal(err)
+	}
+	return in.ExecutionARN
+}
+
+// takeTask receives the next task message from the jobs queue.
+func (f *fixture) takeTask() (longrun.TaskMessage, longrun.Message) {
+	f.t.Helper()
+	var msgs []longrun.Message
+	f.waitFor("a task message", func() bool {
+		var err error
+		msgs, err = f.queue.Receive(f.ctx, 1, 0, time.Hour)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		return len(msgs) > 0
+	})
+	var tm longrun.TaskMessage
+	if err := json.Unmarshal([]byte(msgs[0].Body), &tm); err != nil {
+		f.t.Fatalf("task message %s: %v", msgs[0].Body, err)
+	}
+	if err := f.queue.Delete(f.ctx, msgs[0].Receipt); err != nil {
+		f.t.Fatal(err)
+	}
+	return tm, msgs[0]
+}
+
+// queued counts the messages in the jobs queue, visible or not.
+func (f *fixture) queued() int {
+	f.t.Helper()
+	var n int
+	if err := f.db.Read(f.ctx, func(tx *sql.Tx) error {
+		return tx.QueryRowContext(f.ctx, `SELECT count(*) FROM queue_messages WHERE queue = 'jobs'`).Scan(&n)
+	}); err != nil {
+		f.t.Fatal(err)
+	}
+	return n
+}
+
+func historyTypes(t *testing.T, e *Engine, arn string) []string {
+	t.Helper()
+	h, err := e.History(t.Context(), arn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	types := make([]string, len(h))
+	for i, ev := range h {
+		types[i] = ev.Type
+		if ev.State != "" {
+			types[i] += ":" + ev.State
+		}
+	}
+	return types
+}

@@ -1,0 +1,268 @@
+package local
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/longrun/longrun"
+	"github.com/longrun/longrun/internal/asl"
+)
+
+// runRecord is the runtime state of a RUNNING execution, stored as JSON in
+// local_executions.run. Times are Unix milliseconds.
+type runRecord struct {
+	Deadline     int64           `json:"deadline,omitempty"`
+	Seq          int64           `json:"seq"`
+	State        string          `json:"state"`
+	StateInput   json.RawMessage `json:"stateInput,omitempty"`
+	Entered      int64           `json:"entered"`
+	Phase        phase           `json:"phase"`
+	Wake         int64           `json:"wake,omitempty"`
+	Next         string          `json:"next,omitempty"`
+	NextInput    json.RawMessage `json:"nextInput,omitempty"`
+	Task         *asl.Task       `json:"task,omitempty"`
+	Attempt      int             `json:"attempt,omitempty"`
+	Retries      []int           `json:"retries,omitempty"`
+	Token        string          `json:"token,omitempty"`
+	Sent         bool            `json:"sent,omitempty"`
+	TaskDeadline int64           `json:"taskDeadline,omitempty"`
+	Heartbeat    int64           `json:"heartbeat,omitempty"`
+}
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v).UTC()
+}
+
+func nullString(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return string(b)
+}
+
+// persist writes every execution the batch changed.
+func (b *batch) persist() error {
+	var insert, update *sql.Stmt
+	defer func() {
+		for _, s := range []*sql.Stmt{insert, update} {
+			if s != nil {
+				_ = s.Close() // the transaction's outcome is what matters
+			}
+		}
+	}()
+	for _, ex := range b.touched {
+		var run any
+		if ex.status == longrun.StatusRunning {
+			rec := runRecord{
+				Deadline: ms(ex.deadline), Seq: ex.seq, State: ex.state, StateInput: ex.stateInput,
+				Entered: ms(ex.entered), Phase: ex.phase, Wake: ms(ex.wake), Next: ex.next, NextInput: ex.nextInput,
+				Task: ex.task, Attempt: ex.attempt, Retries: ex.retries, Token: ex.token, Sent: ex.sent,
+				TaskDeadline: ms(ex.taskDeadline), Heartbeat: ms(ex.heartbeat),
+			}
+			j, err := json.Marshal(&rec)
+			if err != nil {
+				return fmt.Errorf("encode run of %s: %w", ex.arn, err)
+			}
+			run = string(j)
+		}
+		var stop any
+		if !ex.stop.IsZero() {
+			stop = ex.stop.UnixMilli()
+		}
+		var err error
+		if ex.created {
+			if insert == nil {
+				if insert, err = b.tx.PrepareContext(b.ctx, `INSERT INTO local_executions
+					(arn, machine, name, status, state, input, output, error, cause, start_ms, stop_ms, run)
+					VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`); err != nil {
+					return fmt.Errorf("prepare execution insert: %w", err)
+				}
+			}
+			_, err = insert.ExecContext(b.ctx, ex.arn, ex.m.name, ex.name, string(ex.status), ex.state, string(ex.input),
+				nullString(ex.output), ex.errName, ex.cause, ex.start.UnixMilli(), stop, run)
+		} else {
+			if update == nil {
+				if update, err = b.tx.PrepareContext(b.ctx, `UPDATE local_executions
+					SET status = ?, state = ?, output = ?, error = ?, cause = ?, stop_ms = ?, run = ? WHERE arn = ?`); err != nil {
+					return fmt.Errorf("prepare execution update: %w", err)
+				}
+			}
+			_, err = update.ExecContext(b.ctx, string(ex.status), ex.state, nullString(ex.output), ex.errName, ex.cause, stop, run, ex.arn)
+		}
+		if err != nil {
+			return fmt.Errorf("save execution %s: %w", ex.arn, err)
+		}
+	}
+	return nil
+}
+
+// load reads the running executions and the undelivered events into
+// memory. pending are the executions whose invocation or send was under way
+// when the engine stopped: they run again.
+func (e *Engine) load(ctx context.Context) (pending []*execution, outbox []outboxItem, err error) {
+	err = e.db.Read(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT arn, machine, name, input, start_ms, run FROM local_executions WHERE status = 'RUNNING'`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				arn, mname, name, input, run string
+				start                        int64
+			)
+			if err := rows.Scan(&arn, &mname, &name, &input, &start, &run); err != nil {
+				return err
+			}
+			m := e.machines[mname]
+			if m == nil {
+				e.log.ErrorContext(ctx, "local engine: running execution of an unknown machine left as it is", "execution", arn, "machine", mname)
+				continue
+			}
+			var rec runRecord
+			if err := json.Unmarshal([]byte(run), &rec); err != nil {
+				return fmt.Errorf("decode run of %s: %w", arn, err)
+			}
+			ex := &execution{
+				arn: arn, name: name, m: m, input: json.RawMessage(input), start: fromMS(start), status: longrun.StatusRunning,
+				deadline: fromMS(rec.Deadline), seq: rec.Seq, state: rec.State, stateInput: rec.StateInput,
+				entered: fromMS(rec.Entered), phase: rec.Phase, wake: fromMS(rec.Wake), next: rec.Next, nextInput: rec.NextInput,
+				task: rec.Task, attempt: rec.Attempt, retries: rec.Retries, token: rec.Token, sent: rec.Sent,
+				taskDeadline: fromMS(rec.TaskDeadline), heartbeat: fromMS(rec.Heartbeat),
+			}
+			e.execs[arn] = ex
+			if ex.phase == phaseToken {
+				e.tokens[ex.token] = ex
+			}
+			if ex.phase == phaseInvoke || (ex.phase == phaseToken && !ex.sent) {
+				pending = append(pending, ex)
+			}
+			e.arm(ex)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		orows, err := tx.QueryContext(ctx, `SELECT id, function, body FROM local_outbox ORDER BY id`)
+		if err != nil {
+			return err
+		}
+		defer orows.Close()
+		for orows.Next() {
+			var o outboxItem
+			var body string
+			if err := orows.Scan(&o.id, &o.function, &body); err != nil {
+				return err
+			}
+			o.body = json.RawMessage(body)
+			outbox = append(outbox, o)
+		}
+		return orows.Err()
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("local engine: load running executions: %w", err)
+	}
+	return pending, outbox, nil
+}
+
+// Description is an execution as DescribeExecution shows it, plus the state
+// it is in.
+type Description struct {
+	ARN             string
+	Name            string
+	StateMachineARN string
+	Status          longrun.Status
+	// State is the current state while RUNNING, the last one entered after.
+	State     string
+	Input     json.RawMessage
+	Output    json.RawMessage // SUCCEEDED only
+	Error     string
+	Cause     string
+	StartDate time.Time
+	StopDate  time.Time // zero while RUNNING
+}
+
+// Describe returns the execution with arn, or an ENOTFOUND error.
+func (e *Engine) Describe(ctx context.Context, arn string) (*Description, error) {
+	d := &Description{ARN: arn}
+	err := e.db.Read(ctx, func(tx *sql.Tx) error {
+		var (
+			mname, status, input string
+			output               sql.NullString
+			start                int64
+			stop                 sql.NullInt64
+		)
+		err := tx.QueryRowContext(ctx, `SELECT machine, name, status, state, input, output, error, cause, start_ms, stop_ms
+			FROM local_executions WHERE arn = ?`, arn).
+			Scan(&mname, &d.Name, &status, &d.State, &input, &output, &d.Error, &d.Cause, &start, &stop)
+		if err != nil {
+			return err
+		}
+		if m := e.machines[mname]; m != nil {
+			d.StateMachineARN = m.arn
+		}
+		d.Status, d.Input, d.StartDate = longrun.Status(status), json.RawMessage(input), fromMS(start)
+		if output.Valid {
+			d.Output = json.RawMessage(output.String)
+		}
+		if stop.Valid {
+			d.StopDate = fromMS(stop.Int64)
+		}
+		return nil
+	})
+	if err == sql.ErrNoRows {
+		return nil, longrun.Errorf(longrun.ENOTFOUND, "execution %s does not exist", arn)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("describe execution %s: %w", arn, err)
+	}
+	return d, nil
+}
+
+// History returns the execution's events in order, as GetExecutionHistory
+// lists them; an unknown execution gives ENOTFOUND.
+func (e *Engine) History(ctx context.Context, arn string) ([]asl.HistoryEvent, error) {
+	var events []asl.HistoryEvent
+	err := e.db.Read(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT id, ts, type, state, detail FROM local_history WHERE arn = ? ORDER BY id`, arn)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				ev     asl.HistoryEvent
+				ts     int64
+				detail sql.NullString
+			)
+			if err := rows.Scan(&ev.ID, &ts, &ev.Type, &ev.State, &detail); err != nil {
+				return err
+			}
+			ev.Timestamp = fromMS(ts)
+			if detail.Valid {
+				ev.Detail = json.RawMessage(detail.String)
+			}
+			events = append(events, ev)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("history of %s: %w", arn, err)
+	}
+	if len(events) == 0 {
+		return nil, longrun.Errorf(longrun.ENOTFOUND, "execution %s does not exist", arn)
+	}
+	return events, nil
+}
