@@ -177,6 +177,26 @@ var stepKindNames = map[StepKind]string{
 	StepWait: "Wait", StepTask: "Task", StepRetry: "Retry",
 }
 
+// MarshalText writes a StepKind by name ("Task"), so persisted Steps read
+// well.
+func (k StepKind) MarshalText() ([]byte, error) {
+	if _, ok := stepKindNames[k]; !ok {
+		return nil, fmt.Errorf("asl: unknown step kind %d", int(k))
+	}
+	return []byte(k.String()), nil
+}
+
+// UnmarshalText reads what MarshalText wrote.
+func (k *StepKind) UnmarshalText(b []byte) error {
+	for kind, name := range stepKindNames {
+		if name == string(b) {
+			*k = kind
+			return nil
+		}
+	}
+	return fmt.Errorf("asl: unknown step kind %q", b)
+}
+
 func (k StepKind) String() string {
 	if s, ok := stepKindNames[k]; ok {
 		return s
@@ -186,27 +206,28 @@ func (k StepKind) String() string {
 
 // Step is the outcome of Enter, TaskSucceeded or TaskFailed.
 type Step struct {
-	Kind StepKind
+	Kind StepKind `json:"kind"`
 	// Next is the state to enter (StepNext; StepWait when the wait ends,
 	// "" if the Wait state ends the execution).
-	Next string
+	Next string `json:"next,omitempty"`
 	// Output is the next state's input (StepNext, StepWait) or the
 	// execution's output (StepSucceed).
-	Output json.RawMessage
+	Output json.RawMessage `json:"output,omitempty"`
 	// Until is when the wait ends (StepWait) or when to run the task again
 	// (StepRetry).
-	Until time.Time
+	Until time.Time `json:"until,omitzero"`
 	// Error and Cause are the execution's error (StepFail).
-	Error, Cause string
+	Error string `json:"error,omitempty"`
+	Cause string `json:"cause,omitempty"`
 	// Task is the task to run (StepTask, StepRetry).
-	Task *Task
+	Task *Task `json:"task,omitempty"`
 	// Retries counts the attempts used per retrier of the state (index =
 	// position in Retry). The engine persists it between attempts and passes
 	// it back to TaskFailed; nil means none used. Set on StepRetry.
-	Retries []int
+	Retries []int `json:"retries,omitempty"`
 	// Caught is the ErrorEquals-matching error when a Catch moved the
 	// execution to Next (StepNext), so an engine can record it in history.
-	Caught *TaskError
+	Caught *TaskError `json:"caught,omitempty"`
 }
 
 // Pattern is a Task's service integration pattern.
@@ -224,21 +245,21 @@ const (
 
 // Task is one attempt of a Task state, as the engine must run it.
 type Task struct {
-	State string
+	State string `json:"state"`
 	// Resource is the state's Resource with ".waitForTaskToken" or ".sync"
 	// stripped (Pattern says which it was).
-	Resource string
-	Pattern  Pattern
+	Resource string  `json:"resource"`
+	Pattern  Pattern `json:"pattern"`
 	// Parameters is the effective input: the state input after InputPath and
 	// Parameters, with `$$` paths resolved against the Context given (so for
 	// WaitForTaskToken the engine puts the attempt's token in
 	// Context.Task.Token before calling Enter or TaskFailed).
-	Parameters json.RawMessage
+	Parameters json.RawMessage `json:"parameters"`
 	// TimeoutSeconds and HeartbeatSeconds are resolved (including the
 	// ...Path forms); 0 means none. Without a TimeoutSeconds Step Functions
 	// waits up to a year; engines should apply their own bound.
-	TimeoutSeconds   int
-	HeartbeatSeconds int
+	TimeoutSeconds   int `json:"timeoutSeconds,omitempty"`
+	HeartbeatSeconds int `json:"heartbeatSeconds,omitempty"`
 }
 
 // Error names of the language (the ones this package raises or matches
@@ -274,7 +295,8 @@ func (e *TaskError) Error() string {
 // Enter enters state name with input and returns what happens next: the
 // state's complete outcome for Pass, Choice, Wait, Succeed and Fail; for a
 // Task, StepTask with the task to run (or, if preparing it fails, the
-// state's Catch or StepFail). now is the time the state is entered (Wait
+// state's Catch or StepFail). For a WaitForTaskToken task (see Pattern) the
+// engine puts the attempt's token in c.Task.Token first. now is the time the state is entered (Wait
 // states count from it). The only Go error is an unknown state name.
 //
 // Errors raised while preparing a Task (States.ParameterPathFailure,

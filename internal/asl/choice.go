@@ -151,7 +151,9 @@ func parseRule(ck *checker, stateName, at string, raw any, top bool) *choiceRule
 	if !f.has("Variable") {
 		f.problem("Variable", "is required with %s", op)
 	}
-	r.variable = f.path("Variable", false, true)
+	// A Reference Path, as asl-validator requires: what a comparison of
+	// the array an indefinite path selects would mean is not specified.
+	r.variable = f.path("Variable", true, true)
 	base, isPath := strings.CutSuffix(op, "Path")
 	if _, known := comparisons[op]; known {
 		base, isPath = op, false // "IsPresent" etc. do not end in Path; guard anyway

@@ -306,3 +306,28 @@ func TestConcurrentRuns(t *testing.T) {
 		}
 	}
 }
+
+// TestStepRoundTripsThroughJSON: the engine persists Steps.
+func TestStepRoundTripsThroughJSON(t *testing.T) {
+	t.Parallel()
+	m, c := setupStep(t)
+	in := json.RawMessage(`{"n":1,"limits":{"timeout":600,"heartbeat":60}}`)
+	step := m.TaskFailed("Work", in, ErrHeartbeatTimeout, "quiet", nil, c, t0, rand.New(rand.NewPCG(1, 1)))
+	b, err := json.Marshal(step)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"kind":"Retry"`) {
+		t.Errorf("kind is not written by name: %s", b)
+	}
+	var back Step
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Kind != StepRetry || !back.Until.Equal(step.Until) || !reflect.DeepEqual(back.Retries, step.Retries) || back.Task.TimeoutSeconds != 600 {
+		t.Errorf("round trip: %+v, want %+v", back, step)
+	}
+	if err := json.Unmarshal([]byte(`{"kind":"Sideways"}`), &back); err == nil {
+		t.Error("an unknown kind was accepted")
+	}
+}
