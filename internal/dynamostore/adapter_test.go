@@ -316,3 +316,40 @@ func TestTenantWithHashRefused(t *testing.T) {
 		t.Errorf("CreateExecution(tenant a#b) = %v, want %s", err, longrun.EINVALID)
 	}
 }
+
+// A key left behind by a DeleteExecution that stopped between its two
+// deletes must not block the key for the rest of its window.
+func TestOrphanedKeyFreed(t *testing.T) {
+	t.Parallel()
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			s, client := b.setup(t)
+			ctx := context.Background()
+			tenant := "tenant-" + longrun.NewExecutionID()
+			first := newExecution(tenant)
+			first.IdempotencyKey, first.RequestHash = "k", "hash-a"
+			if _, _, err := s.CreateExecution(ctx, first); err != nil {
+				t.Fatal(err)
+			}
+			// Only the execution item goes, as if the process died there.
+			if _, err := client.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(tableOf(t, b.name)), Key: map[string]types.AttributeValue{
+				"pk": &types.AttributeValueMemberS{Value: "EXEC#" + first.ID}, "sk": &types.AttributeValueMemberS{Value: "EXEC"},
+			}}); err != nil {
+				t.Fatal(err)
+			}
+			retry := newExecution(tenant)
+			retry.IdempotencyKey, retry.RequestHash = "k", "hash-b"
+			got, replayed, err := s.CreateExecution(ctx, retry)
+			if err != nil || replayed || got.ID != retry.ID {
+				t.Fatalf("CreateExecution over an orphaned key = %v, replayed %v, %v; want the new execution", got, replayed, err)
+			}
+			again := newExecution(tenant)
+			again.IdempotencyKey, again.RequestHash = "k", "hash-b"
+			got, replayed, err = s.CreateExecution(ctx, again)
+			if err != nil || !replayed || got.ID != retry.ID {
+				t.Fatalf("then a retry = %v, replayed %v, %v; want a replay of %s", got, replayed, err, retry.ID)
+			}
+		})
+	}
+}

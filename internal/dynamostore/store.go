@@ -160,16 +160,21 @@ func (s *Store) resolveKey(ctx context.Context, e *longrun.Execution) (stored *l
 	if k.ExpiresAt <= millis(e.StartDate) {
 		return nil, false, true, nil
 	}
-	if k.RequestHash != e.RequestHash {
-		return nil, false, false, longrun.Errorf(longrun.ECONFLICT,
-			"Idempotency-Key %q was used with a different request in the last %s", e.IdempotencyKey, longrun.IdempotencyWindow)
-	}
 	first, err := s.GetExecution(ctx, "", k.ExecutionID)
 	if longrun.IsCode(err, longrun.ENOTFOUND) {
-		return nil, false, true, nil // deleted just now: DeleteExecution frees the key next
+		// The key outlived its execution (a DeleteExecution that stopped
+		// between its two deletes): free it, then write again.
+		if err := s.deleteKey(ctx, e.Tenant, e.IdempotencyKey, k.ExecutionID); err != nil {
+			return nil, false, false, err
+		}
+		return nil, false, true, nil
 	}
 	if err != nil {
 		return nil, false, false, err
+	}
+	if k.RequestHash != e.RequestHash {
+		return nil, false, false, longrun.Errorf(longrun.ECONFLICT,
+			"Idempotency-Key %q was used with a different request in the last %s", e.IdempotencyKey, longrun.IdempotencyWindow)
 	}
 	return first, true, false, nil
 }
@@ -195,9 +200,15 @@ func (s *Store) DeleteExecution(ctx context.Context, id string) error {
 	if old.IdempotencyKey == "" {
 		return nil
 	}
-	_, err = s.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+	return s.deleteKey(ctx, old.Tenant, old.IdempotencyKey, id)
+}
+
+// deleteKey deletes the idempotency key if it still points at execution id:
+// by now it may belong to a newer execution.
+func (s *Store) deleteKey(ctx context.Context, tenant, key, id string) error {
+	_, err := s.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{
 		TableName:                 s.table,
-		Key:                       itemKey(idemPK(old.Tenant, old.IdempotencyKey), skIdem),
+		Key:                       itemKey(idemPK(tenant, key), skIdem),
 		ConditionExpression:       aws.String("#executionId = :id"),
 		ExpressionAttributeNames:  map[string]string{"#executionId": "executionId"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":id": &types.AttributeValueMemberS{Value: id}},
