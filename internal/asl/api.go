@@ -310,7 +310,8 @@ func (m *StateMachine) Enter(name string, input json.RawMessage, c *Context, now
 // OutputPath to the task's result and returns StepNext or StepSucceed (or,
 // if that processing fails, the state's Catch or StepFail; these errors are
 // not retried, for they would need the task to run again). input is the
-// state's input as given to Enter. It panics if name is not a Task state.
+// state's input as given to Enter (input or result that is not JSON is
+// States.Runtime). It panics if name is not a Task state: that is a bug.
 func (m *StateMachine) TaskSucceeded(name string, input, result json.RawMessage, c *Context) Step {
 	return m.taskSucceeded(name, input, result, c)
 }

@@ -51,31 +51,26 @@ type intrinsicSpec struct {
 	eval     func(in *intrinsic, args []any) (any, error)
 }
 
-var intrinsics map[string]intrinsicSpec
-
-func init() {
-	// Assigned in init because evalFormat refers back to the table through
-	// evalIntrinsic.
-	intrinsics = map[string]intrinsicSpec{
-		"States.Format":         {1, -1, evalFormat},
-		"States.StringToJson":   {1, 1, evalStringToJSON},
-		"States.JsonToString":   {1, 1, evalJSONToString},
-		"States.Array":          {0, -1, func(_ *intrinsic, a []any) (any, error) { return append([]any{}, a...), nil }},
-		"States.ArrayPartition": {2, 2, evalArrayPartition},
-		"States.ArrayContains":  {2, 2, evalArrayContains},
-		"States.ArrayRange":     {3, 3, evalArrayRange},
-		"States.ArrayGetItem":   {2, 2, evalArrayGetItem},
-		"States.ArrayLength":    {1, 1, evalArrayLength},
-		"States.ArrayUnique":    {1, 1, evalArrayUnique},
-		"States.Base64Encode":   {1, 1, evalBase64Encode},
-		"States.Base64Decode":   {1, 1, evalBase64Decode},
-		"States.Hash":           {2, 2, evalHash},
-		"States.JsonMerge":      {3, 3, evalJSONMerge},
-		"States.MathRandom":     {2, 3, evalMathRandom},
-		"States.MathAdd":        {2, 2, evalMathAdd},
-		"States.StringSplit":    {2, 2, evalStringSplit},
-		"States.UUID":           {0, 0, func(*intrinsic, []any) (any, error) { return uuid.NewString(), nil }},
-	}
+// intrinsics are the functions of the JSONPath query language.
+var intrinsics = map[string]intrinsicSpec{
+	"States.Format":         {1, -1, evalFormat},
+	"States.StringToJson":   {1, 1, evalStringToJSON},
+	"States.JsonToString":   {1, 1, evalJSONToString},
+	"States.Array":          {0, -1, func(_ *intrinsic, a []any) (any, error) { return append([]any{}, a...), nil }},
+	"States.ArrayPartition": {2, 2, evalArrayPartition},
+	"States.ArrayContains":  {2, 2, evalArrayContains},
+	"States.ArrayRange":     {3, 3, evalArrayRange},
+	"States.ArrayGetItem":   {2, 2, evalArrayGetItem},
+	"States.ArrayLength":    {1, 1, evalArrayLength},
+	"States.ArrayUnique":    {1, 1, evalArrayUnique},
+	"States.Base64Encode":   {1, 1, evalBase64Encode},
+	"States.Base64Decode":   {1, 1, evalBase64Decode},
+	"States.Hash":           {2, 2, evalHash},
+	"States.JsonMerge":      {3, 3, evalJSONMerge},
+	"States.MathRandom":     {2, 3, evalMathRandom},
+	"States.MathAdd":        {2, 2, evalMathAdd},
+	"States.StringSplit":    {2, 2, evalStringSplit},
+	"States.UUID":           {0, 0, func(*intrinsic, []any) (any, error) { return uuid.NewString(), nil }},
 }
 
 func isIntrinsic(s string) bool { return strings.HasPrefix(strings.TrimSpace(s), "States.") }

@@ -125,7 +125,7 @@ func (m *StateMachine) taskSucceeded(name string, input, result json.RawMessage,
 	t := m.task(name)
 	_, cl, err := m.newCall(name, input, c)
 	if err != nil {
-		panic(err.Error())
+		return failStep(&stateError{ErrRuntime, err.Error()})
 	}
 	res, err := decodeJSON(result)
 	if err != nil {
@@ -138,7 +138,7 @@ func (m *StateMachine) taskFailed(name string, input json.RawMessage, errName, c
 	t := m.task(name)
 	_, cl, err := m.newCall(name, input, c)
 	if err != nil {
-		panic(err.Error())
+		return failStep(&stateError{ErrRuntime, err.Error()})
 	}
 	return t.failed(cl, &stateError{errName, cause}, retries, now, rnd)
 }
