@@ -355,7 +355,7 @@ func evalFormat(in *intrinsic, args []any) (any, error) {
 		case string:
 			b.WriteString(v)
 		case map[string]any, []any:
-			return nil, fmt.Errorf("value %d is a %s; only strings, numbers, booleans and null can be formatted", i+1, jsonType(v))
+			return nil, fmt.Errorf("value %d is a JSON %s; only strings, numbers, booleans and null can be formatted", i+1, jsonType(v))
 		default:
 			b.Write(encodeJSON(v))
 		}
