@@ -182,26 +182,37 @@ func setup(t *testing.T, opts ...option) *fixture {
 // plainQueue is a longrun.Queue without SendTx.
 type plainQueue struct{ longrun.Queue }
 
-func readDefinition(t testing.TB, path string) []byte {
-	t.Helper()
+func loadDefinition(path string) ([]byte, error) {
 	def, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	def, err = asl.Substitute(def, map[string]string{"JobsQueueUrl": testQueueURL, "NotifyFunctionArn": testNotifyARN})
+	return asl.Substitute(def, map[string]string{"JobsQueueUrl": testQueueURL, "NotifyFunctionArn": testNotifyARN})
+}
+
+func readDefinition(t testing.TB, path string) []byte {
+	t.Helper()
+	def, err := loadDefinition(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return def
 }
 
-func testConfig(t testing.TB, db *sqlite.DB, queue longrun.Queue, fns map[string]Function) Config {
-	machines := []Machine{
-		{Name: "longrun", ARN: testRegionARN + "longrun", Definition: readDefinition(t, "../../statemachine/longrun.asl.json")},
-		{Name: "deliver", ARN: testRegionARN + "deliver", Definition: readDefinition(t, "../../statemachine/deliver.asl.json")},
+// engineConfig is the tests' Config: the real machines and the fixtures,
+// the jobs queue, and status-change events of failures to "events".
+func engineConfig(db *sqlite.DB, queue longrun.Queue, fns map[string]Function) (Config, error) {
+	paths := map[string]string{
+		"longrun": "../../statemachine/longrun.asl.json", "deliver": "../../statemachine/deliver.asl.json",
+		"flow": "testdata/flow.asl.json", "timeout": "testdata/timeout.asl.json", "lambda": "testdata/lambda.asl.json",
 	}
-	for _, name := range []string{"flow", "timeout", "lambda"} {
-		machines = append(machines, Machine{Name: name, ARN: testRegionARN + name, Definition: readDefinition(t, "testdata/"+name+".asl.json")})
+	var machines []Machine
+	for _, name := range []string{"longrun", "deliver", "flow", "timeout", "lambda"} {
+		def, err := loadDefinition(paths[name])
+		if err != nil {
+			return Config{}, err
+		}
+		machines = append(machines, Machine{Name: name, ARN: testRegionARN + name, Definition: def})
 	}
 	return Config{
 		DB: db, Clock: db.Now, Timer: db.Timer, Rand: rand.New(rand.NewPCG(1, 2)),
@@ -212,7 +223,16 @@ func testConfig(t testing.TB, db *sqlite.DB, queue longrun.Queue, fns map[string
 			{Machine: "longrun", Statuses: []longrun.Status{longrun.StatusFailed, longrun.StatusTimedOut, longrun.StatusAborted}, Function: "events"},
 			{Machine: "timeout", Statuses: []longrun.Status{longrun.StatusTimedOut}, Function: "events"},
 		},
+	}, nil
+}
+
+func testConfig(t testing.TB, db *sqlite.DB, queue longrun.Queue, fns map[string]Function) Config {
+	t.Helper()
+	cfg, err := engineConfig(db, queue, fns)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return cfg
 }
 
 // open starts an engine on the fixture's file, as a new process would.

@@ -1,0 +1,117 @@
+package local
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/longrun/longrun"
+	"github.com/longrun/longrun/internal/sqlite"
+)
+
+// BenchmarkExecutions runs whole executions of the real longrun.asl.json end
+// to end on a WAL SQLite file: StartExecution, the task message through the
+// local queue to an in-process no-op worker (receive, SendTaskSuccess,
+// delete), Finalize invoking a no-op notify, the end. It reports
+// executions/s.
+//
+//	go test -run '^$' -bench BenchmarkExecutions -benchtime 20000x ./internal/local/
+func BenchmarkExecutions(b *testing.B) {
+	ctx, cancel := context.WithCancel(b.Context())
+	defer cancel()
+	db, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "longrun.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	queue := sqlite.NewQueue(db, "jobs", sqlite.QueueConfig{})
+	noop := func(context.Context, json.RawMessage) (json.RawMessage, error) { return json.RawMessage(`{}`), nil }
+	cfg := testConfig(b, db, queue, map[string]Function{"notify": noop, "events": noop, "echo": noop})
+	e, err := New(ctx, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var ended, failed atomic.Int64
+	all := make(chan struct{})
+	e.onFinish = func(_ string, status longrun.Status) {
+		if status != longrun.StatusSucceeded {
+			failed.Add(1)
+		}
+		if ended.Add(1) == int64(b.N) {
+			close(all)
+		}
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Go(func() { _ = e.Run(ctx) })
+
+	// The worker: batches of ten, each message completed and deleted
+	// concurrently, as the worker poller does.
+	const receivers = 4
+	for range receivers {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				msgs, err := queue.Receive(ctx, sqlite.MaxReceive, time.Second, time.Minute)
+				if err != nil {
+					continue
+				}
+				var done sync.WaitGroup
+				for _, m := range msgs {
+					done.Go(func() {
+						var tm longrun.TaskMessage
+						if err := json.Unmarshal([]byte(m.Body), &tm); err != nil {
+							b.Error(err)
+							return
+						}
+						if err := e.SendTaskSuccess(ctx, tm.TaskToken, json.RawMessage(`{"ok":true}`)); err != nil && ctx.Err() == nil {
+							b.Error(err)
+						}
+						_ = queue.Delete(ctx, m.Receipt)
+					})
+				}
+				done.Wait()
+			}
+		})
+	}
+
+	limits := longrun.Limits{TimeoutSeconds: 600, HeartbeatSeconds: 300}
+	const starters = 16
+	var next atomic.Int64
+	b.ResetTimer()
+	start := time.Now()
+	var starting sync.WaitGroup
+	for range starters {
+		starting.Go(func() {
+			for {
+				i := next.Add(1)
+				if i > int64(b.N) {
+					return
+				}
+				id := fmt.Sprintf("bench-%09d", i)
+				in := longrun.StateInput{ExecutionID: id, ExecutionARN: e.ExecutionARN(id), Input: json.RawMessage(`{"n":1}`), Limits: limits}
+				if err := e.StartExecution(ctx, in); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	starting.Wait()
+	select {
+	case <-all:
+	case <-time.After(5 * time.Minute):
+		b.Fatalf("only %d of %d executions ended", ended.Load(), b.N)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if n := failed.Load(); n > 0 {
+		b.Fatalf("%d executions did not succeed", n)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "executions/s")
+}
