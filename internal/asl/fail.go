@@ -14,6 +14,7 @@ type failState struct {
 
 func parseFail(f *fields, b base) *failState {
 	s := &failState{base: b}
+	f.noTransition("Fail")
 	s.errName, s.errPath, s.errCall = failField(f, "Error", "ErrorPath")
 	s.cause, s.causePath, s.causeCall = failField(f, "Cause", "CausePath")
 	return s

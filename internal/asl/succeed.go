@@ -8,6 +8,7 @@ type succeedState struct {
 func parseSucceed(f *fields, b base) *succeedState {
 	s := &succeedState{base: b}
 	s.end = true
+	f.noTransition("Succeed")
 	s.inputPath = f.filter("InputPath")
 	s.outputPath = f.filter("OutputPath")
 	return s

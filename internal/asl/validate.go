@@ -240,6 +240,16 @@ func (f *fields) payload(name string) *payload {
 	return compilePayload(v, f.at+name, func(field, msg string) { f.ck.add(f.state, field, msg) })
 }
 
+// noTransition reports Next and End on the states that end the execution.
+func (f *fields) noTransition(typ string) {
+	for _, k := range []string{"Next", "End"} {
+		if f.has(k) {
+			f.get(k)
+			f.problem(k, "a %s state ends the execution: it has neither Next nor End", typ)
+		}
+	}
+}
+
 // transition reads Next/End for the states that have one of them.
 func (f *fields) transition(b *base) {
 	next, hasNext := f.str("Next")
