@@ -1,0 +1,200 @@
+package samtest_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/longrun/longrun/internal/awstest"
+	"github.com/longrun/longrun/internal/dynamostore"
+	"github.com/longrun/longrun/internal/template"
+)
+
+// root is the repository root, where template.yaml, statemachine/ and
+// events/ are.
+var root = filepath.Join("..", "..")
+
+func loadTemplate(t *testing.T) *template.Template {
+	t.Helper()
+	tpl, err := template.Load(filepath.Join(root, "template.yaml"))
+	if err != nil {
+		t.Fatalf("load template: %v", err)
+	}
+	return tpl
+}
+
+// deployment is the template's stateful resources created in kumo, under a
+// unique stack name, with a resolver that answers the template's !Ref and
+// !GetAtt the way CloudFormation would for that stack.
+type deployment struct {
+	kumo      *awstest.KumoServer
+	tpl       *template.Template
+	stack     string
+	table     string
+	jobs      awstest.Queue
+	dlq       awstest.Queue
+	longrun   string // state machine ARNs
+	deliver   string
+	notifyARN string // the NotifyFunction's ARN; a placeholder unless set
+}
+
+// stateMachineDefs are the definitions deployed for the two state machines;
+// "" means the real statemachine/*.asl.json.
+type stateMachineDefs struct{ longrun, deliver string }
+
+// passDefinition stands in for the deliver state machine where only its
+// start matters.
+const passDefinition = `{"StartAt":"Done","States":{"Done":{"Type":"Pass","End":true}}}`
+
+func deploy(t *testing.T, defs stateMachineDefs, notifyARN string) *deployment {
+	t.Helper()
+	k := awstest.Kumo(t)
+	d := &deployment{kumo: k, tpl: loadTemplate(t), stack: awstest.UniqueName("lr"), notifyARN: notifyARN}
+	if d.notifyARN == "" {
+		d.notifyARN = "arn:aws:lambda:" + awstest.Region + ":" + awstest.AccountID + ":function:" + d.stack + "-notify"
+	}
+	d.table = d.stack + "-table"
+	if err := dynamostore.CreateTable(context.Background(), k.DynamoDB(), d.table, ""); err != nil {
+		t.Fatalf("create table: %v", err)
+	}
+	t.Cleanup(func() {
+		_, _ = k.DynamoDB().DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(d.table)})
+	})
+	q, err := d.tpl.Queue("JobsQueue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.dlq = k.CreateQueue(t, d.stack+"-dlq", nil)
+	d.jobs = k.CreateQueue(t, d.stack+"-jobs", map[string]string{
+		"VisibilityTimeout": fmt.Sprint(q.VisibilityTimeout),
+		"RedrivePolicy":     fmt.Sprintf(`{"deadLetterTargetArn":%q,"maxReceiveCount":"%d"}`, d.dlq.ARN, q.MaxReceiveCount),
+	})
+	// The deliver state machine's name is the template's, because notify
+	// builds its ARN from it rather than through !Ref.
+	d.longrun = k.CreateStateMachine(t, d.stack+"-longrun", d.definition(t, "LongrunStateMachine", defs.longrun))
+	d.deliver = k.CreateStateMachine(t, d.stack+"-deliver", d.definition(t, "DeliverStateMachine", defs.deliver))
+	return d
+}
+
+// definition is the state machine's definition after the template's
+// DefinitionSubstitutions, resolved for this deployment.
+func (d *deployment) definition(t *testing.T, id, override string) string {
+	t.Helper()
+	if override != "" {
+		return override
+	}
+	sm, err := d.tpl.StateMachine(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := d.tpl.Definition(sm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subs, err := d.tpl.Substitutions(sm, d.resolve)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// kumo ignores HeartbeatSecondsPath and then panics on a heartbeat (see
+	// awstest.FixHeartbeatPath): the template's default stands in for it.
+	hb, err := d.tpl.Int(&template.Intrinsic{Fn: "Ref", Arg: "JobHeartbeatSeconds"}, d.resolve)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, err := awstest.FixHeartbeatPath(awstest.Substitute(string(raw), subs), hb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return def
+}
+
+// resolve answers !Ref and !GetAtt for this deployment, as CloudFormation
+// would: only the resources whose values a function or state machine can
+// see are known.
+func (d *deployment) resolve(name, attr string) (string, error) {
+	arnPrefix := "arn:aws:%s:" + awstest.Region + ":" + awstest.AccountID + ":"
+	key := name
+	if attr != "" {
+		key += "." + attr
+	}
+	switch key {
+	case "AWS::Region":
+		return awstest.Region, nil
+	case "AWS::AccountId":
+		return awstest.AccountID, nil
+	case "AWS::Partition":
+		return "aws", nil
+	case "AWS::StackName":
+		return d.stack, nil
+	case "AWS::URLSuffix":
+		return "amazonaws.com", nil
+	case "Table":
+		return d.table, nil
+	case "Table.Arn":
+		return fmt.Sprintf(arnPrefix, "dynamodb") + "table/" + d.table, nil
+	case "JobsQueue":
+		return d.jobs.URL, nil
+	case "JobsQueue.Arn":
+		return d.jobs.ARN, nil
+	case "JobsQueue.QueueName":
+		return d.jobs.Name, nil
+	case "JobsDeadLetterQueue":
+		return d.dlq.URL, nil
+	case "JobsDeadLetterQueue.Arn":
+		return d.dlq.ARN, nil
+	case "JobsDeadLetterQueue.QueueName":
+		return d.dlq.Name, nil
+	case "LongrunStateMachine", "LongrunStateMachine.Arn":
+		return d.longrun, nil
+	case "LongrunStateMachine.Name":
+		return d.longrun[strings.LastIndex(d.longrun, ":")+1:], nil
+	case "DeliverStateMachine", "DeliverStateMachine.Arn":
+		return d.deliver, nil
+	case "DeliverStateMachine.Name":
+		return d.deliver[strings.LastIndex(d.deliver, ":")+1:], nil
+	case "NotifyFunction.Arn":
+		return d.notifyARN, nil
+	}
+	if res, ok := d.tpl.Resources[name]; ok && res.Type == "AWS::Logs::LogGroup" && attr == "Arn" {
+		group, err := d.tpl.String(res.Properties["LogGroupName"], d.resolve)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf(arnPrefix, "logs") + "log-group:" + group + ":*", nil
+	}
+	return "", fmt.Errorf("the test deployment has no value for %s", key)
+}
+
+// env is the function's environment as the template sets it for this
+// deployment: what awsapp.ConfigFromEnv reads on AWS.
+func (d *deployment) env(t *testing.T, function string) map[string]string {
+	t.Helper()
+	fn, err := d.tpl.Function(function)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := d.tpl.Eval(fn.Environment(), d.resolve)
+	if err != nil {
+		t.Fatalf("%s environment: %v", function, err)
+	}
+	out := map[string]string{}
+	for k, val := range v.(map[string]any) {
+		out[k] = fmt.Sprint(val)
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
