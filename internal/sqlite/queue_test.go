@@ -255,3 +255,56 @@ func TestSendTx(t *testing.T) {
 		t.Fatalf("the commit did not wake the waiting Receive")
 	}
 }
+
+func TestLongPollWakesOnChangeVisibilityZero(t *testing.T) {
+	t.Parallel()
+	db, clock := setup(t)
+	ctx := context.Background()
+	q := sqlite.NewQueue(db, "jobs", sqlite.QueueConfig{})
+	if err := q.Send(ctx, "given back"); err != nil {
+		t.Fatal(err)
+	}
+	m := receive(t, q, 1)
+	got := make(chan []longrun.Message, 1)
+	go func() {
+		msgs, err := q.Receive(ctx, 10, 20*time.Second, time.Minute)
+		if err != nil {
+			t.Errorf("Receive: %v", err)
+		}
+		got <- msgs
+	}()
+	waitForWaiter(t, clock)
+	// A worker shutting down gives its message back for another to take.
+	if err := q.ChangeVisibility(ctx, m.Receipt, 0); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case msgs := <-got:
+		if len(msgs) != 1 || msgs[0].ReceiveCount != 2 {
+			t.Fatalf("Receive = %+v, want the message given back", msgs)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("ChangeVisibility(0) did not wake the waiting Receive")
+	}
+}
+
+// TestLongPollOnRealTime checks the default timer: an empty poll ends once
+// its wait has passed, not before.
+func TestLongPollOnRealTime(t *testing.T) {
+	t.Parallel()
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "longrun.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	q := sqlite.NewQueue(db, "jobs", sqlite.QueueConfig{})
+	const wait = 30 * time.Millisecond
+	start := time.Now()
+	msgs, err := q.Receive(context.Background(), 10, wait, time.Minute)
+	if err != nil || len(msgs) != 0 {
+		t.Fatalf("Receive(empty) = %v, %v", msgs, err)
+	}
+	if elapsed := time.Since(start); elapsed < wait {
+		t.Fatalf("Receive(wait %s) returned after %s", wait, elapsed)
+	}
+}
