@@ -89,10 +89,15 @@ func (q *Queue) SendTx(ctx context.Context, tx *sql.Tx, body string) (string, er
 // again. Send and SendTx call it; other writers of queue_messages may.
 func (q *Queue) Wake() { q.db.notify(q.name) }
 
+// crossProcessPoll bounds how late a waiting Receive sees a message sent by
+// another process, which cannot wake it.
+const crossProcessPoll = time.Second
+
 // Receive returns up to max visible messages, each then invisible for
 // visibility. With none visible it waits up to wait, waking on any Send or
-// ChangeVisibility(0) to this queue in this process and when the earliest
-// in-flight message's visibility ends. A cancelled ctx ends the wait with an
+// ChangeVisibility(0) to this queue in this process, when the earliest
+// in-flight message's visibility ends, and every second for messages sent
+// by other processes. A cancelled ctx ends the wait with an
 // error wrapping ctx.Err().
 func (q *Queue) Receive(ctx context.Context, max int, wait, visibility time.Duration) ([]longrun.Message, error) {
 	if max < 1 || max > MaxReceive {
@@ -115,6 +120,11 @@ func (q *Queue) Receive(ctx context.Context, max int, wait, visibility time.Dura
 		until := deadline
 		if !next.IsZero() && next.Before(until) {
 			until = next
+		}
+		// Sends from another process on the same file wake nobody here, so
+		// look again at least this often.
+		if other := q.db.Now().Add(crossProcessPoll); other.Before(until) {
+			until = other
 		}
 		timeUp, stop := q.db.Timer.Until(until)
 		select {

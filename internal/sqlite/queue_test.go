@@ -308,3 +308,43 @@ func TestLongPollOnRealTime(t *testing.T) {
 		t.Fatalf("Receive(wait %s) returned after %s", wait, elapsed)
 	}
 }
+
+// TestLongPollSeesOtherProcesses: a Send from another process on the same
+// file cannot wake this one's waiters, so a long poll looks again every second.
+func TestLongPollSeesOtherProcesses(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "shared.db")
+	clock := newFakeClock()
+	open := func() *sqlite.Queue {
+		db, err := sqlite.Open(ctx, path)
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		t.Cleanup(func() { db.Close() })
+		db.Now, db.Timer = clock.Now, clock
+		return sqlite.NewQueue(db, "jobs", sqlite.QueueConfig{})
+	}
+	here, there := open(), open()
+	got := make(chan []longrun.Message, 1)
+	go func() {
+		msgs, err := here.Receive(ctx, 10, 20*time.Second, time.Minute)
+		if err != nil {
+			t.Errorf("Receive: %v", err)
+		}
+		got <- msgs
+	}()
+	waitForWaiter(t, clock)
+	if err := there.Send(ctx, "from elsewhere"); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Second)
+	select {
+	case msgs := <-got:
+		if len(msgs) != 1 || msgs[0].Body != "from elsewhere" {
+			t.Fatalf("Receive = %+v", msgs)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("a message sent by another process was not seen a second later")
+	}
+}
