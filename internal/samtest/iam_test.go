@@ -76,6 +76,7 @@ type fixture struct {
 	store  *dynamostore.Store
 	engine *sfnengine.Engine
 	secret string
+	sink   *notifySink // what the state machines send notify, when it is a sink
 }
 
 func newFixture(t *testing.T, defs stateMachineDefs, notifyARN string) *fixture {
