@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/longrun/longrun"
@@ -31,8 +33,9 @@ type batch struct {
 	effects  []*execution
 	outbox   []outboxItem
 	logs     []transition
+	args     []any
 
-	history, outboxIns *sql.Stmt
+	history, outboxIns, lookup *sql.Stmt
 }
 
 type transition struct {
@@ -60,12 +63,12 @@ func (b *batch) reset() {
 }
 
 func (b *batch) closeStmts() {
-	for _, s := range []*sql.Stmt{b.history, b.outboxIns} {
+	for _, s := range []*sql.Stmt{b.history, b.outboxIns, b.lookup} {
 		if s != nil {
 			_ = s.Close() // closing a statement of a finished transaction reports nothing useful
 		}
 	}
-	b.history, b.outboxIns = nil, nil
+	b.history, b.outboxIns, b.lookup = nil, nil, nil
 }
 
 // abort records a database error; the batch stops and rolls back.
@@ -138,8 +141,15 @@ func (b *batch) start(c *command) error {
 		}
 		return longrun.Errorf(longrun.EDUPLICATE, "execution %s is running with a different input", arn)
 	}
+	if b.lookup == nil {
+		var err error
+		if b.lookup, err = b.tx.PrepareContext(b.ctx, `SELECT 1 FROM local_executions WHERE arn = ?`); err != nil {
+			b.abort(fmt.Errorf("prepare execution lookup: %w", err))
+			return nil
+		}
+	}
 	var one int
-	switch err := b.tx.QueryRowContext(b.ctx, `SELECT 1 FROM local_executions WHERE arn = ?`, arn).Scan(&one); {
+	switch err := b.lookup.QueryRowContext(b.ctx, arn).Scan(&one); {
 	case err == nil:
 		return longrun.Errorf(longrun.EDUPLICATE, "execution %s already exists", arn)
 	case !errors.Is(err, sql.ErrNoRows):
@@ -154,7 +164,7 @@ func (b *batch) start(c *command) error {
 	}
 	b.e.execs[arn] = ex
 	b.touch(ex)
-	b.event(ex, "ExecutionStarted", "", inputDetail{Input: ex.input})
+	b.event(ex, "ExecutionStarted", "", inputDetail(ex.input))
 	b.statusEvent(ex)
 	b.logTransition(ex, "", c.m.sm.StartAt())
 	b.follow(ex, b.enter(ex, c.m.sm.StartAt(), ex.input))
@@ -196,7 +206,7 @@ func (b *batch) result(c *command) {
 	case ex.phase == phaseToken && !ex.sent:
 		b.touch(ex)
 		ex.sent = true
-		b.event(ex, "TaskSubmitted", ex.state, outputDetail{Output: c.data})
+		b.event(ex, "TaskSubmitted", ex.state, outputDetail(c.data))
 	}
 }
 
@@ -253,7 +263,7 @@ func (b *batch) enter(ex *execution, name string, input json.RawMessage) asl.Ste
 	if ex.m.sm.Pattern(name) == asl.WaitForTaskToken {
 		ex.token = newToken()
 	}
-	b.event(ex, ex.m.sm.StateType(name)+"StateEntered", name, inputDetail{Input: input})
+	b.event(ex, ex.m.sm.StateType(name)+"StateEntered", name, inputDetail(input))
 	c := ex.context()
 	st, err := ex.m.sm.Enter(name, input, &c, b.now)
 	if err != nil {
@@ -263,7 +273,7 @@ func (b *batch) enter(ex *execution, name string, input json.RawMessage) asl.Ste
 }
 
 func (b *batch) exited(ex *execution, output json.RawMessage) {
-	b.event(ex, ex.m.sm.StateType(ex.state)+"StateExited", ex.state, outputDetail{Output: output})
+	b.event(ex, ex.m.sm.StateType(ex.state)+"StateExited", ex.state, outputDetail(output))
 }
 
 // follow applies steps until the execution waits for something or ends.
@@ -315,10 +325,7 @@ func (b *batch) startTask(ex *execution, t *asl.Task) (st asl.Step, more bool) {
 	if t.TimeoutSeconds > 0 {
 		ex.taskDeadline = b.now.Add(time.Duration(t.TimeoutSeconds) * time.Second)
 	}
-	b.event(ex, "TaskScheduled", ex.state, scheduledDetail{
-		Resource: t.Resource, Pattern: t.Pattern, Parameters: t.Parameters,
-		TimeoutInSeconds: t.TimeoutSeconds, HeartbeatInSeconds: t.HeartbeatSeconds,
-	})
+	b.event(ex, "TaskScheduled", ex.state, scheduledDetail(t))
 	b.event(ex, "TaskStarted", ex.state, nil)
 	if tgt == nil {
 		return b.taskFailed(ex, asl.ErrRuntime, fmt.Sprintf("state %q has no integration", ex.state)), true
@@ -356,7 +363,7 @@ func (b *batch) startTask(ex *execution, t *asl.Task) (st asl.Step, more bool) {
 	ex.sent = true
 	res := sendResult(id, body)
 	if wait {
-		b.event(ex, "TaskSubmitted", ex.state, outputDetail{Output: res})
+		b.event(ex, "TaskSubmitted", ex.state, outputDetail(res))
 		return asl.Step{}, false
 	}
 	return b.taskSucceeded(ex, res), true
@@ -371,7 +378,7 @@ func (b *batch) dropToken(ex *execution) {
 func (b *batch) taskSucceeded(ex *execution, result json.RawMessage) asl.Step {
 	b.dropToken(ex)
 	ex.phase, ex.taskDeadline, ex.heartbeat = phaseNone, time.Time{}, time.Time{}
-	b.event(ex, "TaskSucceeded", ex.state, outputDetail{Output: result})
+	b.event(ex, "TaskSucceeded", ex.state, outputDetail(result))
 	c := ex.context()
 	return ex.m.sm.TaskSucceeded(ex.state, ex.stateInput, result, &c)
 }
@@ -383,7 +390,7 @@ func (b *batch) taskFailed(ex *execution, errName, cause string) asl.Step {
 	if errName == asl.ErrTimeout || errName == asl.ErrHeartbeatTimeout {
 		typ = "TaskTimedOut"
 	}
-	b.event(ex, typ, ex.state, errorDetail{Error: errName, Cause: cause})
+	b.event(ex, typ, ex.state, errorDetail(errName, cause))
 	if ex.m.sm.Pattern(ex.state) == asl.WaitForTaskToken {
 		ex.token = newToken() // a retried attempt gets a token of its own
 	}
@@ -398,13 +405,13 @@ func (b *batch) finish(ex *execution, status longrun.Status, output json.RawMess
 	ex.phase = phaseNone
 	switch status {
 	case longrun.StatusSucceeded:
-		b.event(ex, "ExecutionSucceeded", "", outputDetail{Output: output})
+		b.event(ex, "ExecutionSucceeded", "", outputDetail(output))
 	case longrun.StatusFailed:
-		b.event(ex, "ExecutionFailed", "", errorDetail{Error: errName, Cause: cause})
+		b.event(ex, "ExecutionFailed", "", errorDetail(errName, cause))
 	case longrun.StatusTimedOut:
-		b.event(ex, "ExecutionTimedOut", "", errorDetail{Error: errName, Cause: cause})
+		b.event(ex, "ExecutionTimedOut", "", errorDetail(errName, cause))
 	case longrun.StatusAborted:
-		b.event(ex, "ExecutionAborted", "", errorDetail{Error: errName, Cause: cause})
+		b.event(ex, "ExecutionAborted", "", errorDetail(errName, cause))
 	}
 	delete(b.e.execs, ex.arn)
 	b.finished = append(b.finished, ex)
@@ -419,54 +426,146 @@ func (b *batch) logTransition(ex *execution, from, to string) {
 	b.logs = append(b.logs, transition{ex: ex.name, machine: ex.m.name, from: from, to: to, status: ex.status})
 }
 
-// event appends a history event to ex.
-func (b *batch) event(ex *execution, typ, state string, detail any) {
-	if b.err != nil {
-		return
-	}
+// event appends a history event to ex; detail is its JSON (nil for none).
+// An execution's events of one batch are stored together when it persists.
+func (b *batch) event(ex *execution, typ, state string, detail []byte) {
 	ex.seq++
-	var d []byte
+	if len(ex.events) == 0 {
+		ex.events = append(ex.events, '[')
+	} else {
+		ex.events = append(ex.events, ',')
+	}
+	ex.events = append(ex.events, `{"type":"`...)
+	ex.events = append(ex.events, typ...) // type and state names are plain ASCII: ASL names are checked by asl
+	ex.events = append(ex.events, '"')
+	if state != "" {
+		ex.events = append(ex.events, `,"state":`...)
+		ex.events = appendJSONString(ex.events, state)
+	}
 	if detail != nil {
-		var err error
-		if d, err = json.Marshal(detail); err != nil {
-			b.abort(fmt.Errorf("history detail of %s: %w", typ, err))
-			return
-		}
+		ex.events = append(ex.events, `,"detail":`...)
+		ex.events = append(ex.events, detail...)
 	}
-	if b.history == nil {
-		s, err := b.tx.PrepareContext(b.ctx, `INSERT INTO local_history (arn, id, ts, type, state, detail) VALUES (?, ?, ?, ?, ?, ?)`)
-		if err != nil {
-			b.abort(fmt.Errorf("prepare history insert: %w", err))
-			return
-		}
-		b.history = s
-	}
-	var detailArg any
-	if d != nil {
-		detailArg = string(d)
-	}
-	if _, err := b.history.ExecContext(b.ctx, ex.arn, ex.seq, b.ms, typ, state, detailArg); err != nil {
-		b.abort(fmt.Errorf("insert history event %s of %s: %w", typ, ex.arn, err))
-	}
+	ex.events = append(ex.events, '}')
 }
 
-// History event details, with the field names asl.Run uses.
-type (
-	inputDetail struct {
-		Input json.RawMessage `json:"input"`
+func appendJSONString(dst []byte, s string) []byte {
+	q, _ := json.Marshal(s) // a string always encodes
+	return append(dst, q...)
+}
+
+// storedEvent is one event in a local_history row.
+type storedEvent struct {
+	Type   string          `json:"type"`
+	State  string          `json:"state,omitempty"`
+	Detail json.RawMessage `json:"detail,omitempty"`
+}
+
+// historyChunk is how many rows one INSERT writes: one statement for many
+// rows costs far less than a statement per row.
+const historyChunk = 32
+
+func historySQL(n int) string {
+	var sb strings.Builder
+	sb.WriteString("INSERT INTO local_history (arn, first, ts, events) VALUES ")
+	for i := range n {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString("(?, ?, ?, ?)")
 	}
-	outputDetail struct {
-		Output json.RawMessage `json:"output"`
+	return sb.String()
+}
+
+var fullHistorySQL = historySQL(historyChunk)
+
+// flushHistory inserts the events the batch added, a row per execution.
+func (b *batch) flushHistory() error {
+	args := b.args[:0]
+	rows := 0
+	flush := func() error {
+		var err error
+		if rows == historyChunk {
+			if b.history == nil {
+				if b.history, err = b.tx.PrepareContext(b.ctx, fullHistorySQL); err != nil {
+					return fmt.Errorf("prepare history insert: %w", err)
+				}
+			}
+			_, err = b.history.ExecContext(b.ctx, args...)
+		} else {
+			_, err = b.tx.ExecContext(b.ctx, historySQL(rows), args...)
+		}
+		if err != nil {
+			return fmt.Errorf("insert history: %w", err)
+		}
+		args, rows = args[:0], 0
+		return nil
 	}
-	errorDetail struct {
+	for _, ex := range b.touched {
+		if len(ex.events) == 0 {
+			continue
+		}
+		ex.events = append(ex.events, ']')
+		args = append(args, ex.arn, ex.firstEvent(), b.ms, string(ex.events))
+		ex.events = ex.events[:0]
+		if rows++; rows == historyChunk {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if rows > 0 {
+		if err := flush(); err != nil {
+			return err
+		}
+	}
+	clear(args)
+	b.args = args[:0]
+	return nil
+}
+
+// Event details, with the field names asl.Run uses. The JSON values they
+// carry are valid already (asl's outputs, checked task results), so they
+// are spliced in rather than encoded again.
+func rawDetail(key string, raw json.RawMessage) []byte {
+	if len(raw) == 0 {
+		raw = json.RawMessage("null")
+	}
+	d := make([]byte, 0, len(key)+len(raw)+5)
+	d = append(d, `{"`...)
+	d = append(d, key...)
+	d = append(d, `":`...)
+	d = append(d, raw...)
+	return append(d, '}')
+}
+
+func inputDetail(raw json.RawMessage) []byte  { return rawDetail("input", raw) }
+func outputDetail(raw json.RawMessage) []byte { return rawDetail("output", raw) }
+
+func errorDetail(errName, cause string) []byte {
+	d, _ := json.Marshal(struct {
 		Error string `json:"error"`
 		Cause string `json:"cause"`
+	}{errName, cause}) // two strings always encode
+	return d
+}
+
+func scheduledDetail(t *asl.Task) []byte {
+	resource, _ := json.Marshal(t.Resource) // a string always encodes
+	d := make([]byte, 0, 128+len(t.Parameters))
+	d = append(d, `{"resource":`...)
+	d = append(d, resource...)
+	d = append(d, `,"pattern":"`...)
+	d = append(d, t.Pattern...)
+	d = append(d, `","parameters":`...)
+	if len(t.Parameters) == 0 {
+		d = append(d, "null"...)
+	} else {
+		d = append(d, t.Parameters...)
 	}
-	scheduledDetail struct {
-		Resource           string          `json:"resource"`
-		Pattern            asl.Pattern     `json:"pattern"`
-		Parameters         json.RawMessage `json:"parameters"`
-		TimeoutInSeconds   int             `json:"timeoutInSeconds"`
-		HeartbeatInSeconds int             `json:"heartbeatInSeconds"`
-	}
-)
+	d = append(d, `,"timeoutInSeconds":`...)
+	d = strconv.AppendInt(d, int64(t.TimeoutSeconds), 10)
+	d = append(d, `,"heartbeatInSeconds":`...)
+	d = strconv.AppendInt(d, int64(t.HeartbeatSeconds), 10)
+	return append(d, '}')
+}

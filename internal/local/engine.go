@@ -139,12 +139,21 @@ type execution struct {
 	heartbeat    time.Time
 
 	// In memory only.
+	events     []byte     // this batch's history events, a JSON array being built
 	armed      time.Time  // the earliest timer in the heap for it
 	saved      *execution // the state before the current batch, to roll back
 	touched    bool
 	created    bool
 	ticked     bool
 	dispatched int // the attempt whose effect has been started
+}
+
+// firstEvent is the id of the first event of this batch.
+func (ex *execution) firstEvent() int64 {
+	if ex.saved != nil {
+		return ex.saved.seq + 1
+	}
+	return 1
 }
 
 func (ex *execution) context() asl.Context {

@@ -63,6 +63,9 @@ func (b *batch) persist() error {
 			}
 		}
 	}()
+	if err := b.flushHistory(); err != nil {
+		return err
+	}
 	for _, ex := range b.touched {
 		var run any
 		if ex.status == longrun.StatusRunning {
@@ -236,25 +239,28 @@ func (e *Engine) Describe(ctx context.Context, arn string) (*Description, error)
 func (e *Engine) History(ctx context.Context, arn string) ([]asl.HistoryEvent, error) {
 	var events []asl.HistoryEvent
 	err := e.db.Read(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT id, ts, type, state, detail FROM local_history WHERE arn = ? ORDER BY id`, arn)
+		rows, err := tx.QueryContext(ctx, `SELECT first, ts, events FROM local_history WHERE arn = ? ORDER BY first`, arn)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
 			var (
-				ev     asl.HistoryEvent
-				ts     int64
-				detail sql.NullString
+				first, ts int64
+				stored    string
+				evs       []storedEvent
 			)
-			if err := rows.Scan(&ev.ID, &ts, &ev.Type, &ev.State, &detail); err != nil {
+			if err := rows.Scan(&first, &ts, &stored); err != nil {
 				return err
 			}
-			ev.Timestamp = fromMS(ts)
-			if detail.Valid {
-				ev.Detail = json.RawMessage(detail.String)
+			if err := json.Unmarshal([]byte(stored), &evs); err != nil {
+				return fmt.Errorf("decode events %d of %s: %w", first, arn, err)
 			}
-			events = append(events, ev)
+			for i, ev := range evs {
+				events = append(events, asl.HistoryEvent{
+					ID: first + int64(i), Timestamp: fromMS(ts), Type: ev.Type, State: ev.State, Detail: ev.Detail,
+				})
+			}
 		}
 		return rows.Err()
 	})

@@ -19,15 +19,16 @@ CREATE TABLE local_executions (
 -- Restart loads only what is still running.
 CREATE INDEX local_executions_running ON local_executions (status) WHERE status = 'RUNNING';
 
--- Every execution's history, as GetExecutionHistory lists it.
+-- Every execution's history, as GetExecutionHistory lists it: one row per
+-- execution per commit, holding that commit's events as a JSON array of
+-- {"type","state","detail"}; first is the id of the first of them, ts their
+-- time. A row per event would cost several times more per transition.
 CREATE TABLE local_history (
     arn    TEXT    NOT NULL,
-    id     INTEGER NOT NULL,
+    first  INTEGER NOT NULL,
     ts     INTEGER NOT NULL,
-    type   TEXT    NOT NULL,
-    state  TEXT    NOT NULL DEFAULT '',
-    detail TEXT,
-    PRIMARY KEY (arn, id)
+    events TEXT    NOT NULL,
+    PRIMARY KEY (arn, first)
 ) STRICT, WITHOUT ROWID;
 
 -- Status-change events not yet accepted by their function (the EventBridge
