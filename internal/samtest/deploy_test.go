@@ -82,13 +82,31 @@ func deploy(t *testing.T, defs stateMachineDefs, notifyARN string) *deployment {
 	return d
 }
 
-// definition is the state machine's definition after the template's
-// DefinitionSubstitutions, resolved for this deployment.
+// definition is the state machine's definition as deployed on kumo: the
+// template's, after its DefinitionSubstitutions for this deployment, with
+// kumo's HeartbeatSecondsPath gap filled (see awstest.FixHeartbeatPath).
 func (d *deployment) definition(t *testing.T, id, override string) string {
 	t.Helper()
 	if override != "" {
 		return override
 	}
+	// kumo ignores HeartbeatSecondsPath and then panics on a heartbeat: the
+	// template's default stands in for it.
+	hb, err := d.tpl.Int(&template.Intrinsic{Fn: "Ref", Arg: "JobHeartbeatSeconds"}, d.resolve)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, err := awstest.FixHeartbeatPath(d.substituted(t, id), hb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return def
+}
+
+// substituted is the state machine's definition after the template's
+// DefinitionSubstitutions for this deployment, as CloudFormation makes it.
+func (d *deployment) substituted(t *testing.T, id string) string {
+	t.Helper()
 	sm, err := d.tpl.StateMachine(id)
 	if err != nil {
 		t.Fatal(err)
@@ -101,17 +119,7 @@ func (d *deployment) definition(t *testing.T, id, override string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// kumo ignores HeartbeatSecondsPath and then panics on a heartbeat (see
-	// awstest.FixHeartbeatPath): the template's default stands in for it.
-	hb, err := d.tpl.Int(&template.Intrinsic{Fn: "Ref", Arg: "JobHeartbeatSeconds"}, d.resolve)
-	if err != nil {
-		t.Fatal(err)
-	}
-	def, err := awstest.FixHeartbeatPath(awstest.Substitute(string(raw), subs), hb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return def
+	return awstest.Substitute(string(raw), subs)
 }
 
 // resolve answers !Ref and !GetAtt for this deployment, as CloudFormation
