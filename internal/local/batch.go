@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/longrun/longrun"
@@ -33,7 +32,6 @@ type batch struct {
 	effects  []*execution
 	outbox   []outboxItem
 	logs     []transition
-	args     []any
 
 	history, outboxIns, lookup *sql.Stmt
 }
@@ -461,66 +459,25 @@ type storedEvent struct {
 	Detail json.RawMessage `json:"detail,omitempty"`
 }
 
-// historyChunk is how many rows one INSERT writes: one statement for many
-// rows costs far less than a statement per row.
-const historyChunk = 32
-
-func historySQL(n int) string {
-	var sb strings.Builder
-	sb.WriteString("INSERT INTO local_history (arn, first, ts, events) VALUES ")
-	for i := range n {
-		if i > 0 {
-			sb.WriteByte(',')
-		}
-		sb.WriteString("(?, ?, ?, ?)")
-	}
-	return sb.String()
-}
-
-var fullHistorySQL = historySQL(historyChunk)
-
 // flushHistory inserts the events the batch added, a row per execution.
 func (b *batch) flushHistory() error {
-	args := b.args[:0]
-	rows := 0
-	flush := func() error {
-		var err error
-		if rows == historyChunk {
-			if b.history == nil {
-				if b.history, err = b.tx.PrepareContext(b.ctx, fullHistorySQL); err != nil {
-					return fmt.Errorf("prepare history insert: %w", err)
-				}
-			}
-			_, err = b.history.ExecContext(b.ctx, args...)
-		} else {
-			_, err = b.tx.ExecContext(b.ctx, historySQL(rows), args...)
-		}
-		if err != nil {
-			return fmt.Errorf("insert history: %w", err)
-		}
-		args, rows = args[:0], 0
-		return nil
-	}
 	for _, ex := range b.touched {
 		if len(ex.events) == 0 {
 			continue
 		}
-		ex.events = append(ex.events, ']')
-		args = append(args, ex.arn, ex.firstEvent(), b.ms, string(ex.events))
-		ex.events = ex.events[:0]
-		if rows++; rows == historyChunk {
-			if err := flush(); err != nil {
-				return err
+		if b.history == nil {
+			var err error
+			if b.history, err = b.tx.PrepareContext(b.ctx, `INSERT INTO local_history (arn, first, ts, events) VALUES (?, ?, ?, ?)`); err != nil {
+				return fmt.Errorf("prepare history insert: %w", err)
 			}
 		}
-	}
-	if rows > 0 {
-		if err := flush(); err != nil {
-			return err
+		ex.events = append(ex.events, ']')
+		_, err := b.history.ExecContext(b.ctx, ex.arn, ex.firstEvent(), b.ms, string(ex.events))
+		ex.events = ex.events[:0]
+		if err != nil {
+			return fmt.Errorf("insert history of %s: %w", ex.arn, err)
 		}
 	}
-	clear(args)
-	b.args = args[:0]
 	return nil
 }
 

@@ -411,6 +411,10 @@ func (e *Engine) apply(ctx context.Context, b *batch, now time.Time, ticks []*ex
 		if e.onFinish != nil {
 			e.onFinish(ex.arn, ex.status)
 		}
+		// The timer heap may hold the execution until its timers pass;
+		// what it no longer needs is only on disk from now on.
+		ex.input, ex.stateInput, ex.nextInput, ex.output, ex.task, ex.retries = nil, nil, nil, nil, nil, nil
+		ex.events = nil
 	}
 	e.signalCommit()
 	b.reset()

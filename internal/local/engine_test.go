@@ -1,11 +1,15 @@
 package local
 
 import (
+	"bytes"
+	"database/sql"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -563,4 +567,88 @@ func TestNewRefuses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStatusEventOutbox: an event its function refuses stays in the outbox
+// and is retried with backoff, also by the engine after a restart, until
+// the function accepts it; then the row is gone.
+func TestStatusEventOutbox(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.events.set(func(r *recorder) { r.fail = 2 })
+	arn := f.startJob("job-1", `{}`, longrun.Limits{TimeoutSeconds: 60, HeartbeatSeconds: 30})
+	f.takeTask()
+	if err := f.e.StopExecution(f.ctx, arn, "User.Stop", "bye"); err != nil {
+		t.Fatal(err)
+	}
+	f.waitFor("the first attempt", func() bool { return len(f.events.payloads()) == 1 })
+	f.clock.Advance(time.Second)
+	f.waitFor("the second attempt", func() bool { return len(f.events.payloads()) == 2 })
+	if n := f.outbox(); n != 1 {
+		t.Fatalf("%d events in the outbox after two refusals, want 1", n)
+	}
+	f.crash()
+	f.waitFor("the attempt after the restart", func() bool { return len(f.events.payloads()) == 3 })
+	f.waitFor("the outbox to empty", func() bool { return f.outbox() == 0 })
+	got := f.events.payloads()
+	if string(got[0]) != string(got[2]) {
+		t.Errorf("the retried event differs:\n%s\n%s", got[0], got[2])
+	}
+	checkStatusEvent(t, got[2], arn, f.describe(arn))
+}
+
+func (f *fixture) outbox() int {
+	f.t.Helper()
+	var n int
+	if err := f.db.Read(f.ctx, func(tx *sql.Tx) error {
+		return tx.QueryRowContext(f.ctx, `SELECT count(*) FROM local_outbox`).Scan(&n)
+	}); err != nil {
+		f.t.Fatal(err)
+	}
+	return n
+}
+
+// TestLogsTransitions: one line per transition, with the execution id, the
+// states it moves between and its status.
+func TestLogsTransitions(t *testing.T) {
+	t.Parallel()
+	var buf syncBuffer
+	f := setup(t, withLogger(slog.New(slog.NewTextHandler(&buf, nil))))
+	arn, err := f.e.Start(f.ctx, "flow", "flow-1", json.RawMessage(`{"kind":"go"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.waitEnd(arn)
+	var lines []string
+	for _, l := range strings.Split(buf.String(), "\n") {
+		if strings.Contains(l, "msg=transition") {
+			lines = append(lines, l[strings.Index(l, "msg="):])
+		}
+	}
+	want := []string{
+		"msg=transition execution_id=flow-1 machine=flow from=\"\" to=Prepare status=RUNNING",
+		"msg=transition execution_id=flow-1 machine=flow from=Prepare to=Route status=RUNNING",
+		"msg=transition execution_id=flow-1 machine=flow from=Route to=Done status=RUNNING",
+		"msg=transition execution_id=flow-1 machine=flow from=Done to=SUCCEEDED status=SUCCEEDED",
+	}
+	if !slices.Equal(lines, want) {
+		t.Errorf("log lines\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

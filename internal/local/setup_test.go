@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -142,6 +143,7 @@ type fixture struct {
 	events *recorder
 	echo   *recorder
 	plain  bool // send through Queue.Send after commit instead of SendTx
+	logger *slog.Logger
 
 	db    *sqlite.DB
 	queue *sqlite.Queue
@@ -151,6 +153,9 @@ type fixture struct {
 }
 
 type option func(*fixture)
+
+// withLogger logs the engine's lines to l.
+func withLogger(l *slog.Logger) option { return func(f *fixture) { f.logger = l } }
 
 // withPlainQueue hides SendTx, so the engine sends after commit.
 func withPlainQueue() option { return func(f *fixture) { f.plain = true } }
@@ -251,6 +256,7 @@ func (f *fixture) open() {
 		q = plainQueue{f.queue}
 	}
 	cfg := testConfig(t, db, q, map[string]Function{"notify": f.notify.fn, "events": f.events.fn, "echo": f.echo.fn})
+	cfg.Logger = f.logger
 	e, err := New(f.ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
