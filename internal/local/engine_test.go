@@ -620,11 +620,15 @@ func TestLogsTransitions(t *testing.T) {
 	}
 	f.waitEnd(arn)
 	var lines []string
-	for _, l := range strings.Split(buf.String(), "\n") {
-		if strings.Contains(l, "msg=transition") {
-			lines = append(lines, l[strings.Index(l, "msg="):])
+	f.waitFor("four log lines", func() bool { // logged just after the commit
+		lines = nil
+		for _, l := range strings.Split(buf.String(), "\n") {
+			if strings.Contains(l, "msg=transition") {
+				lines = append(lines, l[strings.Index(l, "msg="):])
+			}
 		}
-	}
+		return len(lines) >= 4
+	})
 	want := []string{
 		"msg=transition execution_id=flow-1 machine=flow from=\"\" to=Prepare status=RUNNING",
 		"msg=transition execution_id=flow-1 machine=flow from=Prepare to=Route status=RUNNING",
