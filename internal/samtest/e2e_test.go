@@ -111,7 +111,8 @@ func (r *receiver) event(t *testing.T, id string) webhook.Event {
 // task message from SQS and completing the token through sfnengine; the real
 // notify, invoked by kumo's Lambda integration through the Runtime API,
 // recording the outcome in DynamoDB and posting a signed webhook to a
-// receiver on 127.0.0.1. One job succeeds, one fails.
+// receiver on 127.0.0.1. One job succeeds, one fails, one webhook needs the
+// deliver state machine, one execution is stopped.
 func TestEndToEnd(t *testing.T) {
 	t.Parallel()
 	k := awstest.Kumo(t)
@@ -273,6 +274,52 @@ func TestEndToEnd(t *testing.T) {
 			}
 		})
 	}
+
+	// A stop: StopFunction's handler stops the execution and records
+	// ABORTED; on AWS the EventBridge rule then invokes notify with the
+	// status change, which sends execution.aborted. kumo has no EventBridge,
+	// so the event is made from kumo's own DescribeExecution of the stopped
+	// execution, in the envelope of events/notify-status-change.json.
+	t.Run("stopped", func(t *testing.T) {
+		stop, err := f.app(t, "StopFunction", nil, nil).Stop()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := httpEvent(t, "start.json", "", func(ev *events.APIGatewayV2HTTPRequest) {
+			ev.Body = `{"input":{"seconds":600},"callbackUrl":"` + recv.srv.URL + `/hooks"}`
+		})
+		res, err := start(ctx, ev)
+		wantStatus(t, "start", res, err, http.StatusAccepted)
+		id := executionID(t, res.Body)
+		f.receiveTask(t, id) // the Work state is waiting on its token
+		res, err = stop(ctx, httpEvent(t, "stop.json", id, nil))
+		wantStatus(t, "stop", res, err, http.StatusOK)
+
+		sfnOut := f.ended(t, f.engine.ExecutionARN(id))
+		if sfnOut.Status != sfntypes.ExecutionStatusAborted {
+			t.Fatalf("execution ended %s, want ABORTED", sfnOut.Status)
+		}
+		var change map[string]any
+		loadEvent(t, "notify-status-change.json", &change)
+		detail := change["detail"].(map[string]any)
+		detail["executionArn"] = aws.ToString(sfnOut.ExecutionArn)
+		detail["stateMachineArn"] = aws.ToString(sfnOut.StateMachineArn)
+		detail["name"] = aws.ToString(sfnOut.Name)
+		detail["status"] = string(sfnOut.Status)
+		detail["startDate"] = sfnOut.StartDate.UnixMilli()
+		detail["stopDate"] = sfnOut.StopDate.UnixMilli()
+		detail["error"] = sfnOut.Error
+		detail["cause"] = sfnOut.Cause
+		change["resources"] = []string{aws.ToString(sfnOut.ExecutionArn)}
+		payload, _ := json.Marshal(change)
+		if _, err := notifyHandler(ctx, payload); err != nil {
+			t.Fatalf("notify on the status change: %v", err)
+		}
+		wh := recv.event(t, id)
+		if wh.Type != longrun.EventAborted || wh.Data.Status != longrun.StatusAborted || wh.Data.Error != longrun.ErrNameStopped {
+			t.Errorf("webhook %s %s %q, want %s ABORTED %s", wh.Type, wh.Data.Status, wh.Data.Error, longrun.EventAborted, longrun.ErrNameStopped)
+		}
+	})
 }
 
 // receiveTask takes the task message of execution id from the jobs queue.
@@ -290,7 +337,8 @@ func (f *fixture) receiveTask(t *testing.T, id string) longrun.Message {
 			if json.Unmarshal([]byte(m.Body), &tm) == nil && tm.ExecutionID == id {
 				return m
 			}
-			t.Fatalf("unexpected task message %s", m.Body)
+			// A stopped execution's task, which nobody works.
+			_ = q.Delete(context.Background(), m.Receipt)
 		}
 	}
 	t.Fatalf("no task message for %s within 20s", id)
