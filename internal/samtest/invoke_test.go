@@ -44,6 +44,16 @@ var binaries struct {
 	err  error
 }
 
+// TestMain removes the bootstraps built for TestInvoke (70 MB) when the
+// tests end.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binaries.dir != "" {
+		_ = os.RemoveAll(binaries.dir)
+	}
+	os.Exit(code)
+}
+
 func buildBinaries(t *testing.T) (dir, rie string) {
 	t.Helper()
 	binaries.once.Do(func() {
