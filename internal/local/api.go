@@ -30,7 +30,7 @@ func (e *Engine) Start(ctx context.Context, machineName, name string, input json
 		return "", longrun.Errorf(longrun.EINVALID, "execution input is not JSON")
 	}
 	arn := executionARN(m, name)
-	if err := e.submit(ctx, &command{kind: cmdStart, m: m, name: name, data: input}); err != nil {
+	if err := e.submit(ctx, &command{kind: cmdStart, m: m, arn: arn, name: name, data: input}); err != nil {
 		return "", fmt.Errorf("start execution %s: %w", arn, err)
 	}
 	return arn, nil

@@ -5,7 +5,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -32,8 +31,13 @@ type batch struct {
 	effects  []*execution
 	outbox   []outboxItem
 	logs     []transition
+	sends    []*pendingSend
+	deletes  []int64           // delivered status events
+	known    map[string]string // status of executions not in memory, looked up before the batch
+	born     map[string]bool   // executions created in this batch
+	scratch  []byte
 
-	history, outboxIns, lookup *sql.Stmt
+	history, outboxIns *sql.Stmt
 }
 
 type transition struct {
@@ -41,9 +45,9 @@ type transition struct {
 	status                longrun.Status
 }
 
-func (b *batch) begin(ctx context.Context, tx *sql.Tx, now time.Time) {
+func (b *batch) begin(ctx context.Context, now time.Time) {
 	b.reset()
-	b.ctx, b.tx, b.now, b.ms = ctx, tx, now, now.UnixMilli()
+	b.ctx, b.tx, b.now, b.ms = ctx, nil, now, now.UnixMilli()
 	if cap(b.errs) < len(b.cmds) {
 		b.errs = make([]error, len(b.cmds))
 	}
@@ -58,15 +62,22 @@ func (b *batch) reset() {
 	b.effects = b.effects[:0]
 	b.outbox = b.outbox[:0]
 	b.logs = b.logs[:0]
+	clear(b.sends)
+	b.sends = b.sends[:0]
+	b.deletes = b.deletes[:0]
+	if b.born == nil {
+		b.known, b.born = map[string]string{}, map[string]bool{}
+	}
+	clear(b.born)
 }
 
 func (b *batch) closeStmts() {
-	for _, s := range []*sql.Stmt{b.history, b.outboxIns, b.lookup} {
+	for _, s := range []*sql.Stmt{b.history, b.outboxIns} {
 		if s != nil {
 			_ = s.Close() // closing a statement of a finished transaction reports nothing useful
 		}
 	}
-	b.history, b.outboxIns, b.lookup = nil, nil, nil
+	b.history, b.outboxIns = nil, nil
 }
 
 // abort records a database error; the batch stops and rolls back.
@@ -121,9 +132,7 @@ func (b *batch) run(c *command) error {
 	case cmdResult:
 		b.result(c)
 	case cmdOutboxDone:
-		if _, err := b.tx.ExecContext(b.ctx, `DELETE FROM local_outbox WHERE id = ?`, c.id); err != nil {
-			b.abort(fmt.Errorf("delete delivered event %d: %w", c.id, err))
-		}
+		b.deletes = append(b.deletes, c.id)
 	}
 	return nil
 }
@@ -132,28 +141,17 @@ var errTaskGone = longrun.Errorf(longrun.ETASKGONE,
 	"the task token is not valid: the task timed out, its execution ended, or it was already completed")
 
 func (b *batch) start(c *command) error {
-	arn := executionARN(c.m, c.name)
+	arn := c.arn
 	if ex := b.e.execs[arn]; ex != nil {
 		if bytes.Equal(ex.input, c.data) {
 			return nil // Step Functions: same name, same input, still running
 		}
 		return longrun.Errorf(longrun.EDUPLICATE, "execution %s is running with a different input", arn)
 	}
-	if b.lookup == nil {
-		var err error
-		if b.lookup, err = b.tx.PrepareContext(b.ctx, `SELECT 1 FROM local_executions WHERE arn = ?`); err != nil {
-			b.abort(fmt.Errorf("prepare execution lookup: %w", err))
-			return nil
-		}
-	}
-	var one int
-	switch err := b.lookup.QueryRowContext(b.ctx, arn).Scan(&one); {
-	case err == nil:
+	if b.born[arn] || b.known[arn] != "" {
 		return longrun.Errorf(longrun.EDUPLICATE, "execution %s already exists", arn)
-	case !errors.Is(err, sql.ErrNoRows):
-		b.abort(fmt.Errorf("look up execution %s: %w", arn, err))
-		return nil
 	}
+	b.born[arn] = true
 	ex := &execution{
 		arn: arn, name: c.name, m: c.m, input: c.data, start: b.now, status: longrun.StatusRunning, created: true,
 	}
@@ -172,13 +170,12 @@ func (b *batch) start(c *command) error {
 func (b *batch) stop(c *command) error {
 	ex := b.e.execs[c.arn]
 	if ex == nil {
-		var status string
-		switch err := b.tx.QueryRowContext(b.ctx, `SELECT status FROM local_executions WHERE arn = ?`, c.arn).Scan(&status); {
-		case errors.Is(err, sql.ErrNoRows):
+		status := b.known[c.arn]
+		if b.born[c.arn] {
+			status = "in this batch"
+		}
+		if status == "" {
 			return longrun.Errorf(longrun.ENOTFOUND, "execution %s does not exist", c.arn)
-		case err != nil:
-			b.abort(fmt.Errorf("look up execution %s: %w", c.arn, err))
-			return nil
 		}
 		return longrun.Errorf(longrun.ENOTRUNNING, "execution %s already ended %s", c.arn, status)
 	}
@@ -317,7 +314,7 @@ func (b *batch) follow(ex *execution, st asl.Step) {
 // the attempt finished at once (a send in the transaction) with step st.
 func (b *batch) startTask(ex *execution, t *asl.Task) (st asl.Step, more bool) {
 	tgt := ex.m.tasks[ex.state]
-	ex.task, ex.sent, ex.wake = t, false, time.Time{}
+	ex.task, ex.sent, ex.sendResult, ex.wake = t, false, nil, time.Time{}
 	ex.attempt++
 	ex.taskDeadline, ex.heartbeat = time.Time{}, time.Time{}
 	if t.TimeoutSeconds > 0 {
@@ -353,18 +350,27 @@ func (b *batch) startTask(ex *execution, t *asl.Task) (st asl.Step, more bool) {
 		b.effects = append(b.effects, ex)
 		return asl.Step{}, false
 	}
-	id, err := tgt.txq.SendTx(b.ctx, b.tx, body)
-	if err != nil {
-		b.abort(fmt.Errorf("send task message of %s: %w", ex.arn, err))
-		return asl.Step{}, false
-	}
-	ex.sent = true
-	res := sendResult(id, body)
+	// The message is sent in the batch's transaction (write); until then
+	// the execution waits for the token, or (RequestResponse) for the send's
+	// result, which comes back as a command once committed.
+	p := &pendingSend{ex: ex, q: tgt.txq, body: body, wait: wait}
+	b.sends = append(b.sends, p)
 	if wait {
-		b.event(ex, "TaskSubmitted", ex.state, outputDetail(res))
-		return asl.Step{}, false
+		b.holeEvent(ex, p)
+	} else {
+		ex.phase = phaseInvoke
+		b.effects = append(b.effects, ex)
 	}
-	return b.taskSucceeded(ex, res), true
+	return asl.Step{}, false
+}
+
+// pendingSend is a task message to send in the batch's transaction.
+type pendingSend struct {
+	ex     *execution
+	q      TxQueue
+	body   string
+	wait   bool
+	result json.RawMessage // set in the transaction
 }
 
 func (b *batch) dropToken(ex *execution) {
@@ -447,6 +453,24 @@ func (b *batch) event(ex *execution, typ, state string, detail []byte) {
 	ex.events = append(ex.events, '}')
 }
 
+// holeEvent appends the TaskSubmitted event of a send whose MessageId is
+// known only in the transaction; flushHistory fills it in.
+func (b *batch) holeEvent(ex *execution, p *pendingSend) {
+	ex.seq++
+	if len(ex.events) == 0 {
+		ex.events = append(ex.events, '[')
+	} else {
+		ex.events = append(ex.events, ',')
+	}
+	ex.holes = append(ex.holes, hole{at: len(ex.events), state: ex.state, send: p})
+}
+
+type hole struct {
+	at    int
+	state string
+	send  *pendingSend
+}
+
 func appendJSONString(dst []byte, s string) []byte {
 	q, _ := json.Marshal(s) // a string always encodes
 	return append(dst, q...)
@@ -460,6 +484,7 @@ type storedEvent struct {
 }
 
 // flushHistory inserts the events the batch added, a row per execution.
+// It leaves the executions as they are: the transaction may run again.
 func (b *batch) flushHistory() error {
 	for _, ex := range b.touched {
 		if len(ex.events) == 0 {
@@ -471,11 +496,55 @@ func (b *batch) flushHistory() error {
 				return fmt.Errorf("prepare history insert: %w", err)
 			}
 		}
-		ex.events = append(ex.events, ']')
-		_, err := b.history.ExecContext(b.ctx, ex.arn, ex.firstEvent(), b.ms, string(ex.events))
-		ex.events = ex.events[:0]
-		if err != nil {
+		out, prev := b.scratch[:0], 0
+		for _, h := range ex.holes {
+			out = append(out, ex.events[prev:h.at]...)
+			out = append(out, `{"type":"TaskSubmitted","state":`...)
+			out = appendJSONString(out, h.state)
+			out = append(out, `,"detail":`...)
+			out = append(out, outputDetail(h.send.result)...)
+			out = append(out, '}')
+			prev = h.at
+		}
+		out = append(out, ex.events[prev:]...)
+		out = append(out, ']')
+		b.scratch = out
+		if _, err := b.history.ExecContext(b.ctx, ex.arn, ex.firstEvent(), b.ms, string(out)); err != nil {
 			return fmt.Errorf("insert history of %s: %w", ex.arn, err)
+		}
+	}
+	return nil
+}
+
+// write is the batch's transaction: the task messages, then the history,
+// the executions and the outbox. It changes nothing in memory but what
+// it sets again when run again (sqlite.DB.Write may, after SQLITE_BUSY).
+func (b *batch) write(tx *sql.Tx) error {
+	b.tx = tx
+	defer b.closeStmts()
+	for _, p := range b.sends {
+		id, err := p.q.SendTx(b.ctx, tx, p.body)
+		if err != nil {
+			return fmt.Errorf("send task message of %s: %w", p.ex.arn, err)
+		}
+		p.result = sendResult(id, p.body)
+		p.ex.sent = true
+		if !p.wait {
+			p.ex.sendResult = p.result
+		}
+	}
+	if err := b.flushHistory(); err != nil {
+		return err
+	}
+	if err := b.persist(); err != nil {
+		return err
+	}
+	if err := b.writeOutbox(); err != nil {
+		return err
+	}
+	for _, id := range b.deletes {
+		if _, err := tx.ExecContext(b.ctx, `DELETE FROM local_outbox WHERE id = ?`, id); err != nil {
+			return fmt.Errorf("delete delivered event %d: %w", id, err)
 		}
 	}
 	return nil

@@ -28,6 +28,13 @@ func (e *Engine) dispatch(ctx context.Context, ex *execution) {
 	ex.dispatched = ex.attempt
 	tgt, t := ex.m.tasks[ex.state], ex.task
 	c := &command{kind: cmdResult, arn: ex.arn, attempt: ex.attempt}
+	if ex.phase == phaseInvoke && ex.sent {
+		// A RequestResponse send committed: its result is the next step,
+		// applied by Run's goroutine, which is the caller.
+		c.data = ex.sendResult
+		e.retry = append(e.retry, c)
+		return
+	}
 	go func() {
 		select {
 		case e.sem <- struct{}{}:
@@ -266,24 +273,29 @@ func (b *batch) statusEvent(ex *execution) {
 			b.abort(fmt.Errorf("status event of %s: %w", ex.arn, err))
 			return
 		}
+		b.outbox = append(b.outbox, outboxItem{function: fn, body: body})
+	}
+}
+
+// writeOutbox inserts the batch's status-change events and learns their ids.
+func (b *batch) writeOutbox() error {
+	for i := range b.outbox {
+		o := &b.outbox[i]
 		if b.outboxIns == nil {
+			var err error
 			if b.outboxIns, err = b.tx.PrepareContext(b.ctx, `INSERT INTO local_outbox (function, body, created_ms) VALUES (?, ?, ?)`); err != nil {
-				b.abort(fmt.Errorf("prepare outbox insert: %w", err))
-				return
+				return fmt.Errorf("prepare outbox insert: %w", err)
 			}
 		}
-		res, err := b.outboxIns.ExecContext(b.ctx, fn, string(body), b.ms)
+		res, err := b.outboxIns.ExecContext(b.ctx, o.function, string(o.body), b.ms)
 		if err != nil {
-			b.abort(fmt.Errorf("queue status event of %s: %w", ex.arn, err))
-			return
+			return fmt.Errorf("queue status event: %w", err)
 		}
-		id, err := res.LastInsertId()
-		if err != nil {
-			b.abort(fmt.Errorf("queue status event of %s: %w", ex.arn, err))
-			return
+		if o.id, err = res.LastInsertId(); err != nil {
+			return fmt.Errorf("queue status event: %w", err)
 		}
-		b.outbox = append(b.outbox, outboxItem{id: id, function: fn, body: body})
 	}
+	return nil
 }
 
 // deliverEvent calls the event's function until it accepts the event

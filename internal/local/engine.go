@@ -133,13 +133,15 @@ type execution struct {
 	task         *asl.Task       // the current or next attempt
 	attempt      int             // counts attempts, so a stale result is recognised
 	retries      []int
-	token        string // the current or next attempt's token (WaitForTaskToken)
-	sent         bool   // the attempt's message is in the queue
+	token        string          // the current or next attempt's token (WaitForTaskToken)
+	sent         bool            // the attempt's message is in the queue
+	sendResult   json.RawMessage // a RequestResponse send's result, until applied
 	taskDeadline time.Time
 	heartbeat    time.Time
 
 	// In memory only.
 	events     []byte     // this batch's history events, a JSON array being built
+	holes      []hole     // events in it known only in the transaction
 	armed      time.Time  // the earliest timer in the heap for it
 	saved      *execution // the state before the current batch, to roll back
 	touched    bool
@@ -351,24 +353,20 @@ func (e *Engine) Run(ctx context.Context) error {
 // apply runs one batch in one transaction and, once committed, replies,
 // arms timers and starts the effects (invocations, events) it asks for.
 func (e *Engine) apply(ctx context.Context, b *batch, now time.Time, ticks []*execution) error {
-	err := e.db.Write(ctx, func(tx *sql.Tx) error {
-		e.rollback(b) // Write may run this again after SQLITE_BUSY
-		b.begin(ctx, tx, now)
-		defer b.closeStmts()
+	b.begin(ctx, now)
+	err := e.lookup(ctx, b)
+	if err == nil {
 		for i, c := range b.cmds {
 			b.errs[i] = b.run(c)
-			if b.err != nil {
-				return b.err
-			}
 		}
 		for _, ex := range ticks {
 			b.tick(ex)
-			if b.err != nil {
-				return b.err
-			}
 		}
-		return b.persist()
-	})
+		err = b.err
+	}
+	if err == nil {
+		err = e.db.Write(ctx, b.write)
+	}
 	for _, ex := range ticks {
 		ex.ticked = false
 		e.arm(ex)
@@ -389,6 +387,7 @@ func (e *Engine) apply(ctx context.Context, b *batch, now time.Time, ticks []*ex
 	}
 	for _, ex := range b.touched {
 		ex.saved, ex.touched, ex.created = nil, false, false
+		ex.events, ex.holes = ex.events[:0], nil
 		e.arm(ex)
 	}
 	for i, c := range b.cmds {
@@ -419,6 +418,38 @@ func (e *Engine) apply(ctx context.Context, b *batch, now time.Time, ticks []*ex
 	e.signalCommit()
 	b.reset()
 	return nil
+}
+
+// lookup finds the status of the executions the batch starts or stops
+// that are not in memory, so the transaction itself only writes.
+func (e *Engine) lookup(ctx context.Context, b *batch) error {
+	clear(b.known)
+	var arns []string
+	for _, c := range b.cmds {
+		if (c.kind == cmdStart || c.kind == cmdStop) && e.execs[c.arn] == nil {
+			arns = append(arns, c.arn)
+		}
+	}
+	if len(arns) == 0 {
+		return nil
+	}
+	return e.db.Read(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `SELECT status FROM local_executions WHERE arn = ?`)
+		if err != nil {
+			return fmt.Errorf("prepare execution lookup: %w", err)
+		}
+		defer stmt.Close()
+		for _, arn := range arns {
+			var status string
+			switch err := stmt.QueryRowContext(ctx, arn).Scan(&status); {
+			case err == nil:
+				b.known[arn] = status
+			case !errors.Is(err, sql.ErrNoRows):
+				return fmt.Errorf("look up execution %s: %w", arn, err)
+			}
+		}
+		return nil
+	})
 }
 
 // rollback undoes the in-memory changes of a batch whose transaction did

@@ -2,9 +2,12 @@ package local
 
 import (
 	"bytes"
+	"crypto/md5"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"reflect"
 	"slices"
@@ -329,7 +332,7 @@ func TestJobHistory(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
 	arn := f.startJob("job-1", `{}`, longrun.Limits{TimeoutSeconds: 60, HeartbeatSeconds: 30})
-	tm, _ := f.takeTask()
+	tm, msg := f.takeTask()
 	if err := f.e.SendTaskSuccess(f.ctx, tm.TaskToken, json.RawMessage(`{"ok":true}`)); err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +374,7 @@ func TestJobHistory(t *testing.T) {
 	if err := json.Unmarshal(h[4].Detail, &submitted); err != nil {
 		t.Fatal(err)
 	}
-	if submitted.Output.MessageID == "" || len(submitted.Output.MD5OfMessageBody) != 32 {
+	if submitted.Output.MessageID != msg.ID || len(submitted.Output.MD5OfMessageBody) != 32 {
 		t.Errorf("TaskSubmitted detail %s", h[4].Detail)
 	}
 	var finalized struct{ Output json.RawMessage }
@@ -655,4 +658,57 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestSendMessage: sqs:sendMessage without a token sends MessageBody as
+// JSON text and continues with {"MessageId","MD5OfMessageBody"}; with the
+// local queue the message and the step commit together, before and after a
+// restart alike.
+func TestSendMessage(t *testing.T) {
+	t.Parallel()
+	for _, plain := range []bool{false, true} {
+		t.Run(fmt.Sprintf("plain queue %v", plain), func(t *testing.T) {
+			t.Parallel()
+			var opts []option
+			if plain {
+				opts = append(opts, withPlainQueue())
+			}
+			f := setup(t, opts...)
+			arn, err := f.e.Start(f.ctx, "send", "s-1", json.RawMessage(`{"name":"world"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := f.waitEnd(arn)
+			var out struct {
+				Name string `json:"name"`
+				Sent struct {
+					MessageID string `json:"MessageId"`
+					MD5       string `json:"MD5OfMessageBody"`
+				} `json:"sent"`
+			}
+			if err := json.Unmarshal(d.Output, &out); err != nil {
+				t.Fatal(err)
+			}
+			body := `{"from":"s-1","hello":"world"}`
+			sum := md5.Sum([]byte(body))
+			if out.Name != "world" || out.Sent.MessageID == "" || out.Sent.MD5 != hex.EncodeToString(sum[:]) {
+				t.Errorf("output %s", d.Output)
+			}
+			msgs, err := f.queue.Receive(f.ctx, 10, 0, time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(msgs) != 1 || msgs[0].Body != body {
+				t.Fatalf("queue holds %+v, want one message %s", msgs, body)
+			}
+			if !plain && msgs[0].ID != out.Sent.MessageID {
+				t.Errorf("MessageId %s, the queue's id %s", out.Sent.MessageID, msgs[0].ID)
+			}
+			want := []string{"ExecutionStarted", "TaskStateEntered:Send", "TaskScheduled:Send", "TaskStarted:Send", "TaskSucceeded:Send",
+				"TaskStateExited:Send", "PassStateEntered:Done", "PassStateExited:Done", "ExecutionSucceeded"}
+			if got := historyTypes(t, f.e, arn); !slices.Equal(got, want) {
+				t.Errorf("history\n got %v\nwant %v", got, want)
+			}
+		})
+	}
 }

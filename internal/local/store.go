@@ -28,6 +28,7 @@ type runRecord struct {
 	Retries      []int           `json:"retries,omitempty"`
 	Token        string          `json:"token,omitempty"`
 	Sent         bool            `json:"sent,omitempty"`
+	SendResult   json.RawMessage `json:"sendResult,omitempty"`
 	TaskDeadline int64           `json:"taskDeadline,omitempty"`
 	Heartbeat    int64           `json:"heartbeat,omitempty"`
 }
@@ -63,16 +64,13 @@ func (b *batch) persist() error {
 			}
 		}
 	}()
-	if err := b.flushHistory(); err != nil {
-		return err
-	}
 	for _, ex := range b.touched {
 		var run any
 		if ex.status == longrun.StatusRunning {
 			rec := runRecord{
 				Deadline: ms(ex.deadline), Seq: ex.seq, State: ex.state, StateInput: ex.stateInput,
 				Entered: ms(ex.entered), Phase: ex.phase, Wake: ms(ex.wake), Next: ex.next, NextInput: ex.nextInput,
-				Task: ex.task, Attempt: ex.attempt, Retries: ex.retries, Token: ex.token, Sent: ex.sent,
+				Task: ex.task, Attempt: ex.attempt, Retries: ex.retries, Token: ex.token, Sent: ex.sent, SendResult: ex.sendResult,
 				TaskDeadline: ms(ex.taskDeadline), Heartbeat: ms(ex.heartbeat),
 			}
 			j, err := json.Marshal(&rec)
@@ -143,14 +141,14 @@ func (e *Engine) load(ctx context.Context) (pending []*execution, outbox []outbo
 				arn: arn, name: name, m: m, input: json.RawMessage(input), start: fromMS(start), status: longrun.StatusRunning,
 				deadline: fromMS(rec.Deadline), seq: rec.Seq, state: rec.State, stateInput: rec.StateInput,
 				entered: fromMS(rec.Entered), phase: rec.Phase, wake: fromMS(rec.Wake), next: rec.Next, nextInput: rec.NextInput,
-				task: rec.Task, attempt: rec.Attempt, retries: rec.Retries, token: rec.Token, sent: rec.Sent,
+				task: rec.Task, attempt: rec.Attempt, retries: rec.Retries, token: rec.Token, sent: rec.Sent, sendResult: rec.SendResult,
 				taskDeadline: fromMS(rec.TaskDeadline), heartbeat: fromMS(rec.Heartbeat),
 			}
 			e.execs[arn] = ex
 			if ex.phase == phaseToken {
 				e.tokens[ex.token] = ex
 			}
-			if ex.phase == phaseInvoke || (ex.phase == phaseToken && !ex.sent) {
+			if ex.phase == phaseInvoke || (ex.phase == phaseToken && !ex.sent) { // run again, or (a committed send) applied
 				pending = append(pending, ex)
 			}
 			e.arm(ex)
