@@ -3,6 +3,7 @@ package local
 import (
 	"encoding/json"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -168,5 +169,36 @@ func TestCrashRestart(t *testing.T) {
 				t.Errorf("history with a crash\n %v\nwithout\n %v", got.history, want.history)
 			}
 		})
+	}
+}
+
+// TestCrashAfterSendCommitted: a sendMessage without a token has committed
+// (message and state together) but its result was not applied when the
+// engine died; the restarted engine applies the stored result and sends
+// nothing again.
+func TestCrashAfterSendCommitted(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	var once sync.Once
+	stop := func() { once.Do(f.stop) }
+	f.e.afterCommit.Store(&stop)
+	arn, err := f.e.Start(f.ctx, "send", "s-1", json.RawMessage(`{"name":"world"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.halt()
+	if got := historyTypes(t, f.e, arn); len(got) != 4 || got[3] != "TaskStarted:Send" {
+		t.Fatalf("history before the restart went on: %v", got)
+	}
+	f.open()
+	d := f.waitEnd(arn)
+	if d.Status != longrun.StatusSucceeded {
+		t.Fatalf("ended %s %s %s", d.Status, d.Error, d.Cause)
+	}
+	if n := f.queued(); n != 1 {
+		t.Errorf("%d messages in the queue, want 1", n)
+	}
+	if got := historyTypes(t, f.e, arn); count(got, "TaskStarted:Send") != 1 || count(got, "TaskSucceeded:Send") != 1 {
+		t.Errorf("history %v", got)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	mrand "math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/longrun/longrun"
@@ -68,6 +69,9 @@ type Engine struct {
 	// onFinish, if set before Run, is called by Run's goroutine after an
 	// execution's end commits (tests and benchmarks count with it).
 	onFinish func(arn string, status longrun.Status)
+	// afterCommit, if set, runs after each commit (crash tests stop the
+	// engine at that instant).
+	afterCommit atomic.Pointer[func()]
 }
 
 var (
@@ -417,6 +421,9 @@ func (e *Engine) apply(ctx context.Context, b *batch, now time.Time, ticks []*ex
 	}
 	e.signalCommit()
 	b.reset()
+	if f := e.afterCommit.Load(); f != nil {
+		(*f)()
+	}
 	return nil
 }
 
