@@ -22,7 +22,7 @@ type batch struct {
 	tx  *sql.Tx
 	now time.Time
 	ms  int64
-	err error // a database error: the whole batch rolls back
+	err error // the batch cannot be written (an encoding error): it rolls back
 
 	cmds     []*command
 	errs     []error // per command
@@ -80,7 +80,7 @@ func (b *batch) closeStmts() {
 	b.history, b.outboxIns = nil, nil
 }
 
-// abort records a database error; the batch stops and rolls back.
+// abort records an error that stops the batch; it rolls back.
 func (b *batch) abort(err error) {
 	if b.err == nil {
 		b.err = err
@@ -207,6 +207,9 @@ func (b *batch) result(c *command) {
 
 // tick applies the timers of ex that are due.
 func (b *batch) tick(ex *execution) {
+	if ex.status != longrun.StatusRunning {
+		return // a command of this batch ended it
+	}
 	if !ex.deadline.IsZero() && !b.now.Before(ex.deadline) {
 		b.touch(ex)
 		b.finish(ex, longrun.StatusTimedOut, nil, asl.ErrTimeout, "The execution ran longer than the state machine's TimeoutSeconds")
@@ -311,7 +314,7 @@ func (b *batch) follow(ex *execution, st asl.Step) {
 }
 
 // startTask starts an attempt of the current Task state. more reports that
-// the attempt finished at once (a send in the transaction) with step st.
+// the attempt failed at once and st is what follows.
 func (b *batch) startTask(ex *execution, t *asl.Task) (st asl.Step, more bool) {
 	tgt := ex.m.tasks[ex.state]
 	ex.task, ex.sent, ex.sendResult, ex.wake = t, false, nil, time.Time{}

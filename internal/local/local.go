@@ -9,9 +9,11 @@
 // local_history, status-change events waiting for their function in
 // local_outbox. One goroutine (Run) owns all running executions in memory and
 // applies every change — starts, task completions, heartbeats, stops, timer
-// expiries, Lambda results — in group commits: it drains whatever is ready
-// into one write transaction, so the cost of a commit is shared by many
-// transitions. Nothing sleeps in line; timers wait on an injected clock.
+// expiries, Lambda results — in group commits: it drains whatever is ready,
+// steps those executions in memory, then writes the whole batch in one
+// transaction that holds only SQL, so the cost of a commit is shared by many
+// transitions and the single SQLite writer is free while the engine thinks.
+// Nothing sleeps in line; timers wait on an injected clock.
 //
 // Integrations are those of Step Functions, exactly:
 //
