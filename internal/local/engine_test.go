@@ -480,6 +480,11 @@ func TestLambdaInvoke(t *testing.T) {
 			output: `{"x":1,"failure":{"Error":"Echo.Refused","Cause":"{\"errorMessage\":\"no\",\"errorType\":\"Echo.Refused\"}"}}`,
 		},
 		{
+			name:   "panic",
+			answer: func(int) (json.RawMessage, error) { panic(errors.New("kaboom")) },
+			output: `{"x":1,"failure":{"Error":"errorString","Cause":"{\"errorMessage\":\"kaboom\",\"errorType\":\"errorString\"}"}}`,
+		},
+		{
 			name: "retried",
 			answer: func(calls int) (json.RawMessage, error) {
 				if calls < 3 {
