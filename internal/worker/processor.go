@@ -113,7 +113,7 @@ func (p *Processor) Process(ctx context.Context, msg longrun.TaskMessage) error 
 	jobCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
-	prog := &progress{}
+	prog := newProgress()
 	var wg sync.WaitGroup
 	done := make(chan struct{})
 	wg.Add(2)
@@ -263,7 +263,13 @@ type progress struct {
 	mu     sync.Mutex
 	latest *longrun.Progress
 	dirty  bool
+	// first is closed by the first report: that one is stored at once, so
+	// describe shows a job has started without waiting a ProgressInterval.
+	first     chan struct{}
+	firstOnce sync.Once
 }
+
+func newProgress() *progress { return &progress{first: make(chan struct{})} }
 
 func (pr *progress) report(clock Clock) func(longrun.Progress) {
 	return func(p longrun.Progress) {
@@ -271,8 +277,9 @@ func (pr *progress) report(clock Clock) func(longrun.Progress) {
 			p.UpdatedAt = clock.Now().UTC()
 		}
 		pr.mu.Lock()
-		defer pr.mu.Unlock()
 		pr.latest, pr.dirty = &p, true
+		pr.mu.Unlock()
+		pr.firstOnce.Do(func() { close(pr.first) })
 	}
 }
 
@@ -292,12 +299,15 @@ func (pr *progress) take() (longrun.Progress, bool) {
 func (p *Processor) flushProgress(ctx context.Context, done <-chan struct{}, executionID string, prog *progress, log *slog.Logger) {
 	t := p.cfg.Clock.NewTicker(p.cfg.ProgressInterval)
 	defer t.Stop()
+	first := prog.first
 	for {
 		select {
 		case <-done:
 			return
 		case <-ctx.Done():
 			return
+		case <-first:
+			first = nil // a nil channel never fires again
 		case <-t.C():
 		}
 		if pr, ok := prog.take(); ok {
