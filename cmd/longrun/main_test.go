@@ -1,0 +1,502 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/longrun/longrun/client"
+	"github.com/longrun/longrun/webhook"
+)
+
+// The whole program, through run, on port 0 with a temporary data dir: the
+// test is a client of the HTTP API and a webhook hookReceiver, nothing more.
+
+// devStack is one `longrun dev` started by a test.
+type devStack struct {
+	URL, APIKey, Secret string
+	Client              *client.Client
+	stop                func() // ends the program and waits for it
+}
+
+var bannerURL = regexp.MustCompile(`LONGRUN_URL=(\S+)`)
+var bannerKey = regexp.MustCompile(`LONGRUN_API_KEY=(\S+)`)
+var bannerSecret = regexp.MustCompile(`LONGRUN_WEBHOOK_SECRET=(\S+)`)
+
+// readBanner reads `longrun dev`'s banner from r until the curl line, and keeps
+// draining r afterwards so the program never blocks on its stdout.
+func readBanner(t *testing.T, r io.Reader) *devStack {
+	t.Helper()
+	s := &devStack{}
+	lines := make(chan string)
+	found := make(chan struct{})
+	defer close(found)
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-found: // banner read: keep draining, drop the rest
+			}
+		}
+		close(lines)
+	}()
+	deadline := time.After(30 * time.Second)
+	for s.URL == "" || s.APIKey == "" || s.Secret == "" {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				t.Fatal("longrun dev exited before printing its banner")
+			}
+			if m := bannerURL.FindStringSubmatch(line); m != nil {
+				s.URL = m[1]
+			}
+			if m := bannerKey.FindStringSubmatch(line); m != nil {
+				s.APIKey = m[1]
+			}
+			if m := bannerSecret.FindStringSubmatch(line); m != nil {
+				s.Secret = m[1]
+			}
+		case <-deadline:
+			t.Fatal("no banner from longrun dev within 30 s")
+		}
+	}
+	s.Client = client.New(s.URL, s.APIKey)
+	return s
+}
+
+// startDev runs `longrun dev` in-process through run.
+func startDev(t *testing.T, args ...string) *devStack {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	full := append([]string{"longrun", "dev", "--addr", "127.0.0.1:0", "--template", repoFile(t, "template.yaml"), "--log-level", "warn"}, args...)
+	go func() {
+		done <- run(ctx, full, func(string) string { return "" }, strings.NewReader(""), pw, io.Discard)
+		pw.Close()
+	}()
+	s := readBanner(t, pr)
+	var once sync.Once
+	s.stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("longrun dev: %v", err)
+				}
+			case <-time.After(60 * time.Second):
+				t.Error("longrun dev did not stop within 60 s of cancellation")
+			}
+		})
+	}
+	t.Cleanup(s.stop)
+	return s
+}
+
+func repoFile(t *testing.T, name string) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("..", "..", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// hookReceiver is a webhook endpoint that verifies every delivery with the
+// tenant's secret, answers 503 to the first failFirst deliveries of each
+// event, and records the verified events.
+type hookReceiver struct {
+	t         *testing.T
+	srv       *httptest.Server
+	mu        sync.Mutex
+	secret    string
+	failFirst int
+	tries     map[string]int
+	events    map[string]webhook.Event // by webhook-id, once accepted
+	arrived   chan struct{}
+}
+
+func newReceiver(t *testing.T, failFirst int) *hookReceiver {
+	r := &hookReceiver{t: t, failFirst: failFirst, tries: map[string]int{}, events: map[string]webhook.Event{}, arrived: make(chan struct{}, 100)}
+	r.srv = httptest.NewServer(r)
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *hookReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := webhook.Verify([]string{r.secret}, req.Header, body, time.Now()); err != nil {
+		r.t.Errorf("webhook does not verify: %v", err)
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	id := req.Header.Get(webhook.HeaderID)
+	r.tries[id]++
+	if r.tries[id] <= r.failFirst {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	var ev webhook.Event
+	if err := json.Unmarshal(body, &ev); err != nil {
+		r.t.Errorf("webhook body: %v", err)
+	}
+	r.events[id] = ev
+	w.WriteHeader(http.StatusNoContent)
+	r.arrived <- struct{}{}
+}
+
+// eventFor waits for the accepted webhook about execution id.
+func (r *hookReceiver) eventFor(t *testing.T, id string) webhook.Event {
+	t.Helper()
+	deadline := time.After(60 * time.Second)
+	for {
+		r.mu.Lock()
+		for _, ev := range r.events {
+			if ev.Data.ExecutionID == id {
+				r.mu.Unlock()
+				return ev
+			}
+		}
+		r.mu.Unlock()
+		select {
+		case <-r.arrived:
+		case <-deadline:
+			t.Fatalf("no webhook for %s within 60 s", id)
+		}
+	}
+}
+
+func waitEnd(t *testing.T, c *client.Client, id string) *client.Execution {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	e, err := c.Wait(ctx, id, 100*time.Millisecond, nil)
+	if err != nil {
+		t.Fatalf("wait for %s: %v", id, err)
+	}
+	return e
+}
+
+func start(t *testing.T, c *client.Client, input, callback string) *client.Execution {
+	t.Helper()
+	e, err := c.Start(context.Background(), client.StartRequest{Input: json.RawMessage(input), CallbackURL: callback}, "")
+	if err != nil {
+		t.Fatalf("start %s: %v", input, err)
+	}
+	if e.Status != "RUNNING" || e.ExecutionID == "" {
+		t.Fatalf("start answered %+v", e)
+	}
+	return e
+}
+
+const ramenMessage = "The ramen is boiled. If you don't eat it quickly, it will grow."
+
+func TestDevEndToEnd(t *testing.T) {
+	t.Parallel()
+	rcv := newReceiver(t, 1) // every event's first attempt fails: each webhook is retried once
+	s := startDev(t, "--data-dir", t.TempDir(), "--allow-loopback-webhooks", "--webhook-schedule", "1s,1s,1s")
+	rcv.secret = s.Secret
+	hook := rcv.srv.URL + "/hooks/longrun"
+
+	ok0 := start(t, s.Client, `{"seconds": 0}`, hook)
+	ok1 := start(t, s.Client, `{"seconds": 1}`, hook)
+	bad := start(t, s.Client, `{"seconds": 0, "fail": "the pot boiled over"}`, hook)
+	long := start(t, s.Client, `{"seconds": 600}`, hook)
+
+	for _, e := range []*client.Execution{ok0, ok1} {
+		got := waitEnd(t, s.Client, e.ExecutionID)
+		var out struct{ Message string }
+		if got.Status != "SUCCEEDED" || json.Unmarshal(got.Output, &out) != nil || out.Message != ramenMessage {
+			t.Fatalf("execution %s ended %s with %s, want SUCCEEDED with the ramen message", e.ExecutionID, got.Status, got.Output)
+		}
+		ev := rcv.eventFor(t, e.ExecutionID)
+		if ev.Type != "execution.succeeded" || !bytes.Contains(ev.Data.Output, []byte("ramen is boiled")) {
+			t.Fatalf("webhook for %s: %+v", e.ExecutionID, ev)
+		}
+	}
+
+	failed := waitEnd(t, s.Client, bad.ExecutionID)
+	if failed.Status != "FAILED" || failed.Error != "Ramen.Failed" || failed.Cause != "the pot boiled over" {
+		t.Fatalf("failing job ended %s %q %q, want FAILED Ramen.Failed with its reason", failed.Status, failed.Error, failed.Cause)
+	}
+	if ev := rcv.eventFor(t, bad.ExecutionID); ev.Type != "execution.failed" || ev.Data.Error != "Ramen.Failed" {
+		t.Fatalf("webhook for the failed job: %+v", ev)
+	}
+
+	stopped, err := s.Client.Stop(context.Background(), long.ExecutionID, "", "changed my mind")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stopped.Status != "ABORTED" {
+		t.Fatalf("stop answered %s, want ABORTED", stopped.Status)
+	}
+	if ev := rcv.eventFor(t, long.ExecutionID); ev.Type != "execution.aborted" {
+		t.Fatalf("webhook for the stopped job: %+v", ev)
+	}
+
+	// Every delivery took two attempts (the hookReceiver refused the first) and
+	// describe shows both.
+	waitDelivered(t, s.Client, ok1.ExecutionID)
+	d, err := s.Client.Describe(context.Background(), ok1.ExecutionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Webhook.State != "delivered" || len(d.Webhook.Attempts) != 2 || d.Webhook.Attempts[0].StatusCode != 503 || d.Webhook.Attempts[1].StatusCode != 204 {
+		t.Fatalf("delivery record %+v, want delivered after 503 then 204", d.Webhook)
+	}
+
+	// Another tenant sees none of it.
+	if _, err := s.Client.Describe(context.Background(), "01a00000-0000-7000-8000-000000000000"); !client.IsNotFound(err) {
+		t.Fatalf("unknown execution: %v, want 404", err)
+	}
+}
+
+func waitDelivered(t *testing.T, c *client.Client, id string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		e, err := c.Describe(context.Background(), id)
+		if err == nil && e.Webhook != nil && e.Webhook.State == "delivered" {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("webhook of %s not delivered within 30 s", id)
+}
+
+// TestMain lets a test re-run this binary as the real `longrun` program, so a
+// test can kill -9 it.
+func TestMain(m *testing.M) {
+	if os.Getenv("LONGRUN_TEST_MAIN") == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestDevSurvivesKill9 kills `longrun dev` with SIGKILL while a job runs and
+// starts it again on the same data dir: the job's worker died with it, so its
+// heartbeat stops, Step Functions' HeartbeatSeconds times the task out, the
+// state machine's Retry sends the job again and a new worker finishes it. A
+// second execution that had ended before the kill is unchanged.
+func TestDevSurvivesKill9(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	tpl := fastTemplate(t, dir)
+	data := filepath.Join(dir, "data")
+	args := []string{"dev", "--addr", "127.0.0.1:0", "--template", tpl, "--data-dir", data, "--log-level", "warn"}
+
+	first := startProcess(t, args...)
+	done := start(t, first.Client, `{"seconds": 0}`, "")
+	if e := waitEnd(t, first.Client, done.ExecutionID); e.Status != "SUCCEEDED" {
+		t.Fatalf("before the kill: %s", e.Status)
+	}
+	victim := start(t, first.Client, `{"seconds": 2}`, "")
+	waitProgress(t, first.Client, victim.ExecutionID)
+	first.stop() // SIGKILL
+
+	second := startProcess(t, args...)
+	c := client.New(second.URL, first.APIKey) // the key was stored: it survives too
+	e := waitEnd(t, c, victim.ExecutionID)
+	if e.Status != "SUCCEEDED" {
+		t.Fatalf("after kill -9 and restart the job ended %s (%s: %s), want SUCCEEDED", e.Status, e.Error, e.Cause)
+	}
+	if e2, err := c.Describe(context.Background(), done.ExecutionID); err != nil || e2.Status != "SUCCEEDED" {
+		t.Fatalf("the execution finished before the kill: %v %v", e2, err)
+	}
+	second.stop()
+
+	history := exec.Command(os.Args[0], "history", "--template", tpl, "--data-dir", data, victim.ExecutionID)
+	history.Env = append(os.Environ(), "LONGRUN_TEST_MAIN=1")
+	out, err := history.CombinedOutput()
+	if err != nil {
+		t.Fatalf("history: %v\n%s", err, out)
+	}
+	for _, want := range []string{"TaskTimedOut", "ExecutionSucceeded"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("history lacks %s:\n%s", want, out)
+		}
+	}
+}
+
+// fastTemplate copies template.yaml and the state machines with a 2-second
+// JobHeartbeatSeconds, so a dead worker is noticed in seconds, not a minute.
+func fastTemplate(t *testing.T, dir string) string {
+	t.Helper()
+	data, err := os.ReadFile(repoFile(t, "template.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`(?m)(JobHeartbeatSeconds:\n(?:\s+\w+:.*\n)*?\s+Default:) \d+`)
+	fast := re.ReplaceAll(data, []byte("$1 2"))
+	if bytes.Equal(fast, data) {
+		t.Fatal("template.yaml: could not find JobHeartbeatSeconds' Default")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "template.yaml"), fast, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(filepath.Join(dir, "statemachine"), os.DirFS(repoFile(t, "statemachine"))); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, "template.yaml")
+}
+
+// startProcess runs this test binary as `longrun ARGS` in a child process;
+// stop kills it with SIGKILL.
+func startProcess(t *testing.T, args ...string) *devStack {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "LONGRUN_TEST_MAIN=1")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &syncWriter{w: &stderr}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			_ = cmd.Wait()
+		})
+	}
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() {
+			t.Logf("longrun %s stderr:\n%s", strings.Join(args, " "), stderr.String())
+		}
+	})
+	s := readBanner(t, stdout)
+	s.stop = stop
+	return s
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+// waitProgress waits until the job has reported progress: it is running in
+// a worker.
+func waitProgress(t *testing.T, c *client.Client, id string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		e, err := c.Describe(context.Background(), id)
+		if err == nil && e.Progress != nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("execution %s reported no progress within 30 s", id)
+}
+
+// TestCLIClientCommands drives start --wait, describe, list and the asl
+// tools through run, as a user types them.
+func TestCLIClientCommands(t *testing.T) {
+	t.Parallel()
+	s := startDev(t, "--data-dir", t.TempDir())
+	env := func(k string) string {
+		return map[string]string{"LONGRUN_URL": s.URL, "LONGRUN_API_KEY": s.APIKey}[k]
+	}
+	cli := func(args ...string) (string, string, error) {
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), append([]string{"longrun"}, args...), env, strings.NewReader(`{"seconds": 0}`), &out, &errOut)
+		return out.String(), errOut.String(), err
+	}
+
+	out, _, err := cli("start", "--wait", "-")
+	if err != nil || !strings.Contains(out, ramenMessage) {
+		t.Fatalf("start --wait: %v\n%s", err, out)
+	}
+	out, stderr, err := cli("start", "--wait", `{"fail": "no water"}`)
+	if ee, ok := err.(*exitError); !ok || ee.code != 2 || !strings.Contains(ee.msg, "Ramen.Failed: no water") {
+		t.Fatalf("start --wait of a failing job: err %v, want exit status 2 naming the error\n%s%s", err, out, stderr)
+	}
+	out, _, err = cli("list", "--status", "FAILED")
+	if err != nil || strings.Count(out, `"executionId"`) != 1 {
+		t.Fatalf("list --status FAILED: %v\n%s", err, out)
+	}
+	if _, _, err := cli("describe", "no-such-id"); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("describe of an unknown id: %v", err)
+	}
+	noKey := run(context.Background(), []string{"longrun", "describe", "x"}, func(string) string { return "" }, nil, io.Discard, io.Discard)
+	if noKey == nil || !strings.Contains(noKey.Error(), "LONGRUN_API_KEY") {
+		t.Fatalf("a client command without a key must say how to get one: %v", noKey)
+	}
+}
+
+func TestASLCommands(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cli := func(args ...string) (string, error) {
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), append([]string{"longrun"}, args...), func(string) string { return "" }, nil, &out, &errOut)
+		return out.String() + errOut.String(), err
+	}
+	subs := []string{"--sub", "JobsQueueUrl=https://sqs.us-east-1.amazonaws.com/123456789012/jobs", "--sub", "NotifyFunctionArn=arn:aws:lambda:us-east-1:123456789012:function:notify"}
+	def := repoFile(t, "statemachine/longrun.asl.json")
+
+	if out, err := cli(append(append([]string{"asl", "validate"}, subs...), def)...); err != nil {
+		t.Fatalf("validate the repo's definition: %v\n%s", err, out)
+	}
+	if _, err := cli("asl", "validate", def); err == nil || !strings.Contains(err.Error(), "JobsQueueUrl") {
+		t.Fatalf("a missing substitution must be named: %v", err)
+	}
+
+	bad := filepath.Join(dir, "bad.asl.json")
+	os.WriteFile(bad, []byte(`{"StartAt":"A","States":{"A":{"Type":"Parallel","Branches":[],"End":true},"B":{"Type":"Pass","Next":"Nowhere"}}}`), 0o600)
+	_, err := cli("asl", "validate", bad)
+	ee, ok := err.(*exitError)
+	if !ok || ee.code != 1 || !strings.Contains(ee.msg, `state "A"`) || !strings.Contains(ee.msg, `state "B"`) {
+		t.Fatalf("validate must list every problem with its state: %v", err)
+	}
+
+	mock := filepath.Join(dir, "mock.json")
+	os.WriteFile(mock, []byte(`{"Work": [{"Throw": {"Error": "States.HeartbeatTimeout", "Cause": "worker lost"}}, {"Return": {"message": "done"}}], "Finalize": [{"Return": {"Payload": {}}}]}`), 0o600)
+	input := `{"executionId":"e1","executionArn":"arn:aws:states:us-east-1:123456789012:execution:longrun:e1","input":{},"limits":{"timeoutSeconds":60,"heartbeatSeconds":10}}`
+	out, err := cli(append(append([]string{"asl", "run"}, subs...), "--mock", mock, "--input", input, "--history", def)...)
+	if err != nil {
+		t.Fatalf("asl run: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if last := lines[len(lines)-1]; last != `{"message":"done"}` {
+		t.Fatalf("last line of asl run is %q, want the output", last)
+	}
+	if !strings.Contains(out, "TaskFailed") && !strings.Contains(out, "TaskTimedOut") {
+		t.Fatalf("--history shows the retried attempt:\n%s", out)
+	}
+
+	failMock := filepath.Join(dir, "fail.json")
+	os.WriteFile(failMock, []byte(`{"Work": [{"Throw": {"Error": "Ramen.Failed", "Cause": "no water"}}], "FinalizeFailure": [{"Return": {"Payload": {}}}]}`), 0o600)
+	_, err = cli(append(append([]string{"asl", "run"}, subs...), "--mock", failMock, "--input", input, def)...)
+	if ee, ok := err.(*exitError); !ok || ee.code != 1 || !strings.Contains(ee.msg, "Ramen.Failed") || !strings.Contains(ee.msg, "no water") {
+		t.Fatalf("a failed run exits non-zero with the error and cause: %v", err)
+	}
+}
