@@ -8,7 +8,7 @@ FUNCTIONS := $(notdir $(wildcard functions/*))
 LAMBDA_ARCH  ?= arm64
 LAMBDA_BUILD  = CGO_ENABLED=0 GOOS=linux GOARCH=$(LAMBDA_ARCH) $(GO) build -tags lambda.norpc -trimpath -ldflags="-s -w"
 
-.PHONY: help run test check node-deps lint bench build functions deploy clean
+.PHONY: help run test check node-deps lint bench build functions deploy clean invoke
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -53,27 +53,12 @@ deploy: build ## sam deploy (needs an AWS account)
 clean:
 	rm -rf build .aws-sam
 
-# --- SAM: `sam build` with Metadata BuildMethod: makefile runs
-# build-<LogicalId> with ARTIFACTS_DIR set; every function is built from the
-# root go.mod (CodeUri: .). docs/sam.md explains the choice.
-SAM_GO_BUILD = CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -ldflags="-s -w" -o $(ARTIFACTS_DIR)/bootstrap
-
-.PHONY: build-AuthorizerFunction build-StartFunction build-DescribeFunction build-StopFunction build-RedeliverFunction build-WorkerFunction build-NotifyFunction invoke
-
-build-AuthorizerFunction:
-	$(SAM_GO_BUILD) ./functions/authorizer
-build-StartFunction:
-	$(SAM_GO_BUILD) ./functions/start
-build-DescribeFunction:
-	$(SAM_GO_BUILD) ./functions/describe
-build-StopFunction:
-	$(SAM_GO_BUILD) ./functions/stop
-build-RedeliverFunction:
-	$(SAM_GO_BUILD) ./functions/redeliver
-build-WorkerFunction:
-	$(SAM_GO_BUILD) ./functions/worker
-build-NotifyFunction:
-	$(SAM_GO_BUILD) ./functions/notify
+# sam build (Metadata BuildMethod: makefile) runs build-<LogicalId> with
+# ARTIFACTS_DIR set, e.g. build-StartFunction builds ./functions/start; every
+# function is built from the root go.mod (CodeUri: .). docs/sam.md says why.
+# (A pattern rule, so not .PHONY: make skips implicit rules for phony targets.)
+build-%Function:
+	$(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/$(shell echo '$*' | tr A-Z a-z)
 
 FN    ?= worker
 EVENT ?= events/$(FN).json
