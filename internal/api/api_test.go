@@ -579,6 +579,11 @@ func TestRedeliver(t *testing.T) {
 	const id = "0193a6f0-0000-7000-8000-000000000001"
 	failed := &longrun.Delivery{EventID: "evt_7", Type: longrun.EventFailed, State: longrun.DeliveryFailed,
 		Attempts: []longrun.Attempt{{At: t0, StatusCode: 410}}}
+	// The clock reads t0 + 1h when the request arrives.
+	retrying := &longrun.Delivery{EventID: "evt_7", Type: longrun.EventFailed, State: longrun.DeliveryPending,
+		Attempts: []longrun.Attempt{{At: t0, StatusCode: 503}}, NextAttempt: t0.Add(time.Hour + 5*time.Minute)}
+	stalled := &longrun.Delivery{EventID: "evt_7", Type: longrun.EventFailed, State: longrun.DeliveryPending,
+		Attempts: []longrun.Attempt{{At: t0, StatusCode: 503}}, NextAttempt: t0.Add(5 * time.Second)}
 	tests := []struct {
 		name     string
 		owner    string
@@ -593,6 +598,8 @@ func TestRedeliver(t *testing.T) {
 		{name: "no callback", owner: "acme", status: longrun.StatusSucceeded, want: 409, details: []string{"no callbackUrl"}},
 		{name: "not yet notified", owner: "acme", status: longrun.StatusAborted, callback: "https://example.com/h", want: 409, details: []string{"not been sent yet"}},
 		{name: "foreign", owner: "globex", status: longrun.StatusFailed, callback: "https://example.com/h", webhook: failed, want: 404},
+		{name: "retries under way", owner: "acme", status: longrun.StatusFailed, callback: "https://example.com/h", webhook: retrying, want: 409, details: []string{"still being delivered", "next attempt"}},
+		{name: "stalled retries", owner: "acme", status: longrun.StatusFailed, callback: "https://example.com/h", webhook: stalled, want: 202},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

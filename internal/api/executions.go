@@ -7,6 +7,7 @@ import (
 	"time"
 
 	longrun "github.com/longrun/longrun"
+	"github.com/longrun/longrun/internal/delivery"
 )
 
 // describe, list, stop and redeliver: the routes that act on executions that
@@ -177,6 +178,9 @@ func (s *server) handleRedeliver(w http.ResponseWriter, r *http.Request) error {
 		return longrun.Errorf(longrun.ECONFLICT, "execution %s has no callbackUrl, so there is no webhook to send", id)
 	case e.Webhook == nil:
 		return longrun.Errorf(longrun.ECONFLICT, "the webhook of execution %s has not been sent yet; it will be shortly", id)
+	case delivery.InProgress(e.Webhook, s.now()):
+		// A second round would run beside the first and send twice.
+		return longrun.Errorf(longrun.ECONFLICT, "the webhook of execution %s is still being delivered: next attempt at %s", id, e.Webhook.NextAttempt.UTC().Format(time.RFC3339))
 	}
 	d := *e.Webhook
 	d.State = longrun.DeliveryPending
