@@ -20,6 +20,7 @@ import (
 
 	"github.com/longrun/longrun/client"
 	"github.com/longrun/longrun/webhook"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 )
 
 // The whole program, through run, on port 0 with a temporary data dir: the
@@ -142,8 +143,19 @@ func (r *hookReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// Verified twice: by our receiver package and by the official Standard
+	// Webhooks library, as a receiver would.
+	official, err := standardwebhooks.NewWebhook(r.secret)
+	if err != nil {
+		r.t.Errorf("official library: %v", err)
+	}
 	if err := webhook.Verify([]string{r.secret}, req.Header, body, time.Now()); err != nil {
 		r.t.Errorf("webhook does not verify: %v", err)
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	if err := official.Verify(body, req.Header); err != nil {
+		r.t.Errorf("the official Standard Webhooks library refuses the webhook: %v", err)
 		w.WriteHeader(http.StatusUnauthorized)
 		return
 	}
@@ -211,7 +223,9 @@ const ramenMessage = "The ramen is boiled. If you don't eat it quickly, it will 
 func TestDevEndToEnd(t *testing.T) {
 	t.Parallel()
 	rcv := newReceiver(t, 1) // every event's first attempt fails: each webhook is retried once
-	s := startDev(t, "--data-dir", t.TempDir(), "--allow-loopback-webhooks", "--webhook-schedule", "1s,1s,1s")
+	// A 2 s heartbeat: the stopped job's worker hears of the stop within a second.
+	dir := t.TempDir()
+	s := startDev(t, "--template", fastTemplate(t, dir), "--data-dir", filepath.Join(dir, "data"), "--allow-loopback-webhooks", "--webhook-schedule", "1s,1s,1s")
 	rcv.secret = s.Secret
 	hook := rcv.srv.URL + "/hooks/longrun"
 
