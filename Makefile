@@ -16,7 +16,7 @@ help: ## list the targets
 run: ## the whole app on 127.0.0.1:3000 (longrun dev), no AWS, no Docker
 	$(GO) run ./cmd/longrun dev --allow-loopback-webhooks
 
-test: check node-deps ## everything CI runs: format, vet, staticcheck, all tests
+test: lint node-deps ## everything CI runs: format, vet, staticcheck, cfn-lint, all tests
 	CI=true $(GO) test -count=1 ./...
 
 # The Node side of the interop tests (the official standardwebhooks package).
