@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -512,5 +513,111 @@ func TestASLCommands(t *testing.T) {
 	_, err = cli(append(append([]string{"asl", "run"}, subs...), "--mock", failMock, "--input", input, def)...)
 	if ee, ok := err.(*exitError); !ok || ee.code != 1 || !strings.Contains(ee.msg, "Ramen.Failed") || !strings.Contains(ee.msg, "no water") {
 		t.Fatalf("a failed run exits non-zero with the error and cause: %v", err)
+	}
+}
+
+func TestKeysCommands(t *testing.T) {
+	t.Parallel()
+	data := t.TempDir()
+	cli := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		err := run(context.Background(), append([]string{"longrun", "keys"}, args...), func(string) string { return "" }, nil, &out, io.Discard)
+		return out.String(), err
+	}
+	out, err := cli("create", "--data-dir", data, "--tenant", "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k struct{ APIKey, Tenant, WebhookSecret string }
+	if err := json.Unmarshal([]byte(out), &k); err != nil || !strings.HasPrefix(k.APIKey, "lr_") || k.Tenant != "acme" || !strings.HasPrefix(k.WebhookSecret, "whsec_") {
+		t.Fatalf("keys create printed %q (%v)", out, err)
+	}
+	out, err = cli("rotate-secret", "--data-dir", data, "--tenant", "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		WebhookSecret  string
+		SigningSecrets []string
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil || len(r.SigningSecrets) != 2 || r.SigningSecrets[1] != k.WebhookSecret || r.WebhookSecret == k.WebhookSecret {
+		t.Fatalf("rotate-secret printed %q (%v): want the new secret and both signing during the overlap", out, err)
+	}
+	if _, err := cli("rotate-secret", "--data-dir", data, "--tenant", "nobody"); err == nil {
+		t.Fatal("rotating an unknown tenant's secret must fail")
+	}
+	if _, err := cli("create", "--data-dir", data); err == nil || !strings.Contains(err.Error(), "tenant") {
+		t.Fatalf("keys create without --tenant: %v", err)
+	}
+}
+
+func TestWebhookListenAndVerify(t *testing.T) {
+	t.Parallel()
+	secret, saved := webhook.NewSecret(), t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"longrun", "webhook", "listen", "--addr", "127.0.0.1:0", "--secret", secret, "--save", saved, "--fail-first", "1"},
+			func(string) string { return "" }, nil, pw, io.Discard)
+		pw.Close()
+	}()
+	lines := bufio.NewScanner(pr)
+	if !lines.Scan() {
+		t.Fatal("webhook listen printed nothing")
+	}
+	addr := regexp.MustCompile(`http://\S+`).FindString(lines.Text())
+	go func() {
+		for lines.Scan() { // keep the receiver's output flowing
+		}
+	}()
+
+	body := []byte(`{"type":"execution.succeeded","timestamp":"2026-11-25T08:00:00Z","data":{"executionId":"e1","status":"SUCCEEDED"}}`)
+	send := func(secrets []string) int {
+		req, _ := http.NewRequest(http.MethodPost, addr+"/hook", bytes.NewReader(body))
+		if err := webhook.SetHeaders(req.Header, secrets, "msg_e1", time.Now(), body); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := send([]string{webhook.NewSecret()}); code != http.StatusUnauthorized {
+		t.Fatalf("a webhook signed with another secret got %d, want 401", code)
+	}
+	if code := send([]string{secret}); code != http.StatusServiceUnavailable {
+		t.Fatalf("--fail-first 1: the first verified delivery got %d, want 503", code)
+	}
+	if code := send([]string{secret}); code != http.StatusNoContent {
+		t.Fatalf("a verified delivery got %d, want 204", code)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	files, _ := filepath.Glob(filepath.Join(saved, "*.http"))
+	if len(files) != 3 {
+		t.Fatalf("saved %d requests, want 3", len(files))
+	}
+	verify := func(file string, extra ...string) error {
+		args := append([]string{"longrun", "webhook", "verify", "--secret", secret}, extra...)
+		return run(context.Background(), append(args, file), func(string) string { return "" }, nil, io.Discard, io.Discard)
+	}
+	slices.Sort(files)
+	if err := verify(files[2]); err != nil {
+		t.Fatalf("verify a saved delivery: %v", err)
+	}
+	if err := verify(files[0]); err == nil {
+		t.Fatal("verify accepted a delivery signed with another secret")
+	}
+	raw, _ := os.ReadFile(files[2])
+	tampered := filepath.Join(saved, "tampered.http")
+	os.WriteFile(tampered, bytes.Replace(raw, []byte("SUCCEEDED"), []byte("FAILED\x20\x20\x20"), 1), 0o600)
+	if err := verify(tampered); err == nil {
+		t.Fatal("verify accepted a changed body")
 	}
 }

@@ -115,7 +115,8 @@ type receiver struct {
 	now       func() time.Time
 	mu        sync.Mutex
 	failFirst int
-	seen      int
+	received  int // requests, for the saved files' names
+	verified  int // verified deliveries, for --fail-first
 }
 
 func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
@@ -126,11 +127,11 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.seen++
+	r.received++
 	if r.saveDir != "" {
 		req.Body = io.NopCloser(bytes.NewReader(body))
 		if dump, err := httputil.DumpRequest(req, true); err == nil {
-			name := filepath.Join(r.saveDir, fmt.Sprintf("%03d-%s.http", r.seen, filepath.Base(req.Header.Get(webhook.HeaderID))))
+			name := filepath.Join(r.saveDir, fmt.Sprintf("%03d-%s.http", r.received, filepath.Base(req.Header.Get(webhook.HeaderID))))
 			if err := os.WriteFile(name, dump, 0o600); err != nil {
 				fmt.Fprintf(r.out, "save %s: %v\n", name, err)
 			}
@@ -142,8 +143,9 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "signature not verified", http.StatusUnauthorized)
 		return
 	}
-	if r.seen <= r.failFirst {
-		fmt.Fprintf(r.out, "… %s verified, answering 503 on purpose (%d of --fail-first %d)\n", id, r.seen, r.failFirst)
+	r.verified++
+	if r.verified <= r.failFirst {
+		fmt.Fprintf(r.out, "… %s verified, answering 503 on purpose (%d of --fail-first %d)\n", id, r.verified, r.failFirst)
 		w.Header().Set("Retry-After", "1")
 		w.WriteHeader(http.StatusServiceUnavailable)
 		return
