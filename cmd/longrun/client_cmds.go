@@ -17,7 +17,7 @@ import (
 func apiFlags(env envSource) []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "url", Usage: "base URL of the longrun API (longrun dev prints it; on AWS, the stack's ApiUrl output)", Value: "http://127.0.0.1:3000", Sources: env.vars("LONGRUN_URL")},
-		&cli.StringFlag{Name: "api-key", Usage: "API key (longrun dev prints one; `longrun keys create` makes more)", Sources: env.vars("LONGRUN_API_KEY")},
+		&cli.StringFlag{Name: "api-key", Usage: "API key (longrun dev prints one; longrun keys create makes more)", Sources: env.vars("LONGRUN_API_KEY")},
 	}
 }
 

@@ -41,7 +41,7 @@ func devCommand(env envSource) *cli.Command {
 			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:3000", Usage: "address of the HTTP API"},
 			dataDirFlag(env),
 			templateFlag(),
-			&cli.BoolFlag{Name: "allow-loopback-webhooks", Usage: "let callback URLs point at 127.0.0.1 or ::1 (for `longrun webhook listen`); other private addresses stay refused"},
+			&cli.BoolFlag{Name: "allow-loopback-webhooks", Usage: "let callback URLs point at 127.0.0.1 or ::1 (for longrun webhook listen); other private addresses stay refused"},
 			&cli.StringFlag{Name: "webhook-schedule", Usage: "delays between webhook attempts, e.g. 1s,5s,30s (default: the template's WebhookSchedule)"},
 			&cli.IntFlag{Name: "workers", Value: 8, Usage: "jobs run at once"},
 			&cli.StringFlag{Name: "tenant", Value: "dev", Usage: "tenant of the API key printed at start"},

@@ -38,13 +38,13 @@ func webhookCommand(env envSource) *cli.Command {
 					&cli.StringFlag{Name: "addr", Value: "127.0.0.1:4000", Usage: "address to listen on"},
 					secretFlag,
 					&cli.IntFlag{Name: "fail-first", Usage: "answer 503 to the first N deliveries, to watch the retries"},
-					&cli.StringFlag{Name: "save", Usage: "directory to save each request to (raw HTTP, for `webhook verify`)"},
+					&cli.StringFlag{Name: "save", Usage: "directory to save each request to (raw HTTP, for webhook verify)"},
 				},
 				Action: webhookListen,
 			},
 			{
 				Name:      "verify",
-				Usage:     "verify a saved webhook request (raw HTTP, as `webhook listen --save` writes it)",
+				Usage:     "verify a saved webhook request (raw HTTP, as webhook listen --save writes it)",
 				ArgsUsage: "FILE",
 				Flags: []cli.Flag{
 					secretFlag,
