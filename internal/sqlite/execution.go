@@ -27,6 +27,33 @@ func NewExecutionStore(db *DB) *ExecutionStore { return &ExecutionStore{db: db} 
 const executionColumns = `id, tenant, arn, name, status, input, output, error, cause, progress,
 	callback_url, start_date, stop_date, webhook, idempotency_key, request_hash`
 
+// The statements of the store, prepared once (see prepared).
+const (
+	getExecutionSQL      = `SELECT ` + executionColumns + ` FROM executions WHERE id = ?`
+	idempotencyKeySQL    = `SELECT execution_id, request_hash, start_date FROM idempotency_keys WHERE tenant = ? AND key = ?`
+	insertExecutionSQL   = `INSERT INTO executions (` + executionColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	insertIdempotencySQL = `INSERT OR REPLACE INTO idempotency_keys (tenant, key, execution_id, request_hash, start_date) VALUES (?, ?, ?, ?, ?)`
+	deleteExecutionSQL   = `DELETE FROM executions WHERE id = ?`
+	finishExecutionSQL   = `UPDATE executions SET status = ?, output = ?, error = ?, cause = ?, stop_date = ?
+			WHERE id = ? AND status = ?`
+	setProgressSQL  = `UPDATE executions SET progress = ? WHERE id = ? AND status = ?`
+	saveDeliverySQL = `UPDATE executions SET webhook = ? WHERE id = ?`
+)
+
+// listExecutionsSQL is ListExecutions' query with or without a status and a
+// next token.
+func listExecutionsSQL(status, after bool) string {
+	query := `SELECT ` + executionColumns + ` FROM executions WHERE tenant = ?`
+	if status {
+		query += ` AND status = ?`
+	}
+	if after {
+		query += ` AND id < ?`
+	}
+	// One more than the page tells whether there is a next page.
+	return query + ` ORDER BY id DESC LIMIT ?`
+}
+
 type rowScanner interface{ Scan(dest ...any) error }
 
 func scanExecution(row rowScanner) (*longrun.Execution, error) {
@@ -74,8 +101,8 @@ func nullJSON(raw json.RawMessage) sql.NullString {
 	return sql.NullString{String: string(raw), Valid: true}
 }
 
-func getExecution(ctx context.Context, tx *sql.Tx, id string) (*longrun.Execution, error) {
-	e, err := scanExecution(tx.QueryRowContext(ctx, `SELECT `+executionColumns+` FROM executions WHERE id = ?`, id))
+func getExecution(ctx context.Context, p prepared, tx *sql.Tx, id string) (*longrun.Execution, error) {
+	e, err := scanExecution(p.queryRow(ctx, tx, getExecutionSQL, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, longrun.Errorf(longrun.ENOTFOUND, "execution %s not found", id)
 	}
@@ -103,8 +130,7 @@ func (s *ExecutionStore) CreateExecution(ctx context.Context, e *longrun.Executi
 				prevID, prevHash string
 				prevStart        int64
 			)
-			err := tx.QueryRowContext(ctx, `SELECT execution_id, request_hash, start_date FROM idempotency_keys WHERE tenant = ? AND key = ?`,
-				e.Tenant, e.IdempotencyKey).Scan(&prevID, &prevHash, &prevStart)
+			err := s.db.w.queryRow(ctx, tx, idempotencyKeySQL, e.Tenant, e.IdempotencyKey).Scan(&prevID, &prevHash, &prevStart)
 			switch {
 			case errors.Is(err, sql.ErrNoRows):
 			case err != nil:
@@ -113,7 +139,7 @@ func (s *ExecutionStore) CreateExecution(ctx context.Context, e *longrun.Executi
 				if prevHash != e.RequestHash {
 					return longrun.Errorf(longrun.ECONFLICT, "Idempotency-Key %q was used with a different request within %s", e.IdempotencyKey, longrun.IdempotencyWindow)
 				}
-				prev, err := getExecution(ctx, tx, prevID)
+				prev, err := getExecution(ctx, s.db.w, tx, prevID)
 				if err != nil {
 					return err
 				}
@@ -121,7 +147,7 @@ func (s *ExecutionStore) CreateExecution(ctx context.Context, e *longrun.Executi
 				return nil
 			}
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO executions (`+executionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		_, err := s.db.w.exec(ctx, tx, insertExecutionSQL,
 			e.ID, e.Tenant, e.ARN, e.Name, string(e.Status), nullJSON(e.Input), nullJSON(e.Output), e.Error, e.Cause, nil,
 			e.CallbackURL, toMillis(e.StartDate), nullMillis(e.StopDate), nil, e.IdempotencyKey, e.RequestHash)
 		if isConstraint(err) {
@@ -131,12 +157,12 @@ func (s *ExecutionStore) CreateExecution(ctx context.Context, e *longrun.Executi
 			return fmt.Errorf("insert execution: %w", err)
 		}
 		if e.IdempotencyKey != "" {
-			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO idempotency_keys (tenant, key, execution_id, request_hash, start_date) VALUES (?, ?, ?, ?, ?)`,
+			if _, err := s.db.w.exec(ctx, tx, insertIdempotencySQL,
 				e.Tenant, e.IdempotencyKey, e.ID, e.RequestHash, toMillis(e.StartDate)); err != nil {
 				return fmt.Errorf("insert idempotency key: %w", err)
 			}
 		}
-		stored, err = getExecution(ctx, tx, e.ID)
+		stored, err = getExecution(ctx, s.db.w, tx, e.ID)
 		return err
 	})
 	if err != nil {
@@ -149,7 +175,7 @@ func (s *ExecutionStore) CreateExecution(ctx context.Context, e *longrun.Executi
 // Deleting an unknown id does nothing.
 func (s *ExecutionStore) DeleteExecution(ctx context.Context, id string) error {
 	err := s.db.Write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `DELETE FROM executions WHERE id = ?`, id)
+		_, err := s.db.w.exec(ctx, tx, deleteExecutionSQL, id)
 		return err
 	})
 	if err != nil {
@@ -163,7 +189,7 @@ func (s *ExecutionStore) GetExecution(ctx context.Context, tenant, id string) (*
 	var e *longrun.Execution
 	err := s.db.Read(ctx, func(tx *sql.Tx) error {
 		var err error
-		e, err = getExecution(ctx, tx, id)
+		e, err = getExecution(ctx, s.db.r, tx, id)
 		return err
 	})
 	if err != nil {
@@ -201,10 +227,8 @@ func (s *ExecutionStore) ListExecutions(ctx context.Context, tenant string, q lo
 	if q.Status != "" && !q.Status.Valid() {
 		return nil, longrun.Errorf(longrun.EINVALID, "status %q is not one of RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED", q.Status)
 	}
-	query := `SELECT ` + executionColumns + ` FROM executions WHERE tenant = ?`
 	args := []any{tenant}
 	if q.Status != "" {
-		query += ` AND status = ?`
 		args = append(args, string(q.Status))
 	}
 	if q.NextToken != "" {
@@ -212,16 +236,14 @@ func (s *ExecutionStore) ListExecutions(ctx context.Context, tenant string, q lo
 		if err != nil {
 			return nil, err
 		}
-		query += ` AND id < ?`
 		args = append(args, after)
 	}
-	// One more than the page tells whether there is a next page.
-	query += ` ORDER BY id DESC LIMIT ?`
 	args = append(args, limit+1)
+	query := listExecutionsSQL(q.Status != "", q.NextToken != "")
 
 	page := &longrun.ExecutionPage{}
 	err := s.db.Read(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, query, args...)
+		rows, err := s.db.r.query(ctx, tx, query, args...)
 		if err != nil {
 			return err
 		}
@@ -257,8 +279,7 @@ func (s *ExecutionStore) FinishExecution(ctx context.Context, id string, o longr
 		recorded bool
 	)
 	err := s.db.Write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE executions SET status = ?, output = ?, error = ?, cause = ?, stop_date = ?
-			WHERE id = ? AND status = ?`,
+		res, err := s.db.w.exec(ctx, tx, finishExecutionSQL,
 			string(o.Status), nullJSON(o.Output), o.Error, o.Cause, nullMillis(o.StopDate), id, string(longrun.StatusRunning))
 		if err != nil {
 			return err
@@ -268,7 +289,7 @@ func (s *ExecutionStore) FinishExecution(ctx context.Context, id string, o longr
 			return err
 		}
 		recorded = n == 1
-		e, err = getExecution(ctx, tx, id)
+		e, err = getExecution(ctx, s.db.w, tx, id)
 		return err
 	})
 	if err != nil {
@@ -284,7 +305,7 @@ func (s *ExecutionStore) SetProgress(ctx context.Context, id string, p longrun.P
 		return fmt.Errorf("encode progress of %s: %w", id, err)
 	}
 	err = s.db.Write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE executions SET progress = ? WHERE id = ? AND status = ?`,
+		res, err := s.db.w.exec(ctx, tx, setProgressSQL,
 			string(doc), id, string(longrun.StatusRunning))
 		if err != nil {
 			return err
@@ -292,7 +313,7 @@ func (s *ExecutionStore) SetProgress(ctx context.Context, id string, p longrun.P
 		if n, err := res.RowsAffected(); err != nil || n == 1 {
 			return err
 		}
-		e, err := getExecution(ctx, tx, id)
+		e, err := getExecution(ctx, s.db.w, tx, id)
 		if err != nil {
 			return err
 		}
@@ -311,7 +332,7 @@ func (s *ExecutionStore) SaveDelivery(ctx context.Context, id string, d longrun.
 		return fmt.Errorf("encode delivery of %s: %w", id, err)
 	}
 	err = s.db.Write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE executions SET webhook = ? WHERE id = ?`, string(doc), id)
+		res, err := s.db.w.exec(ctx, tx, saveDeliverySQL, string(doc), id)
 		if err != nil {
 			return err
 		}

@@ -20,6 +20,18 @@ type QueueConfig struct {
 	DeadLetter string
 }
 
+// The statements of the queue, prepared once (see prepared).
+const (
+	sendSQL        = `INSERT INTO queue_messages (id, queue, body, sent_at, visible_at) VALUES (?, ?, ?, ?, ?)`
+	nextVisibleSQL = `SELECT min(visible_at) FROM queue_messages WHERE queue = ? AND visible_at > ?`
+	visibleSQL     = `SELECT seq, id, body, sent_at, receive_count FROM queue_messages
+		WHERE queue = ? AND visible_at <= ? ORDER BY visible_at, seq LIMIT ?`
+	deadLetterSQL       = `UPDATE queue_messages SET queue = ?, visible_at = ?, receive_count = 0, receipt = NULL WHERE seq = ?`
+	takeSQL             = `UPDATE queue_messages SET receive_count = receive_count + 1, visible_at = ?, receipt = ? WHERE seq = ?`
+	deleteMessageSQL    = `DELETE FROM queue_messages WHERE queue = ? AND receipt = ?`
+	changeVisibilitySQL = `UPDATE queue_messages SET visible_at = ? WHERE queue = ? AND receipt = ?`
+)
+
 // MaxReceive is the most messages one Receive returns, as on SQS; a larger
 // max is refused so code that works here also works there.
 const MaxReceive = 10
@@ -77,8 +89,7 @@ func (q *Queue) Send(ctx context.Context, body string) error {
 func (q *Queue) SendTx(ctx context.Context, tx *sql.Tx, body string) (string, error) {
 	now := toMillis(q.db.Now())
 	id := newMessageID()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO queue_messages (id, queue, body, sent_at, visible_at) VALUES (?, ?, ?, ?, ?)`,
-		id, q.name, body, now, now); err != nil {
+	if _, err := q.db.w.exec(ctx, tx, sendSQL, id, q.name, body, now, now); err != nil {
 		return "", fmt.Errorf("send to queue %s: %w", q.name, err)
 	}
 	q.db.onCommit(tx, q.Wake)
@@ -165,8 +176,7 @@ func (q *Queue) receiveOnce(ctx context.Context, max int, visibility time.Durati
 			return nil
 		}
 		var nextMS sql.NullInt64
-		if err := tx.QueryRowContext(ctx, `SELECT min(visible_at) FROM queue_messages WHERE queue = ? AND visible_at > ?`,
-			q.name, nowMS).Scan(&nextMS); err != nil {
+		if err := q.db.w.queryRow(ctx, tx, nextVisibleSQL, q.name, nowMS).Scan(&nextMS); err != nil {
 			return fmt.Errorf("next visible: %w", err)
 		}
 		next = fromNullMillis(nextMS)
@@ -194,8 +204,7 @@ func (q *Queue) takeBatch(ctx context.Context, tx *sql.Tx, n int, now time.Time,
 		receiveCount int
 	}
 	nowMS := toMillis(now)
-	rows, err := tx.QueryContext(ctx, `SELECT seq, id, body, sent_at, receive_count FROM queue_messages
-		WHERE queue = ? AND visible_at <= ? ORDER BY visible_at, seq LIMIT ?`, q.name, nowMS, n)
+	rows, err := q.db.w.query(ctx, tx, visibleSQL, q.name, nowMS, n)
 	if err != nil {
 		return batch{}, fmt.Errorf("select visible: %w", err)
 	}
@@ -217,16 +226,14 @@ func (q *Queue) takeBatch(ctx context.Context, tx *sql.Tx, n int, now time.Time,
 	redrive := q.cfg.MaxReceiveCount > 0 && q.cfg.DeadLetter != ""
 	for _, r := range found {
 		if redrive && r.receiveCount >= q.cfg.MaxReceiveCount {
-			if _, err := tx.ExecContext(ctx, `UPDATE queue_messages SET queue = ?, visible_at = ?, receive_count = 0, receipt = NULL WHERE seq = ?`,
-				q.cfg.DeadLetter, nowMS, r.seq); err != nil {
+			if _, err := q.db.w.exec(ctx, tx, deadLetterSQL, q.cfg.DeadLetter, nowMS, r.seq); err != nil {
 				return batch{}, fmt.Errorf("move %s to %s: %w", r.id, q.cfg.DeadLetter, err)
 			}
 			b.moved = true
 			continue
 		}
 		receipt := newReceipt(r.id)
-		if _, err := tx.ExecContext(ctx, `UPDATE queue_messages SET receive_count = receive_count + 1, visible_at = ?, receipt = ? WHERE seq = ?`,
-			toMillis(now.Add(visibility)), receipt, r.seq); err != nil {
+		if _, err := q.db.w.exec(ctx, tx, takeSQL, toMillis(now.Add(visibility)), receipt, r.seq); err != nil {
 			return batch{}, fmt.Errorf("take %s: %w", r.id, err)
 		}
 		b.msgs = append(b.msgs, longrun.Message{
@@ -244,7 +251,7 @@ func (q *Queue) takeBatch(ctx context.Context, tx *sql.Tx, n int, now time.Time,
 // unknown receipt deletes nothing and is not an error (see Queue).
 func (q *Queue) Delete(ctx context.Context, receipt string) error {
 	err := q.db.Write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `DELETE FROM queue_messages WHERE queue = ? AND receipt = ?`, q.name, receipt)
+		_, err := q.db.w.exec(ctx, tx, deleteMessageSQL, q.name, receipt)
 		return err
 	})
 	if err != nil {
@@ -260,8 +267,7 @@ func (q *Queue) ChangeVisibility(ctx context.Context, receipt string, visibility
 		return longrun.Errorf(longrun.EINVALID, "visibility %s must not be negative", visibility)
 	}
 	err := q.db.Write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE queue_messages SET visible_at = ? WHERE queue = ? AND receipt = ?`,
-			toMillis(q.db.Now().Add(visibility)), q.name, receipt)
+		res, err := q.db.w.exec(ctx, tx, changeVisibilitySQL, toMillis(q.db.Now().Add(visibility)), q.name, receipt)
 		if err != nil {
 			return err
 		}

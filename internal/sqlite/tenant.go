@@ -10,6 +10,16 @@ import (
 	"github.com/longrun/longrun"
 )
 
+// The statements of the tenant store, prepared once (see prepared).
+const (
+	putTenantSQL = `INSERT INTO tenants (id, secrets) VALUES (?, ?)
+			ON CONFLICT (id) DO UPDATE SET secrets = excluded.secrets`
+	getTenantSQL = `SELECT secrets FROM tenants WHERE id = ?`
+	putAPIKeySQL = `INSERT INTO api_keys (key_hash, tenant) VALUES (?, ?)
+			ON CONFLICT (key_hash) DO UPDATE SET tenant = excluded.tenant`
+	tenantForKeySQL = `SELECT tenant FROM api_keys WHERE key_hash = ?`
+)
+
 // TenantStore is longrun.TenantStore on the tenants and api_keys tables.
 type TenantStore struct {
 	db *DB
@@ -31,8 +41,7 @@ func (s *TenantStore) PutTenant(ctx context.Context, t *longrun.Tenant) error {
 		return fmt.Errorf("encode secrets of tenant %s: %w", t.ID, err)
 	}
 	err = s.db.Write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO tenants (id, secrets) VALUES (?, ?)
-			ON CONFLICT (id) DO UPDATE SET secrets = excluded.secrets`, t.ID, string(doc))
+		_, err := s.db.w.exec(ctx, tx, putTenantSQL, t.ID, string(doc))
 		return err
 	})
 	if err != nil {
@@ -45,7 +54,7 @@ func (s *TenantStore) PutTenant(ctx context.Context, t *longrun.Tenant) error {
 func (s *TenantStore) GetTenant(ctx context.Context, id string) (*longrun.Tenant, error) {
 	var doc string
 	err := s.db.Read(ctx, func(tx *sql.Tx) error {
-		return tx.QueryRowContext(ctx, `SELECT secrets FROM tenants WHERE id = ?`, id).Scan(&doc)
+		return s.db.r.queryRow(ctx, tx, getTenantSQL, id).Scan(&doc)
 	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, longrun.Errorf(longrun.ENOTFOUND, "tenant %s not found", id)
@@ -67,8 +76,7 @@ func (s *TenantStore) GetTenant(ctx context.Context, id string) (*longrun.Tenant
 // PutAPIKey maps keyHash to tenant, replacing any earlier mapping.
 func (s *TenantStore) PutAPIKey(ctx context.Context, keyHash, tenant string) error {
 	err := s.db.Write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO api_keys (key_hash, tenant) VALUES (?, ?)
-			ON CONFLICT (key_hash) DO UPDATE SET tenant = excluded.tenant`, keyHash, tenant)
+		_, err := s.db.w.exec(ctx, tx, putAPIKeySQL, keyHash, tenant)
 		return err
 	})
 	if err != nil {
@@ -81,7 +89,7 @@ func (s *TenantStore) PutAPIKey(ctx context.Context, keyHash, tenant string) err
 func (s *TenantStore) TenantForKey(ctx context.Context, keyHash string) (string, error) {
 	var tenant string
 	err := s.db.Read(ctx, func(tx *sql.Tx) error {
-		return tx.QueryRowContext(ctx, `SELECT tenant FROM api_keys WHERE key_hash = ?`, keyHash).Scan(&tenant)
+		return s.db.r.queryRow(ctx, tx, tenantForKeySQL, keyHash).Scan(&tenant)
 	})
 	if errors.Is(err, sql.ErrNoRows) {
 		// The hash is a secret's fingerprint: keep it out of messages.
