@@ -4,31 +4,6 @@
 // internal/awsapp.
 package main
 
-import (
-	"context"
-	"log/slog"
-	"os"
+import "github.com/longrun/longrun/internal/awsapp"
 
-	"github.com/aws/aws-lambda-go/lambda"
-
-	"github.com/longrun/longrun/internal/awsapp"
-)
-
-func main() {
-	log := awsapp.NewLogger(os.Stdout, "notify", os.Getenv)
-	// Clients are built once, here, and reused by every invocation.
-	app, err := awsapp.FromEnv(context.Background(), os.Getenv, log)
-	if err != nil {
-		fail(log, err)
-	}
-	handler, err := app.Notify()
-	if err != nil {
-		fail(log, err)
-	}
-	lambda.Start(handler)
-}
-
-func fail(log *slog.Logger, err error) {
-	log.Error("init failed", "err", err)
-	os.Exit(1)
-}
+func main() { awsapp.Main("notify", (*awsapp.App).Notify) }
