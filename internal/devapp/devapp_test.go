@@ -1,0 +1,118 @@
+package devapp_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/longrun/longrun"
+	"github.com/longrun/longrun/internal/devapp"
+)
+
+// copyTemplate copies the repository's template and state machines into a
+// temporary directory, with edit applied to the template's text.
+func copyTemplate(t *testing.T, edit func([]byte) []byte) string {
+	t.Helper()
+	dir := t.TempDir()
+	data, err := os.ReadFile(filepath.Join("..", "..", "template.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "template.yaml"), edit(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(filepath.Join(dir, "statemachine"), os.DirFS(filepath.Join("..", "..", "statemachine"))); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, "template.yaml")
+}
+
+func TestOpenFollowsTheTemplate(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name     string
+		schedule string
+		want     []time.Duration
+	}{
+		{"template default", "", []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour}},
+		{"flag", "1s,5s,30s", []time.Duration{time.Second, 5 * time.Second, 30 * time.Second}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			app, err := devapp.Open(context.Background(), devapp.Config{
+				DataDir:         t.TempDir(),
+				TemplatePath:    filepath.Join("..", "..", "template.yaml"),
+				WebhookSchedule: tt.schedule,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer app.Close()
+			if app.Limits != (longrun.Limits{TimeoutSeconds: 3600, HeartbeatSeconds: 60}) {
+				t.Errorf("limits %+v, want the template's JobTimeoutSeconds and JobHeartbeatSeconds defaults", app.Limits)
+			}
+			if len(app.Schedule) != len(tt.want) {
+				t.Fatalf("schedule %v, want %v", app.Schedule, tt.want)
+			}
+			for i := range tt.want {
+				if app.Schedule[i] != tt.want[i] {
+					t.Fatalf("schedule %v, want %v", app.Schedule, tt.want)
+				}
+			}
+		})
+	}
+}
+
+func TestOpenRefusesWhatItCannotRun(t *testing.T) {
+	t.Parallel()
+	replace := func(old, new string) func([]byte) []byte {
+		return func(b []byte) []byte { return bytes.Replace(b, []byte(old), []byte(new), 1) }
+	}
+	for _, tt := range []struct {
+		name              string
+		template, deliver func([]byte) []byte
+		schedule          string
+		want              string
+	}{
+		{name: "bad schedule", schedule: "soon", want: `webhook schedule "soon"`},
+		{name: "no status-change rule", template: func(b []byte) []byte {
+			return bytes.ReplaceAll(b, []byte("Type: EventBridgeRule"), []byte("Type: Schedule"))
+		}, want: "NotifyFunction has no EventBridgeRule"},
+		{name: "a substitution with no local stand-in",
+			template: replace("NotifyFunctionArn: !GetAtt NotifyFunction.Arn", "NotifyFunctionArn: !GetAtt Table.StreamArn"),
+			want:     "no local stand-in for Table.StreamArn"},
+		{name: "an unsupported state", deliver: replace(`"Type": "Wait"`, `"Type": "Parallel"`), want: `"WaitForRetry"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tpl := copyTemplate(t, orSame(tt.template))
+			def := filepath.Join(filepath.Dir(tpl), "statemachine", "deliver.asl.json")
+			data, err := os.ReadFile(def)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(def, orSame(tt.deliver)(data), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			app, err := devapp.Open(context.Background(), devapp.Config{DataDir: t.TempDir(), TemplatePath: tpl, WebhookSchedule: tt.schedule})
+			if err == nil {
+				app.Close()
+				t.Fatalf("Open succeeded, want an error containing %q", tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Open: %v\nwant it to say %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func orSame(edit func([]byte) []byte) func([]byte) []byte {
+	if edit == nil {
+		return func(b []byte) []byte { return b }
+	}
+	return edit
+}
