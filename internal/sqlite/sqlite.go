@@ -22,9 +22,13 @@
 //	err = db.Write(ctx, func(tx *sql.Tx) error { … })
 //	err = db.Read(ctx, func(tx *sql.Tx) error { … })
 //
-// Write retries its function when SQLite still answers SQLITE_BUSY after the
-// busy timeout (another process holds the file), so the function must do
-// nothing but database work: it may run more than once. It must not call
+// Write commits the functions of callers that queue for the writer together,
+// each in a savepoint of one transaction (see group.go), and retries a
+// function alone when its group cannot commit or SQLite still answers
+// SQLITE_BUSY after the busy timeout (another process holds the file). So
+// the function must do nothing but database work: it may run more than
+// once, and must leave the transaction to Write (no Commit, no Rollback). It
+// must not call
 // Write itself: the one writer connection is already its own, so the inner
 // call would wait forever (a Read inside is fine but sees the snapshot before
 // the write). Queue.SendTx enqueues inside such a transaction, so a state
@@ -93,6 +97,8 @@ type DB struct {
 	reader *sql.DB
 	w, r   prepared // the adapters' statements on writer and reader
 	log    *slog.Logger
+
+	writes *writeQueue // callers waiting for the writer (see group.go)
 
 	mu        sync.Mutex
 	signals   map[string]chan struct{} // per queue: closed on every change that may make a message visible
@@ -181,6 +187,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 		writer:    writer,
 		reader:    reader,
 		log:       cfg.logger,
+		writes:    newWriteQueue(),
 		signals:   map[string]chan struct{}{},
 		committed: map[*sql.Tx][]func(){},
 	}
@@ -233,6 +240,7 @@ var (
 		finishExecutionSQL, setProgressSQL, saveDeliverySQL,
 		sendSQL, nextVisibleSQL, visibleSQL, deadLetterSQL, takeSQL, deleteMessageSQL, changeVisibilitySQL,
 		putTenantSQL, putAPIKeySQL,
+		savepointSQL, releaseSQL, rollbackToSQL,
 	}
 	readQueries = []string{
 		getExecutionSQL, getTenantSQL, tenantForKeySQL,
@@ -298,12 +306,9 @@ func (db *DB) Close() error {
 // already waited the busy timeout inside SQLite.
 const maxBusyRetries = 3
 
-// Write runs fn in an IMMEDIATE transaction on the single writer connection
-// and commits it if fn returns nil. Writes from this process are serialized;
-// a lock held by another process is waited for (busy timeout) and then
-// retried up to three times, so fn may run more than once. fn must not call
-// Write (see the package doc).
-func (db *DB) Write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+// writeAlone runs fn in a transaction of its own, as Write did before it
+// grouped writes: retried after SQLITE_BUSY, fn may run more than once.
+func (db *DB) writeAlone(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	for attempt := 0; ; attempt++ {
 		err := db.writeOnce(ctx, fn)
 		if err == nil || !isBusy(err) || attempt == maxBusyRetries {
@@ -327,10 +332,11 @@ func (db *DB) writeOnce(ctx context.Context, fn func(tx *sql.Tx) error) (err err
 	if err != nil {
 		return fmt.Errorf("begin write: %w", err)
 	}
+	committed := false
 	defer func() {
 		hooks := db.takeHooks(tx)
-		if err != nil {
-			_ = tx.Rollback() // the error that made us roll back is the one to report
+		if !committed {
+			_ = tx.Rollback() // the error (or panic) that made us roll back is the one to report
 			return
 		}
 		for _, h := range hooks {
@@ -343,6 +349,7 @@ func (db *DB) writeOnce(ctx context.Context, fn func(tx *sql.Tx) error) (err err
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	committed = true
 	return nil
 }
 
@@ -353,6 +360,22 @@ func (db *DB) onCommit(tx *sql.Tx, fn func()) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	db.committed[tx] = append(db.committed[tx], fn)
+}
+
+// hookMark and dropHooks forget the hooks a grouped function added before
+// its savepoint was rolled back.
+func (db *DB) hookMark(tx *sql.Tx) int {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return len(db.committed[tx])
+}
+
+func (db *DB) dropHooks(tx *sql.Tx, mark int) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if hooks, ok := db.committed[tx]; ok {
+		db.committed[tx] = hooks[:mark]
+	}
 }
 
 func (db *DB) takeHooks(tx *sql.Tx) []func() {
