@@ -1,8 +1,11 @@
 package local
 
 import (
+	"database/sql"
 	"encoding/json"
+	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -200,5 +203,58 @@ func TestCrashAfterSendCommitted(t *testing.T) {
 	}
 	if got := historyTypes(t, f.e, arn); count(got, "TaskStarted:Send") != 1 || count(got, "TaskSucceeded:Send") != 1 {
 		t.Errorf("history %v", got)
+	}
+}
+
+// TestFailingWriteIsolated: when one execution's writes fail (here a
+// trigger refuses them), the batch is retried a change at a time, so the
+// others go on and only that execution's callers see the error.
+func TestFailingWriteIsolated(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	f := setup(t, withLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	limits := longrun.Limits{TimeoutSeconds: 100, HeartbeatSeconds: 10}
+	poison := f.startJob("poison", `{}`, limits)
+	healthy := f.startJob("healthy", `{}`, limits)
+	tokens := map[string]string{}
+	for range 2 {
+		tm, _ := f.takeTask()
+		tokens[tm.ExecutionID] = tm.TaskToken
+	}
+	if err := f.db.Write(f.ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(f.ctx, `CREATE TRIGGER poison BEFORE UPDATE ON local_executions
+			WHEN NEW.arn = '`+poison+`' BEGIN SELECT RAISE(ABORT, 'poisoned'); END`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 2)
+	for _, id := range []string{"poison", "healthy"} {
+		go func() { errs <- f.e.SendTaskSuccess(f.ctx, tokens[id], json.RawMessage(`{"id":"`+id+`"}`)) }()
+	}
+	var failed int
+	for range 2 {
+		if err := <-errs; err != nil {
+			if !strings.Contains(err.Error(), "poisoned") {
+				t.Errorf("SendTaskSuccess: %v", err)
+			}
+			failed++
+		}
+	}
+	if failed != 1 {
+		t.Errorf("%d SendTaskSuccess calls failed, want the poisoned one only", failed)
+	}
+	if d := f.waitEnd(healthy); d.Status != longrun.StatusSucceeded {
+		t.Errorf("healthy execution ended %s", d.Status)
+	}
+	// The poisoned execution's heartbeat timeout cannot commit either: it
+	// is given up in memory and left RUNNING on disk.
+	f.clock.Advance(10 * time.Second)
+	f.waitFor("the engine to give up the poisoned execution", func() bool {
+		f.clock.Advance(100 * time.Millisecond) // the pause between failed commits
+		return strings.Contains(logs.String(), "execution left as it is on disk")
+	})
+	if d := f.describe(poison); d.Status != longrun.StatusRunning || d.State != "Work" {
+		t.Errorf("poisoned execution %s in %s, want RUNNING in Work", d.Status, d.State)
 	}
 }

@@ -58,10 +58,11 @@ type Engine struct {
 	sem     chan struct{}
 
 	// Owned by Run's goroutine.
-	execs  map[string]*execution
-	tokens map[string]*execution
-	timers timerHeap
-	retry  []*command // internal commands of a batch that failed to commit
+	execs     map[string]*execution
+	tokens    map[string]*execution
+	timers    timerHeap
+	retry     []*command // commands to apply before new ones: of a failed batch, or results ready at once
+	isolating bool       // a batch failed: apply one command or timer at a time
 
 	sigMu  sync.Mutex
 	commit chan struct{} // closed after each commit; tests wait on it
@@ -152,6 +153,7 @@ type execution struct {
 	created    bool
 	ticked     bool
 	dispatched int // the attempt whose effect has been started
+	failures   int // failed commits of its timers alone
 }
 
 // firstEvent is the id of the first event of this batch.
@@ -220,18 +222,19 @@ const (
 
 // command is one change for Run's goroutine to apply.
 type command struct {
-	kind    cmdKind
-	m       *machine
-	arn     string
-	name    string
-	token   string
-	data    json.RawMessage // start input, task output, invocation result
-	errName string
-	cause   string
-	attempt int
-	failed  bool
-	id      int64
-	reply   chan error // nil for internal commands
+	kind     cmdKind
+	m        *machine
+	arn      string
+	name     string
+	token    string
+	data     json.RawMessage // start input, task output, invocation result
+	errName  string
+	cause    string
+	attempt  int
+	failed   bool
+	id       int64
+	reply    chan error // nil for internal commands
+	failures int        // failed commits of it alone
 }
 
 var errStopped = longrun.Errorf(longrun.EUNAVAILABLE, "the local engine is not running")
@@ -296,14 +299,21 @@ func (e *Engine) Run(ctx context.Context) error {
 
 	b := &batch{e: e}
 	for {
+		// After a failed commit the batch's work is retried one command
+		// (or one timer) at a time, so one execution whose write fails
+		// cannot hold up the others.
+		limit := maxBatch
+		if e.isolating {
+			limit = 1
+		}
 		var due <-chan struct{}
 		stop := func() {}
 		if len(e.timers) > 0 {
 			due, stop = e.timer.Until(e.timers[0].at)
 		}
-		cmds := b.cmds[:0]
-		cmds = append(cmds, e.retry...)
-		e.retry = e.retry[:0]
+		n := min(len(e.retry), limit)
+		cmds := append(b.cmds[:0], e.retry[:n]...)
+		e.retry = append(e.retry[:0], e.retry[n:]...)
 		if len(cmds) == 0 {
 			select {
 			case <-ctx.Done():
@@ -316,7 +326,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 		stop()
 	drain:
-		for len(cmds) < maxBatch {
+		for len(cmds) < limit {
 			select {
 			case c := <-e.cmds:
 				cmds = append(cmds, c)
@@ -326,7 +336,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 		now := e.now()
 		var ticks []*execution
-		for len(e.timers) > 0 && !e.timers[0].at.After(now) {
+		for len(e.timers) > 0 && !e.timers[0].at.After(now) && len(cmds)+len(ticks) < limit {
 			t := heap.Pop(&e.timers).(timerEntry)
 			if t.at.Equal(t.ex.armed) {
 				t.ex.armed = time.Time{}
@@ -337,11 +347,18 @@ func (e *Engine) Run(ctx context.Context) error {
 			}
 		}
 		b.cmds = cmds
+		// Only an internal change or a timer failing on its own is tried
+		// again after a pause; a batch is split at once, and a caller's
+		// change failing on its own is answered with the error.
+		pause := len(cmds)+len(ticks) == 1 && (len(ticks) == 1 || cmds[0].reply == nil)
 		if err := e.apply(ctx, b, now, ticks); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			e.log.ErrorContext(ctx, "local engine: commit failed; retrying", "error", err)
+			e.log.ErrorContext(ctx, "local engine: commit failed", "error", err)
+			if !pause {
+				continue
+			}
 			// Give a failing disk a moment rather than spinning.
 			wait, stopWait := e.timer.Until(e.now().Add(100 * time.Millisecond))
 			select {
@@ -353,6 +370,11 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// maxAloneFailures is how often a command or a timer that fails to commit
+// on its own is tried before it is given up (a timer's execution is then
+// left as it is on disk, to be retried when the engine starts again).
+const maxAloneFailures = 3
 
 // apply runs one batch in one transaction and, once committed, replies,
 // arms timers and starts the effects (invocations, events) it asks for.
@@ -371,23 +393,43 @@ func (e *Engine) apply(ctx context.Context, b *batch, now time.Time, ticks []*ex
 	if err == nil {
 		err = e.db.Write(ctx, b.write)
 	}
+	if err != nil {
+		e.rollback(b) // before the ticks are reset: it restores what they were when touched
+	}
 	for _, ex := range ticks {
 		ex.ticked = false
 		e.arm(ex)
 	}
 	if err != nil {
-		e.rollback(b)
-		for _, ex := range ticks {
-			e.arm(ex)
+		if len(b.cmds)+len(ticks) > 1 {
+			e.isolating = true
+			e.retry = append(e.retry, b.cmds...) // callers wait for their own outcome
+			return err
 		}
 		for _, c := range b.cmds {
-			if c.reply != nil {
+			if c.failures++; c.reply != nil {
 				c.reply <- fmt.Errorf("local engine commit: %w", err)
-			} else {
+			} else if c.failures < maxAloneFailures {
 				e.retry = append(e.retry, c)
+			} else {
+				e.log.ErrorContext(ctx, "local engine: change given up after failed commits", "execution", c.arn, "error", err)
+			}
+		}
+		for _, ex := range ticks {
+			if ex.failures++; ex.failures >= maxAloneFailures {
+				e.log.ErrorContext(ctx, "local engine: execution left as it is on disk after failed commits; it resumes when the engine starts again",
+					"execution", ex.arn, "state", ex.state, "error", err)
+				delete(e.execs, ex.arn)
+				if ex.phase == phaseToken {
+					delete(e.tokens, ex.token)
+				}
+				ex.status = "" // its timers do nothing now
 			}
 		}
 		return err
+	}
+	if e.isolating && len(e.retry) == 0 {
+		e.isolating = false
 	}
 	for _, ex := range b.touched {
 		ex.saved, ex.touched, ex.created = nil, false, false
