@@ -13,7 +13,10 @@
 // steps those executions in memory, then writes the whole batch in one
 // transaction that holds only SQL, so the cost of a commit is shared by many
 // transitions and the single SQLite writer is free while the engine thinks.
-// Nothing sleeps in line; timers wait on an injected clock.
+// Nothing sleeps in line; timers wait on an injected clock. If a commit
+// fails, its changes are retried one at a time, so an execution whose
+// writes keep failing is set aside (it resumes at the next start) instead
+// of stalling the others.
 //
 // Integrations are those of Step Functions, exactly:
 //
@@ -71,8 +74,9 @@ type TxQueue interface {
 }
 
 // Function is an in-process Lambda function, the target of lambda:invoke and
-// of status-change rules. Its error is reported as the Go Lambda runtime
-// reports it (see ErrorType).
+// of status-change rules. A returned error (or a panic) fails the task as
+// the Go Lambda runtime reports it: Error is the error's type name (or a
+// messages.InvokeResponse_Error's Type), Cause {"errorMessage","errorType"}.
 type Function func(ctx context.Context, payload json.RawMessage) (json.RawMessage, error)
 
 // Machine is one state machine the engine runs.
