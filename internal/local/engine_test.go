@@ -94,9 +94,10 @@ func TestFlows(t *testing.T) {
 			for i, d := range tc.advance {
 				f.waitState(arn, "Pause")
 				f.clock.Advance(d)
+				f.sync()
 				if i < len(tc.advance)-1 {
 					if d := f.describe(arn); d.Status != longrun.StatusRunning {
-						t.Fatalf("after %s: status %s, want RUNNING", d.Status, d.Status)
+						t.Fatalf("after %s: status %s, want RUNNING", tc.advance[:i+1], d.Status)
 					}
 				}
 			}
@@ -179,6 +180,7 @@ func TestJobs(t *testing.T) {
 			name: "heartbeat timeout retried then caught", limits: limits,
 			worker: func(t *testing.T, f *fixture, arn string) {
 				var tokens []string
+				start := f.clock.Now()
 				for attempt := 1; attempt <= 3; attempt++ {
 					tm, _ := f.takeTask()
 					tokens = append(tokens, tm.TaskToken)
@@ -187,8 +189,9 @@ func TestJobs(t *testing.T) {
 						t.Fatalf("attempt %d: heartbeat: %v", attempt, err)
 					}
 					f.clock.Advance(9 * time.Second) // 14 s in, 9 s after the heartbeat: still alive
-					if d := f.describe(arn); d.State != "Work" || d.Status != longrun.StatusRunning {
-						t.Fatalf("attempt %d: %s in %s after a heartbeat", attempt, d.Status, d.State)
+					f.sync()
+					if n := count(historyTypes(t, f.e, arn), "TaskTimedOut:Work"); n != attempt-1 {
+						t.Fatalf("attempt %d timed out 9 s after a heartbeat", attempt)
 					}
 					f.clock.Advance(time.Second)
 					f.waitEvents(arn, "TaskTimedOut:Work", attempt)
@@ -201,6 +204,19 @@ func TestJobs(t *testing.T) {
 				}
 				if len(slices.Compact(slices.Clone(tokens))) != 3 {
 					t.Errorf("tokens %v, want a new one per attempt", tokens)
+				}
+				// The heartbeat at 5 s moved the first timeout from 10 s to 15 s.
+				h, err := f.e.History(f.ctx, arn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, ev := range h {
+					if ev.Type == "TaskTimedOut" {
+						if got := ev.Timestamp.Sub(start); got != 15*time.Second {
+							t.Errorf("first heartbeat timeout %s after the start, want 15s", got)
+						}
+						break
+					}
 				}
 			},
 			want: want{status: longrun.StatusFailed, errName: "States.HeartbeatTimeout", cause: "no heartbeat within 10 seconds",
@@ -396,6 +412,7 @@ func TestExecutionTimeout(t *testing.T) {
 	}
 	f.waitState(arn, "Nap")
 	f.clock.Advance(29 * time.Second)
+	f.sync()
 	if d := f.describe(arn); d.Status != longrun.StatusRunning {
 		t.Fatalf("status %s after 29 s, want RUNNING", d.Status)
 	}
@@ -589,9 +606,12 @@ func TestStatusEventOutbox(t *testing.T) {
 	if err := f.e.StopExecution(f.ctx, arn, "User.Stop", "bye"); err != nil {
 		t.Fatal(err)
 	}
-	f.waitFor("the first attempt", func() bool { return len(f.events.payloads()) == 1 })
-	f.clock.Advance(time.Second)
-	f.waitFor("the second attempt", func() bool { return len(f.events.payloads()) == 2 })
+	f.waitFor("the second attempt", func() bool {
+		// The backoff starts when the attempt has failed; moving the clock
+		// on each look lets it end whenever it began.
+		f.clock.Advance(time.Second)
+		return len(f.events.payloads()) == 2
+	})
 	if n := f.outbox(); n != 1 {
 		t.Fatalf("%d events in the outbox after two refusals, want 1", n)
 	}

@@ -291,6 +291,16 @@ func (f *fixture) crash() {
 	f.open()
 }
 
+// sync returns once the engine has applied every timer due now: a command
+// is applied in the same batch as the timers due when it is taken, or after
+// them. (An unknown token makes a command that changes nothing.)
+func (f *fixture) sync() {
+	f.t.Helper()
+	if err := f.e.SendTaskHeartbeat(f.ctx, "sync"); !longrun.IsCode(err, longrun.ETASKGONE) {
+		f.t.Fatalf("sync: %v", err)
+	}
+}
+
 // waitFor waits until cond holds, checking after every commit.
 func (f *fixture) waitFor(what string, cond func() bool) {
 	f.t.Helper()
