@@ -1,6 +1,7 @@
 package local
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -18,6 +19,7 @@ type runRecord struct {
 	Seq          int64           `json:"seq"`
 	State        string          `json:"state"`
 	StateInput   json.RawMessage `json:"stateInput,omitempty"`
+	InputIsState bool            `json:"inputIsState,omitempty"` // StateInput is the execution's input
 	Entered      int64           `json:"entered"`
 	Phase        phase           `json:"phase"`
 	Wake         int64           `json:"wake,omitempty"`
@@ -72,6 +74,17 @@ func (b *batch) persist() error {
 				Entered: ms(ex.entered), Phase: ex.phase, Wake: ms(ex.wake), Next: ex.next, NextInput: ex.nextInput,
 				Task: ex.task, Attempt: ex.attempt, Retries: ex.retries, Token: ex.token, Sent: ex.sent, SendResult: ex.sendResult,
 				TaskDeadline: ms(ex.taskDeadline), Heartbeat: ms(ex.heartbeat),
+			}
+			// Payloads are the bulk of a row and often repeat one another:
+			// the first state's input is the execution's, and a sent task's
+			// parameters are needed no more (a retry prepares them again).
+			if bytes.Equal(ex.stateInput, ex.input) {
+				rec.StateInput, rec.InputIsState = nil, true
+			}
+			if ex.task != nil && ex.phase == phaseToken && ex.sent {
+				t := *ex.task
+				t.Parameters = nil
+				rec.Task = &t
 			}
 			j, err := json.Marshal(&rec)
 			if err != nil {
@@ -143,6 +156,9 @@ func (e *Engine) load(ctx context.Context) (pending []*execution, outbox []outbo
 				entered: fromMS(rec.Entered), phase: rec.Phase, wake: fromMS(rec.Wake), next: rec.Next, nextInput: rec.NextInput,
 				task: rec.Task, attempt: rec.Attempt, retries: rec.Retries, token: rec.Token, sent: rec.Sent, sendResult: rec.SendResult,
 				taskDeadline: fromMS(rec.TaskDeadline), heartbeat: fromMS(rec.Heartbeat),
+			}
+			if rec.InputIsState {
+				ex.stateInput = ex.input
 			}
 			e.execs[arn] = ex
 			if ex.phase == phaseToken {
