@@ -226,6 +226,7 @@ func (db *DB) writeTogether(group []*writeCall) bool {
 		db.takeHooks(tx)
 		return false
 	}
+	db.ckpt.committed()
 	for _, h := range db.takeHooks(tx) {
 		h()
 	}

@@ -98,7 +98,8 @@ type DB struct {
 	w, r   prepared // the adapters' statements on writer and reader
 	log    *slog.Logger
 
-	writes *writeQueue // callers waiting for the writer (see group.go)
+	writes *writeQueue   // callers waiting for the writer (see group.go)
+	ckpt   *checkpointer // moves the WAL into the file, off the writer (see checkpoint.go)
 
 	mu        sync.Mutex
 	signals   map[string]chan struct{} // per queue: closed on every change that may make a message visible
@@ -139,21 +140,31 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 		return nil, fmt.Errorf("open sqlite: path %q is not a file", path)
 	}
 
-	pragmas := func(readOnly bool) string {
+	const (
+		forWriter = iota
+		forReaders
+		forCheckpoints
+	)
+	pragmas := func(role int) string {
 		q := url.Values{}
 		q.Add("_pragma", "busy_timeout("+strconv.FormatInt(cfg.busyTimeout.Milliseconds(), 10)+")")
 		q.Add("_pragma", "foreign_keys(1)")
+		// NORMAL on every connection: it is also what makes a checkpoint
+		// sync the WAL and the file.
 		q.Add("_pragma", "synchronous(NORMAL)")
-		if readOnly {
+		switch role {
+		case forReaders:
 			q.Add("_pragma", "query_only(1)")
-		} else {
+		case forWriter:
 			q.Add("_pragma", "journal_mode(WAL)")
+			// The checkpointer does it, off the writer's commits (see checkpoint.go).
+			q.Add("_pragma", "wal_autocheckpoint(0)")
 			q.Set("_txlock", "immediate")
 		}
 		return path + "?" + q.Encode()
 	}
 
-	writer, err := sql.Open("sqlite", pragmas(false))
+	writer, err := sql.Open("sqlite", pragmas(forWriter))
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite writer %s: %w", path, err)
 	}
@@ -172,13 +183,22 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 		return nil, fmt.Errorf("open sqlite writer %s: %w", path, err)
 	}
 
-	reader, err := sql.Open("sqlite", pragmas(true))
+	reader, err := sql.Open("sqlite", pragmas(forReaders))
 	if err != nil {
 		writer.Close()
 		return nil, fmt.Errorf("open sqlite readers %s: %w", path, err)
 	}
 	reader.SetMaxOpenConns(cfg.readers)
 	reader.SetMaxIdleConns(cfg.readers)
+
+	checkpoints, err := sql.Open("sqlite", pragmas(forCheckpoints))
+	if err != nil {
+		reader.Close()
+		writer.Close()
+		return nil, fmt.Errorf("open sqlite checkpointer %s: %w", path, err)
+	}
+	checkpoints.SetMaxOpenConns(1)
+	checkpoints.SetMaxIdleConns(1)
 
 	db := &DB{
 		Now:       time.Now,
@@ -188,6 +208,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 		reader:    reader,
 		log:       cfg.logger,
 		writes:    newWriteQueue(),
+		ckpt:      newCheckpointer(checkpoints, cfg.logger),
 		signals:   map[string]chan struct{}{},
 		committed: map[*sql.Tx][]func(){},
 	}
@@ -220,6 +241,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("prepare statements on %s: %w", path, err)
 	}
+	db.ckpt.start()
 	return db, nil
 }
 
@@ -297,9 +319,9 @@ func (p prepared) query(ctx context.Context, tx *sql.Tx, query string, args ...a
 // Path returns the file the DB was opened on.
 func (db *DB) Path() string { return db.path }
 
-// Close closes both pools. Closing checkpoints the WAL into the main file.
+// Close closes the pools. Closing checkpoints the WAL into the main file.
 func (db *DB) Close() error {
-	return errors.Join(db.r.close(), db.w.close(), db.reader.Close(), db.writer.Close())
+	return errors.Join(db.ckpt.close(), db.r.close(), db.w.close(), db.reader.Close(), db.writer.Close())
 }
 
 // maxBusyRetries bounds Write's retries after SQLITE_BUSY; each attempt has
@@ -350,6 +372,7 @@ func (db *DB) writeOnce(ctx context.Context, fn func(tx *sql.Tx) error) (err err
 		return fmt.Errorf("commit: %w", err)
 	}
 	committed = true
+	db.ckpt.committed()
 	return nil
 }
 
