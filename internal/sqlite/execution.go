@@ -29,13 +29,14 @@ const executionColumns = `id, tenant, arn, name, status, input, output, error, c
 
 // The statements of the store, prepared once (see prepared).
 const (
-	getExecutionSQL      = `SELECT ` + executionColumns + ` FROM executions WHERE id = ?`
-	idempotencyKeySQL    = `SELECT execution_id, request_hash, start_date FROM idempotency_keys WHERE tenant = ? AND key = ?`
-	insertExecutionSQL   = `INSERT INTO executions (` + executionColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	getExecutionSQL    = `SELECT ` + executionColumns + ` FROM executions WHERE id = ?`
+	idempotencyKeySQL  = `SELECT execution_id, request_hash, start_date FROM idempotency_keys WHERE tenant = ? AND key = ?`
+	insertExecutionSQL = `INSERT INTO executions (` + executionColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			RETURNING ` + executionColumns
 	insertIdempotencySQL = `INSERT OR REPLACE INTO idempotency_keys (tenant, key, execution_id, request_hash, start_date) VALUES (?, ?, ?, ?, ?)`
 	deleteExecutionSQL   = `DELETE FROM executions WHERE id = ?`
 	finishExecutionSQL   = `UPDATE executions SET status = ?, output = ?, error = ?, cause = ?, stop_date = ?
-			WHERE id = ? AND status = ?`
+			WHERE id = ? AND status = ? RETURNING ` + executionColumns
 	setProgressSQL  = `UPDATE executions SET progress = ? WHERE id = ? AND status = ?`
 	saveDeliverySQL = `UPDATE executions SET webhook = ? WHERE id = ?`
 )
@@ -147,9 +148,11 @@ func (s *ExecutionStore) CreateExecution(ctx context.Context, e *longrun.Executi
 				return nil
 			}
 		}
-		_, err := s.db.w.exec(ctx, tx, insertExecutionSQL,
+		// RETURNING gives the stored record (times at the precision kept)
+		// without reading it back.
+		created, err := scanExecution(s.db.w.queryRow(ctx, tx, insertExecutionSQL,
 			e.ID, e.Tenant, e.ARN, e.Name, string(e.Status), nullJSON(e.Input), nullJSON(e.Output), e.Error, e.Cause, nil,
-			e.CallbackURL, toMillis(e.StartDate), nullMillis(e.StopDate), nil, e.IdempotencyKey, e.RequestHash)
+			e.CallbackURL, toMillis(e.StartDate), nullMillis(e.StopDate), nil, e.IdempotencyKey, e.RequestHash))
 		if isConstraint(err) {
 			return longrun.Errorf(longrun.EDUPLICATE, "execution %s already exists", e.ID)
 		}
@@ -162,8 +165,8 @@ func (s *ExecutionStore) CreateExecution(ctx context.Context, e *longrun.Executi
 				return fmt.Errorf("insert idempotency key: %w", err)
 			}
 		}
-		stored, err = getExecution(ctx, s.db.w, tx, e.ID)
-		return err
+		stored = created
+		return nil
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("create execution %s: %w", e.ID, err)
@@ -279,17 +282,15 @@ func (s *ExecutionStore) FinishExecution(ctx context.Context, id string, o longr
 		recorded bool
 	)
 	err := s.db.Write(ctx, func(tx *sql.Tx) error {
-		res, err := s.db.w.exec(ctx, tx, finishExecutionSQL,
-			string(o.Status), nullJSON(o.Output), o.Error, o.Cause, nullMillis(o.StopDate), id, string(longrun.StatusRunning))
-		if err != nil {
-			return err
+		// RETURNING: the one statement both records and reads, unless the
+		// execution has ended already (or does not exist).
+		var err error
+		e, err = scanExecution(s.db.w.queryRow(ctx, tx, finishExecutionSQL,
+			string(o.Status), nullJSON(o.Output), o.Error, o.Cause, nullMillis(o.StopDate), id, string(longrun.StatusRunning)))
+		recorded = err == nil
+		if errors.Is(err, sql.ErrNoRows) {
+			e, err = getExecution(ctx, s.db.w, tx, id)
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		recorded = n == 1
-		e, err = getExecution(ctx, s.db.w, tx, id)
 		return err
 	})
 	if err != nil {
