@@ -103,7 +103,12 @@ func nullJSON(raw json.RawMessage) sql.NullString {
 }
 
 func getExecution(ctx context.Context, p prepared, tx *sql.Tx, id string) (*longrun.Execution, error) {
-	e, err := scanExecution(p.queryRow(ctx, tx, getExecutionSQL, id))
+	return executionOf(p.queryRow(ctx, tx, getExecutionSQL, id), id)
+}
+
+// executionOf is the execution of row, a result of getExecutionSQL.
+func executionOf(row *sql.Row, id string) (*longrun.Execution, error) {
+	e, err := scanExecution(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, longrun.Errorf(longrun.ENOTFOUND, "execution %s not found", id)
 	}
@@ -189,12 +194,7 @@ func (s *ExecutionStore) DeleteExecution(ctx context.Context, id string) error {
 
 // GetExecution returns the execution; another tenant's is ENOTFOUND.
 func (s *ExecutionStore) GetExecution(ctx context.Context, tenant, id string) (*longrun.Execution, error) {
-	var e *longrun.Execution
-	err := s.db.Read(ctx, func(tx *sql.Tx) error {
-		var err error
-		e, err = getExecution(ctx, s.db.r, tx, id)
-		return err
-	})
+	e, err := executionOf(s.db.r.row(ctx, s.db.reader, getExecutionSQL, id), id)
 	if err != nil {
 		return nil, err
 	}

@@ -308,6 +308,17 @@ func (p prepared) queryRow(ctx context.Context, tx *sql.Tx, query string, args .
 	return tx.QueryRowContext(ctx, query, args...)
 }
 
+// row runs query, a single SELECT, on a connection of p's pool outside any
+// transaction: one statement reads one consistent snapshot by itself, so
+// the BEGIN and ROLLBACK around it that Read adds would be wasted (the
+// lookups of every API request and describe go this way).
+func (p prepared) row(ctx context.Context, pool *sql.DB, query string, args ...any) *sql.Row {
+	if st, ok := p[query]; ok {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return pool.QueryRowContext(ctx, query, args...)
+}
+
 // query runs query in tx, prepared if it is one of p's.
 func (p prepared) query(ctx context.Context, tx *sql.Tx, query string, args ...any) (*sql.Rows, error) {
 	if st, ok := p[query]; ok {

@@ -53,9 +53,7 @@ func (s *TenantStore) PutTenant(ctx context.Context, t *longrun.Tenant) error {
 // GetTenant returns the tenant, or ENOTFOUND.
 func (s *TenantStore) GetTenant(ctx context.Context, id string) (*longrun.Tenant, error) {
 	var doc string
-	err := s.db.Read(ctx, func(tx *sql.Tx) error {
-		return s.db.r.queryRow(ctx, tx, getTenantSQL, id).Scan(&doc)
-	})
+	err := s.db.r.row(ctx, s.db.reader, getTenantSQL, id).Scan(&doc)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, longrun.Errorf(longrun.ENOTFOUND, "tenant %s not found", id)
 	}
@@ -88,9 +86,7 @@ func (s *TenantStore) PutAPIKey(ctx context.Context, keyHash, tenant string) err
 // TenantForKey returns the tenant owning keyHash, or ENOTFOUND.
 func (s *TenantStore) TenantForKey(ctx context.Context, keyHash string) (string, error) {
 	var tenant string
-	err := s.db.Read(ctx, func(tx *sql.Tx) error {
-		return s.db.r.queryRow(ctx, tx, tenantForKeySQL, keyHash).Scan(&tenant)
-	})
+	err := s.db.r.row(ctx, s.db.reader, tenantForKeySQL, keyHash).Scan(&tenant)
 	if errors.Is(err, sql.ErrNoRows) {
 		// The hash is a secret's fingerprint: keep it out of messages.
 		return "", longrun.Errorf(longrun.ENOTFOUND, "unknown API key")
