@@ -7,13 +7,18 @@
 //
 // Open puts the file in WAL mode with synchronous=NORMAL (a commit survives a
 // process crash; only an OS crash or power loss may lose the last commits),
-// foreign keys on and a busy timeout. It keeps two connection pools:
+// foreign keys on and a busy timeout. It keeps three connection pools:
 //
 //   - a writer: one connection whose transactions begin IMMEDIATE, so every
-//     write in the process queues in database/sql rather than racing for the
-//     lock and failing with SQLITE_BUSY halfway through a transaction;
+//     write in the process queues for it rather than racing for the lock and
+//     failing with SQLITE_BUSY halfway through a transaction; callers that
+//     queue together commit together (group.go);
 //   - readers: several query-only connections. In WAL mode they read a
-//     consistent snapshot and never wait for the writer.
+//     consistent snapshot and never wait for the writer;
+//   - a checkpointer: one connection that copies the WAL into the file, so
+//     the writer's commits never wait for a checkpoint (checkpoint.go).
+//
+// The adapters' statements are prepared once per connection (prepared).
 //
 // Write and Read are the only ways in; both are exported so other packages
 // can put their own tables in the same file and share the writer:
