@@ -139,24 +139,41 @@ type executionRef struct {
 	ExecutionID  string `json:"executionId"`
 }
 
-// resolve returns the execution id the reference names.
-func (s *server) resolve(ref executionRef) (string, error) {
+// id returns the execution id the reference names: executionId, or the last
+// segment of executionArn (the Step Functions execution name).
+func (ref executionRef) id() (string, error) {
 	switch {
 	case ref.ExecutionID == "" && ref.ExecutionARN == "":
 		return "", longrun.Errorf(longrun.EINVALID, "name the execution with executionArn or executionId")
 	case ref.ExecutionARN == "":
 		return ref.ExecutionID, nil
 	}
-	// The id is the ARN's last segment (the Step Functions execution name);
-	// an ARN that is not exactly the one this deployment gives is unknown.
 	id := ref.ExecutionARN[strings.LastIndexByte(ref.ExecutionARN, ':')+1:]
 	if ref.ExecutionID != "" && ref.ExecutionID != id {
 		return "", longrun.Errorf(longrun.EINVALID, "executionArn and executionId name different executions; send one of them")
 	}
-	if id == "" || s.cfg.Orchestrator.ExecutionARN(id) != ref.ExecutionARN {
-		return "", longrun.Errorf(longrun.ENOTFOUND, "execution %s does not exist", ref.ExecutionARN)
+	if id == "" {
+		return "", notFound(ref.ExecutionARN)
 	}
 	return id, nil
+}
+
+// lookup reads the tenant's execution a POST body names. An executionArn must
+// be the execution's own ARN, as recorded when it started: one made up, or of
+// another deployment, is unknown.
+func (s *server) lookup(r *http.Request, ref executionRef) (*longrun.Execution, error) {
+	id, err := ref.id()
+	if err != nil {
+		return nil, err
+	}
+	e, err := s.get(r, id)
+	if err != nil {
+		return nil, err
+	}
+	if ref.ExecutionARN != "" && ref.ExecutionARN != e.ARN {
+		return nil, notFound(ref.ExecutionARN)
+	}
+	return e, nil
 }
 
 // notFound is the answer for unknown and foreign executions alike.

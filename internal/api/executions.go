@@ -19,19 +19,16 @@ func (s *server) handleDescribePost(w http.ResponseWriter, r *http.Request) erro
 	if err := decodeBody(r, &ref, `"executionArn" or "executionId"`); err != nil {
 		return err
 	}
-	id, err := s.resolve(ref)
+	e, err := s.lookup(r, ref)
 	if err != nil {
 		return err
 	}
-	return s.describe(w, r, id)
+	s.writeExecution(w, http.StatusOK, e)
+	return nil
 }
 
 func (s *server) handleDescribeGet(w http.ResponseWriter, r *http.Request) error {
-	return s.describe(w, r, r.PathValue("id"))
-}
-
-func (s *server) describe(w http.ResponseWriter, r *http.Request, id string) error {
-	e, err := s.get(r, id)
+	e, err := s.get(r, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -115,25 +112,26 @@ func (s *server) handleStopPost(w http.ResponseWriter, r *http.Request) error {
 	if len(req.Error) > maxStopError || len(req.Cause) > maxStopCause {
 		return longrun.Errorf(longrun.EINVALID, `"error" may have up to %d bytes and "cause" up to %d`, maxStopError, maxStopCause)
 	}
-	id, err := s.resolve(req.executionRef)
+	e, err := s.lookup(r, req.executionRef)
 	if err != nil {
 		return err
 	}
-	return s.stop(w, r, id, req.Error, req.Cause)
+	return s.stop(w, r, e, req.Error, req.Cause)
 }
 
 func (s *server) handleStopDelete(w http.ResponseWriter, r *http.Request) error {
-	return s.stop(w, r, r.PathValue("id"), "", "")
+	e, err := s.get(r, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return s.stop(w, r, e, "", "")
 }
 
 // stop stops the orchestration, then records ABORTED at once so describe
 // shows it without waiting for notify, which sends the execution.aborted
 // webhook when the orchestrator's status-change event reaches it.
-func (s *server) stop(w http.ResponseWriter, r *http.Request, id, errName, cause string) error {
-	e, err := s.get(r, id)
-	if err != nil {
-		return err
-	}
+func (s *server) stop(w http.ResponseWriter, r *http.Request, e *longrun.Execution, errName, cause string) error {
+	id := e.ID
 	if e.Status.Terminal() {
 		return notRunning(e)
 	}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -108,7 +109,7 @@ type emulator struct {
 
 // runEmulator starts function fn (a directory under functions/) with the
 // environment the template gives its LogicalId, the SDK pointed at kumo.
-func (f *fixture) runEmulator(t *testing.T, fn, logicalID string) *emulator {
+func (f *fixture) runEmulator(t *testing.T, fn, binary, logicalID string) *emulator {
 	t.Helper()
 	dir, rie := buildBinaries(t)
 	env := []string{
@@ -128,7 +129,7 @@ func (f *fixture) runEmulator(t *testing.T, fn, logicalID string) *emulator {
 		env = append(env, k+"="+v)
 	}
 	e := &emulator{addr: freePort(t), logs: &bytes.Buffer{}}
-	cmd := exec.Command(rie, "--runtime-interface-emulator-address", e.addr, "--runtime-api-address", freePort(t), filepath.Join(dir, fn))
+	cmd := exec.Command(rie, "--runtime-interface-emulator-address", e.addr, "--runtime-api-address", freePort(t), filepath.Join(dir, binary))
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = e.logs, e.logs
 	if err := cmd.Start(); err != nil {
@@ -186,6 +187,7 @@ func (e *emulator) invoke(t *testing.T, payload []byte) []byte {
 // needs, give the event the seeded ids, check the answer.
 type invocation struct {
 	logicalID string
+	binary    string // the function's directory under functions/; default the event's name
 	// prepare seeds the fixture and returns the event to send, made from
 	// the event file's contents.
 	prepare func(t *testing.T, f *fixture, event []byte) []byte
@@ -196,6 +198,16 @@ type invocation struct {
 // the sample events carry.
 func withID(event []byte, id string) []byte {
 	return []byte(strings.ReplaceAll(string(event), eventExecutionID, id))
+}
+
+// withARN gives an event the ARN of a seeded execution in place of the
+// event file's.
+func withARN(event []byte, e *longrun.Execution) []byte {
+	arn := regexp.MustCompile(`arn:aws:states:[^"\\]*:execution:[^"\\]*:` + eventExecutionID)
+	if !arn.Match(event) {
+		panic("the event names no execution ARN")
+	}
+	return arn.ReplaceAll(event, []byte(e.ARN))
 }
 
 // seededIDs passes ids from prepare to check.
@@ -252,6 +264,37 @@ var invocations = map[string]invocation{
 			id, _ := seededIDs.Load(t.Name())
 			if !strings.Contains(res.Body, id.(string)) || !strings.Contains(res.Body, `"RUNNING"`) {
 				t.Errorf("describe answered %s, want %s RUNNING", res.Body, id)
+			}
+		},
+	},
+	// The seed's API shape names executions by ARN: both functions must find
+	// the execution from its ARN alone.
+	"describe-post": {
+		logicalID: "DescribeFunction",
+		binary:    "describe",
+		prepare: func(t *testing.T, f *fixture, event []byte) []byte {
+			e := f.seedExecution(t, longrun.NewExecutionID(), "", false, nil)
+			seededIDs.Store(t.Name(), e.ID)
+			return withARN(event, e)
+		},
+		check: func(t *testing.T, f *fixture, answer []byte) {
+			res := httpAnswer(t, answer, http.StatusOK)
+			id, _ := seededIDs.Load(t.Name())
+			if !strings.Contains(res.Body, id.(string)) || !strings.Contains(res.Body, `"RUNNING"`) {
+				t.Errorf("describe by ARN answered %s, want %s RUNNING", res.Body, id)
+			}
+		},
+	},
+	"stop-post": {
+		logicalID: "StopFunction",
+		binary:    "stop",
+		prepare: func(t *testing.T, f *fixture, event []byte) []byte {
+			return withARN(event, f.seedExecution(t, longrun.NewExecutionID(), "", true, nil))
+		},
+		check: func(t *testing.T, f *fixture, answer []byte) {
+			res := httpAnswer(t, answer, http.StatusOK)
+			if !strings.Contains(res.Body, `"ABORTED"`) || !strings.Contains(res.Body, `"User.Cancelled"`) {
+				t.Errorf("stop by ARN answered %s, want ABORTED with the caller's error", res.Body)
 			}
 		},
 	},
@@ -374,7 +417,11 @@ func TestInvoke(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			e := f.runEmulator(t, fn, inv.logicalID)
+			binary := inv.binary
+			if binary == "" {
+				binary = fn
+			}
+			e := f.runEmulator(t, fn, binary, inv.logicalID)
 			answer := e.invoke(t, inv.prepare(t, f, event))
 			t.Logf("%s answered: %s", fn, answer)
 			inv.check(t, f, answer)
