@@ -350,6 +350,22 @@ func TestStartFailureCleansUp(t *testing.T) {
 	}
 }
 
+// A concurrent replay of the same Idempotency-Key may start the execution
+// first: the first request's own start then finds it there, which is success,
+// and must not delete the record of a running execution.
+func TestStartFindsItsExecutionAlreadyStarted(t *testing.T) {
+	t.Parallel()
+	hs := setup(t)
+	hs.orch.setStartErr(longrun.Errorf(longrun.EDUPLICATE, "ExecutionAlreadyExists"))
+	w := hs.do(t, "POST", "/start-execution", hs.acme, `{"input":1}`, "Idempotency-Key", "k")
+	if w.Code != 202 {
+		t.Fatalf("start that found its execution started: %d %s, want 202", w.Code, w.Body)
+	}
+	if n := hs.store.count(); n != 1 {
+		t.Fatalf("%d records, want the started execution's", n)
+	}
+}
+
 func TestStartReplayHealsCrashBetweenWrites(t *testing.T) {
 	t.Parallel()
 	hs := setup(t)
@@ -661,9 +677,10 @@ func TestInternalErrorsDoNotLeak(t *testing.T) {
 		name   string
 		break_ func(*harness)
 		path   string
+		status int // a store that fails is a dependency down: retryable
 	}{
-		{name: "store error", break_: func(hs *harness) { hs.store.getErr = errors.New("dial tcp 10.0.3.7:5432: secret-host refused") }, path: "/executions/x"},
-		{name: "panic", break_: func(hs *harness) { hs.store.panicOnList = true }, path: "/executions"},
+		{name: "store error", break_: func(hs *harness) { hs.store.getErr = errors.New("dial tcp 10.0.3.7:5432: secret-host refused") }, path: "/executions/x", status: 503},
+		{name: "panic", break_: func(hs *harness) { hs.store.panicOnList = true }, path: "/executions", status: 500},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -671,7 +688,7 @@ func TestInternalErrorsDoNotLeak(t *testing.T) {
 			hs := setup(t)
 			tt.break_(hs)
 			w := hs.do(t, "GET", tt.path, hs.acme, "")
-			p := wantProblem(t, w, 500, "request id")
+			p := wantProblem(t, w, tt.status)
 			if strings.Contains(w.Body.String(), "secret") || strings.Contains(w.Body.String(), "exploded") || p.RequestID == "" {
 				t.Fatalf("500 body leaks or lacks a request id: %s", w.Body)
 			}

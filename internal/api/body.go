@@ -189,7 +189,7 @@ func (s *server) get(r *http.Request, id string) (*longrun.Execution, error) {
 		return nil, notFound(id)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("get execution %s: %w", id, err)
+		return nil, fmt.Errorf("get execution %s: %w", id, asUnavailable(err))
 	}
 	return e, nil
 }

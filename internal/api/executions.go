@@ -79,7 +79,7 @@ func (s *server) handleList(w http.ResponseWriter, r *http.Request) error {
 		if longrun.IsCode(err, longrun.EINVALID) {
 			return longrun.Errorf(longrun.EINVALID, "nextToken is not one this API returned; omit it to start from the newest")
 		}
-		return fmt.Errorf("list executions: %w", err)
+		return fmt.Errorf("list executions: %w", asUnavailable(err))
 	}
 	out := listResponse{Executions: make([]executionSummary, 0, len(page.Executions)), NextToken: page.NextToken}
 	for _, e := range page.Executions {

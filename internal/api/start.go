@@ -77,7 +77,7 @@ func (s *server) handleStart(w http.ResponseWriter, r *http.Request) error {
 	case longrun.IsCode(err, longrun.ECONFLICT):
 		return longrun.Errorf(longrun.ECONFLICT, "Idempotency-Key %q was used in the last 24 hours with a different request body; use a new key for a new request", key)
 	case err != nil:
-		return fmt.Errorf("create execution %s: %w", id, err)
+		return fmt.Errorf("create execution %s: %w", id, asUnavailable(err))
 	}
 	setExecution(r, stored.ID)
 
@@ -93,7 +93,9 @@ func (s *server) handleStart(w http.ResponseWriter, r *http.Request) error {
 		return s.accepted(w, stored)
 	}
 
-	if err := s.cfg.Orchestrator.StartExecution(r.Context(), state); err != nil {
+	// EDUPLICATE: the id is fresh, so the execution that exists is this one,
+	// started by a concurrent replay of the same Idempotency-Key.
+	if err := s.cfg.Orchestrator.StartExecution(r.Context(), state); err != nil && !longrun.IsCode(err, longrun.EDUPLICATE) {
 		if derr := s.cfg.Executions.DeleteExecution(detached(r.Context()), id); derr != nil {
 			// The record stays RUNNING with no orchestration; a retry with
 			// the same key replays it and starts it then.
@@ -114,13 +116,13 @@ func (s *server) accepted(w http.ResponseWriter, e *longrun.Execution) error {
 	return nil
 }
 
-// asUnavailable marks a failure of the orchestrator as retryable (503)
-// unless it already says what it is.
+// asUnavailable marks a failure of a dependency (the store, the
+// orchestrator) as retryable (503) unless it already says what it is.
 func asUnavailable(err error) error {
 	if longrun.ErrorCode(err) != longrun.EINTERNAL {
 		return err
 	}
-	return fmt.Errorf("%w: %w", longrun.Errorf(longrun.EUNAVAILABLE, "orchestrator unavailable"), err)
+	return fmt.Errorf("%w: %w", longrun.Errorf(longrun.EUNAVAILABLE, "dependency unavailable"), err)
 }
 
 func (s *server) stateInput(e *longrun.Execution) longrun.StateInput {
