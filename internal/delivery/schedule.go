@@ -145,10 +145,13 @@ func ceilSecond(t time.Time) time.Time {
 }
 
 // StallAfter is how long past its due time a pending delivery must be to be
-// considered abandoned: whoever drives it (the deliver state machine) makes a
-// due attempt within one attempt's Timeout, so a delivery this late has
-// nobody driving it and may be restarted.
-const StallAfter = Timeout + 15*time.Second
+// considered abandoned. A live deliver state machine makes a due attempt
+// within one notify invocation (up to its 30 s Lambda timeout) plus the
+// Deliver state's retries of a failed invocation (2 s doubling, capped at
+// 60 s, six times: about 2 min), so a delivery this late has nobody driving
+// it and may be restarted; a shorter bound would start a second loop beside
+// a slow live one.
+const StallAfter = 5 * time.Minute
 
 // InProgress reports whether d is pending and still driven, so starting
 // another round (a redeliver request) would only run two in parallel.

@@ -265,8 +265,9 @@ func (n *Notifier) ensureDelivery(ctx context.Context, e *longrun.Execution, kic
 }
 
 // deliver makes one more attempt if one is due, and says when the next one
-// is. An execution whose delivery already ended is delivered again: that is
-// how a redeliver request reaches notify.
+// is. A delivery that has ended (delivered, or failed: schedule exhausted or
+// 410 Gone) is done: a leftover or duplicate deliver loop must not send it
+// again. A redeliver request sets it pending before starting a loop.
 func (n *Notifier) deliver(ctx context.Context, id string) (json.RawMessage, error) {
 	e, err := n.cfg.Store.GetExecution(ctx, "", id)
 	if longrun.IsCode(err, longrun.ENOTFOUND) {
@@ -284,12 +285,11 @@ func (n *Notifier) deliver(ctx context.Context, id string) (json.RawMessage, err
 		d = *e.Webhook
 	}
 	switch {
-	case d.State == longrun.DeliveryPending && n.cfg.Clock().Add(dueSlack).Before(d.NextAttempt):
+	case d.State != longrun.DeliveryPending:
+		return answer(longrun.DeliverResult{Done: true})
+	case n.cfg.Clock().Add(dueSlack).Before(d.NextAttempt):
 		// Early (a retried invocation, or clocks apart): send nothing.
 		return answer(longrun.DeliverResult{RetryAt: formatRetryAt(d.NextAttempt)})
-	case d.State != longrun.DeliveryPending:
-		n.log.InfoContext(ctx, "webhook redelivery", "execution_id", e.ID, "was", d.State)
-		d.State = longrun.DeliveryPending
 	}
 	d, err = n.attempt(ctx, e, d)
 	if err != nil {

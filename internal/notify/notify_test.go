@@ -513,17 +513,34 @@ func TestWebhookFailureNeverFailsNotify(t *testing.T) {
 	}
 }
 
-func TestDeliverRedeliversEndedDelivery(t *testing.T) {
+// A delivery that ended is never sent again by a deliver call (a leftover
+// or duplicate loop): not after a 2xx, and above all not after 410 Gone. A
+// redeliver request sets it pending first; then deliver sends.
+func TestDeliverLeavesEndedDeliveryAlone(t *testing.T) {
 	t.Parallel()
 	for _, first := range []int{200, 410} {
 		f := setup(t)
-		f.answer(first)
+		f.answer(first, 204)
 		f.mustHandle(t, "finalize-succeeded.json")
 		f.clock.Set(t0.Add(time.Hour))
 		if r := f.deliver(t); !r.Done {
+			t.Fatalf("deliver after %d = %+v, want done", first, r)
+		}
+		if reqs := f.received(); len(reqs) != 1 {
+			t.Fatalf("after %d a deliver call sent again: %d requests", first, len(reqs))
+		}
+
+		// What POST /executions/{id}/redeliver does before starting a loop.
+		e := f.store.get(execID)
+		d := *e.Webhook
+		d.State, d.NextAttempt = longrun.DeliveryPending, t0.Add(time.Hour)
+		if err := f.store.SaveDelivery(t.Context(), execID, d); err != nil {
+			t.Fatal(err)
+		}
+		if r := f.deliver(t); !r.Done {
 			t.Fatalf("redelivery after %d = %+v, want done", first, r)
 		}
-		e := f.store.get(execID)
+		e = f.store.get(execID)
 		reqs := f.received()
 		if len(reqs) != 2 || e.Webhook.State != longrun.DeliveryDelivered || len(e.Webhook.Attempts) != 2 {
 			t.Fatalf("after %d and a redelivery: %d requests, %s", first, len(reqs), delivery.Describe(*e.Webhook))
