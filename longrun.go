@@ -23,6 +23,11 @@ const (
 	// MaxInputBytes is Step Functions' payload limit (256 KiB); the whole
 	// state input, not only the user's part, must fit under it.
 	MaxInputBytes = 256 * 1024
+	// StateOverheadBytes is the room kept under MaxInputBytes for what
+	// travels with the user's data: the task token (up to about 1 KiB on
+	// AWS), ids and ARN in the job's SQS message (whose limit is also
+	// 256 KiB), and the state's other fields beside the job's output.
+	StateOverheadBytes = 2 * 1024
 	// MaxNameLength is the limit on a client-chosen execution name.
 	MaxNameLength = 80
 	// MaxIdempotencyKeyLength bounds the Idempotency-Key header.

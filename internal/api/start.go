@@ -62,10 +62,10 @@ func (s *server) handleStart(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if size > longrun.MaxInputBytes {
+	if limit := longrun.MaxInputBytes - longrun.StateOverheadBytes; size > limit {
 		return longrun.Errorf(longrun.ETOOLARGE,
-			"the execution input is %d bytes as the state machine's input; the limit is %d bytes (256 KiB, the Step Functions payload limit): pass a reference to large data instead",
-			size, longrun.MaxInputBytes)
+			"the execution input is %d bytes as the state machine's input; the limit is %d bytes (the 256 KiB Step Functions payload limit less %d bytes for the task token and ids that travel with it): pass a reference to large data instead",
+			size, limit, longrun.StateOverheadBytes)
 	}
 	if key != "" {
 		e.IdempotencyKey = key

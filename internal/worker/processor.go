@@ -164,7 +164,7 @@ func (e *panicError) Error() string { return fmt.Sprintf("panic: %v", e.value) }
 
 // complete reports the job's outcome with SendTaskSuccess or SendTaskFailure.
 func (p *Processor) complete(ctx context.Context, msg longrun.TaskMessage, output json.RawMessage, jobErr error, log *slog.Logger) error {
-	name, cause := failure(output, jobErr)
+	name, cause := failure(msg.Input, output, jobErr)
 	if name == "" {
 		if len(output) == 0 {
 			output = json.RawMessage("null")
@@ -182,7 +182,7 @@ func (p *Processor) complete(ctx context.Context, msg longrun.TaskMessage, outpu
 
 // failure returns the error name and cause that a job's result is reported
 // with, or "" when it succeeded with valid output.
-func failure(output json.RawMessage, err error) (name, cause string) {
+func failure(input, output json.RawMessage, err error) (name, cause string) {
 	var (
 		jobErr   *longrun.JobError
 		panicErr *panicError
@@ -199,8 +199,11 @@ func failure(output json.RawMessage, err error) (name, cause string) {
 		name, cause = longrun.ErrNameJobFailed, err.Error()
 	case len(output) > 0 && !json.Valid(output):
 		name, cause = longrun.ErrNameBadOutput, fmt.Sprintf("the job returned output that is not JSON: %q", truncate(string(output), 200))
-	case len(output) > longrun.MaxInputBytes:
-		name, cause = longrun.ErrNameBadOutput, fmt.Sprintf("the job returned %d bytes of output; the limit is %d (256 KiB): store large results elsewhere and return a reference", len(output), longrun.MaxInputBytes)
+	case len(input)+len(output)+longrun.StateOverheadBytes > longrun.MaxInputBytes:
+		// statemachine/longrun.asl.json puts the output at $.result, beside
+		// the input; Step Functions would refuse that state with
+		// States.DataLimitExceeded, which no Catch sees: say it here, clearly.
+		name, cause = longrun.ErrNameBadOutput, fmt.Sprintf("the job returned %d bytes of output; with its %d bytes of input that is over the 256 KiB (%d bytes) Step Functions state limit: store large results elsewhere and return a reference", len(output), len(input), longrun.MaxInputBytes)
 	default:
 		return "", ""
 	}

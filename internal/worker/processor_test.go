@@ -91,8 +91,12 @@ func jobReturning(out string, err error) longrun.Job {
 func TestProcessOutcome(t *testing.T) {
 	t.Parallel()
 	big := `"` + strings.Repeat("x", longrun.MaxInputBytes) + `"`
+	str := func(n int) string { return `"` + strings.Repeat("x", n-2) + `"` } // a JSON string of n bytes
+	bigInput := str(200 << 10)
+	const smallInput = `{"seconds":1}`
 	tests := []struct {
 		name       string
+		input      string // the task's input; default smallInput
 		job        longrun.Job
 		wantOutput string // SendTaskSuccess output, "" for a failure
 		wantName   string
@@ -112,13 +116,19 @@ func TestProcessOutcome(t *testing.T) {
 		}, wantName: longrun.ErrNameJobPanic, wantCause: "index out of range [3]", wantInLog: "processor_test.go"},
 		{name: "output not JSON", job: jobReturning(`{"a":`, nil), wantName: longrun.ErrNameBadOutput, wantCause: "not JSON"},
 		{name: "output too large", job: jobReturning(big, nil), wantName: longrun.ErrNameBadOutput, wantCause: "262144"},
+		{name: "output and input over the state limit", input: bigInput, job: jobReturning(str(60<<10), nil), wantName: longrun.ErrNameBadOutput, wantCause: "with its 204800 bytes of input"},
+		{name: "output that just fits beside the input", job: jobReturning(str(longrun.MaxInputBytes-longrun.StateOverheadBytes-len(smallInput)), nil),
+			wantOutput: str(longrun.MaxInputBytes - longrun.StateOverheadBytes - len(smallInput))},
 		{name: "cause truncated", job: jobReturning("", errors.New(strings.Repeat("é", maxCause))), wantName: longrun.ErrNameJobFailed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			h := setup(t, tt.job)
-			if err := h.p.Process(context.Background(), message(`{"seconds":1}`)); err != nil {
+			if tt.input == "" {
+				tt.input = smallInput
+			}
+			if err := h.p.Process(context.Background(), message(tt.input)); err != nil {
 				t.Fatalf("Process: %v", err)
 			}
 			successes, failures, _ := h.rep.snapshot()
