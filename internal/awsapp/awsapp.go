@@ -45,6 +45,7 @@ const (
 	EnvWebhookSchedule        = "LONGRUN_WEBHOOK_SCHEDULE"
 	EnvWebhookRequireHTTPS    = "LONGRUN_WEBHOOK_REQUIRE_HTTPS"
 	EnvRamenTimerSeconds      = "LONGRUN_RAMEN_TIMER_SECONDS"
+	EnvAPIURL                 = "LONGRUN_API_URL"
 )
 
 // Config is the deployment's configuration. Zero values mean "not set";
@@ -65,6 +66,10 @@ type Config struct {
 	WebhookPolicy delivery.Policy
 	// RamenTimerSeconds is the example job's default TIMER.
 	RamenTimerSeconds float64
+	// APIURL is the HTTP API's base URL as clients call it (template
+	// Parameter PublicApiUrl): webhooks whose output is too large to send
+	// inline point there instead. Empty: they carry the path alone.
+	APIURL string
 }
 
 // ConfigFromEnv reads Config from the variables template.yaml sets. A
@@ -76,6 +81,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		StateMachineARN:        getenv(EnvStateMachineARN),
 		DeliverStateMachineARN: getenv(EnvDeliverStateMachineARN),
 		JobsQueueURL:           getenv(EnvJobsQueueURL),
+		APIURL:                 strings.TrimRight(getenv(EnvAPIURL), "/"),
 		WebhookPolicy:          delivery.Policy{RequireHTTPS: true},
 	}
 	var err error

@@ -126,6 +126,9 @@ func (a *App) Notify() (NotifyHandler, error) {
 		Sender:    delivery.NewSender(delivery.Config{Policy: a.Config.WebhookPolicy}),
 		Schedule:  delivery.Schedule{Delays: a.Config.WebhookSchedule},
 		Logger:    a.Logger,
+		// Without the public URL (a deployment parameter), the path alone:
+		// receivers resolve it against the API they call.
+		DescribeURL: func(id string) string { return a.Config.APIURL + "/executions/" + id },
 	})
 	return n.Handle, nil
 }

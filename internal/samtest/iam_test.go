@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -242,8 +243,12 @@ var scenarios = map[string]func(t *testing.T, f *fixture, rec *recorder){
 		id := longrun.NewExecutionID()
 		f.seedExecution(t, id, "", false, nil)
 		ctx := context.Background()
+		// describe-post.json names the execution by ARN: the seeded one's.
+		seededARN := func(ev *events.APIGatewayV2HTTPRequest) {
+			ev.Body = regexp.MustCompile(`arn:aws:states:[^"]*:execution:[^"]*:`+id).ReplaceAllString(ev.Body, f.engine.ExecutionARN(id))
+		}
 		for _, name := range []string{"describe.json", "describe-post.json", "list.json"} {
-			res, err := h(ctx, httpEvent(t, name, id, nil))
+			res, err := h(ctx, httpEvent(t, name, id, seededARN))
 			wantStatus(t, name, res, err, http.StatusOK)
 			if !strings.Contains(res.Body, id) {
 				t.Errorf("%s: the answer does not show %s: %s", name, id, res.Body)
