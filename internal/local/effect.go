@@ -35,7 +35,7 @@ func (e *Engine) dispatch(ctx context.Context, ex *execution) {
 		e.retry = append(e.retry, c)
 		return
 	}
-	go func() {
+	e.workers.Go(func() {
 		select {
 		case e.sem <- struct{}{}:
 		case <-ctx.Done():
@@ -54,7 +54,7 @@ func (e *Engine) dispatch(ctx context.Context, ex *execution) {
 			return
 		}
 		e.post(c)
-	}()
+	})
 }
 
 // send sends the task message to a queue that cannot join the transaction,
@@ -301,7 +301,7 @@ func (b *batch) writeOutbox() error {
 // deliverEvent calls the event's function until it accepts the event
 // (returns no error), with backoff, then has the row deleted.
 func (e *Engine) deliverEvent(ctx context.Context, o outboxItem) {
-	go func() {
+	e.workers.Go(func() {
 		for delay := time.Second; ; delay = min(2*delay, 5*time.Minute) {
 			f := findFunction(e.fns, o.function)
 			if f == nil {
@@ -322,5 +322,5 @@ func (e *Engine) deliverEvent(ctx context.Context, o outboxItem) {
 				return
 			}
 		}
-	}()
+	})
 }

@@ -54,6 +54,11 @@ type Engine struct {
 	cmds    chan *command
 	started chan struct{} // closed when Run begins
 	stopped chan struct{} // closed when Run returns
+	quit    chan struct{} // closed when Run's loop ends: internal commands are dropped from then on
+	// workers are the goroutines Run starts (invokes, sends, status
+	// events); Run waits for them before it returns, so nothing the engine
+	// started outlives it (and the DB under it).
+	workers sync.WaitGroup
 	once    sync.Once
 	sem     chan struct{}
 
@@ -88,6 +93,7 @@ func newEngine(cfg Config) *Engine {
 		cmds:    make(chan *command, 4*maxBatch),
 		started: make(chan struct{}),
 		stopped: make(chan struct{}),
+		quit:    make(chan struct{}),
 		sem:     make(chan struct{}, maxInflight),
 		execs:   map[string]*execution{},
 		tokens:  map[string]*execution{},
@@ -270,7 +276,7 @@ func (e *Engine) submit(ctx context.Context, c *command) error {
 func (e *Engine) post(c *command) {
 	select {
 	case e.cmds <- c:
-	case <-e.stopped:
+	case <-e.quit:
 	}
 }
 
@@ -283,7 +289,12 @@ func (e *Engine) Run(ctx context.Context) error {
 	if !first {
 		return errors.New("local engine: Run called twice")
 	}
+	// In this order when Run returns: drop internal commands, wait for the
+	// goroutines Run started (their ctx is Run's, so they end promptly),
+	// then let submitters see the engine stopped.
 	defer close(e.stopped)
+	defer e.workers.Wait()
+	defer close(e.quit)
 	pending, outbox, err := e.load(ctx)
 	if err != nil {
 		return err

@@ -737,3 +737,27 @@ func TestSendMessage(t *testing.T) {
 		})
 	}
 }
+
+// Run returns only after the goroutines it started (here, an invoke in
+// flight) have ended: nothing the engine started outlives it, and the DB can
+// be closed right after.
+func TestRunWaitsForItsInvokes(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	calling := make(chan struct{}, 1)
+	f.echo.set(func(r *recorder) {
+		r.block, r.calling = make(chan struct{}), calling // held until ctx ends
+	})
+	if _, err := f.e.Start(f.ctx, "lambda", "l-wait", json.RawMessage(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-calling:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the invoke never started")
+	}
+	f.halt()
+	if f.echo.ended.Load() != 1 {
+		t.Fatal("Run returned while an invoke it started was still running")
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -88,9 +89,11 @@ type recorder struct {
 	block   chan struct{}
 	calling chan struct{} // if set, gets a value when a call starts
 	answer  func(payload json.RawMessage) (json.RawMessage, error)
+	ended   atomic.Int32 // calls that have returned
 }
 
 func (r *recorder) fn(ctx context.Context, payload json.RawMessage) (json.RawMessage, error) {
+	defer r.ended.Add(1)
 	r.mu.Lock()
 	block, calling := r.block, r.calling
 	r.mu.Unlock()
