@@ -44,6 +44,7 @@ func devCommand(env envSource) *cli.Command {
 			&cli.BoolFlag{Name: "allow-loopback-webhooks", Usage: "let callback URLs point at 127.0.0.1 or ::1 (for longrun webhook listen); other private addresses stay refused"},
 			&cli.StringFlag{Name: "webhook-schedule", Usage: "delays between webhook attempts, e.g. 1s,5s,30s (default: the template's WebhookSchedule)"},
 			&cli.IntFlag{Name: "workers", Value: 8, Usage: "jobs run at once"},
+			&cli.FloatFlag{Name: "rate-limit", Value: 100, Usage: "requests per second each tenant may make (burst twice that) before 429; 0 for no limit"},
 			&cli.StringFlag{Name: "tenant", Value: "dev", Usage: "tenant of the API key printed at start"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 		},
@@ -67,6 +68,7 @@ func devCommand(env envSource) *cli.Command {
 				AllowLoopbackWebhooks: cmd.Bool("allow-loopback-webhooks"),
 				WebhookSchedule:       cmd.String("webhook-schedule"),
 				Workers:               int(cmd.Int("workers")),
+				RatePerTenant:         cmd.Float("rate-limit"),
 				Logger:                logger,
 			})
 			if err != nil {

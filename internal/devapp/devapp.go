@@ -60,6 +60,9 @@ type Config struct {
 	WebhookSchedule string
 	// Workers is how many jobs run at once; default 8.
 	Workers int
+	// RatePerTenant is each tenant's request rate (per second, burst twice
+	// that) before the API answers 429; 0 turns throttling off.
+	RatePerTenant float64
 	// Job is the job the worker runs; default the ramen timer with the
 	// template's RamenTimerSeconds.
 	Job longrun.Job
@@ -335,6 +338,8 @@ func (a *App) assemble(ctx context.Context, tpl *template.Template, s *settings,
 		Limits:           s.limits,
 		Clock:            a.DB.Now,
 		Logger:           a.log.With("component", "api"),
+		RatePerTenant:    cfg.RatePerTenant,
+		BurstPerTenant:   int(2 * cfg.RatePerTenant),
 	})
 
 	job := cfg.Job

@@ -3,6 +3,8 @@ package devapp_test
 import (
 	"bytes"
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/longrun/longrun"
 	"github.com/longrun/longrun/internal/devapp"
+	"github.com/longrun/longrun/internal/tenant"
 )
 
 // copyTemplate copies the repository's template and state machines into a
@@ -115,4 +118,37 @@ func orSame(edit func([]byte) []byte) func([]byte) []byte {
 		return func(b []byte) []byte { return b }
 	}
 	return edit
+}
+
+// The local API throttles each tenant on its own.
+func TestOpenThrottlesPerTenant(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	app, err := devapp.Open(ctx, devapp.Config{DataDir: t.TempDir(), TemplatePath: filepath.Join("..", "..", "template.yaml"), RatePerTenant: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	get := func(key string) int {
+		req := httptest.NewRequest(http.MethodGet, "/executions", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		w := httptest.NewRecorder()
+		app.Handler.ServeHTTP(w, req)
+		return w.Code
+	}
+	acme, err := tenant.CreateKey(ctx, app.Tenants, "acme", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	globex, err := tenant.CreateKey(ctx, app.Tenants, "globex", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes := []int{get(acme.APIKey), get(acme.APIKey), get(acme.APIKey)}
+	if codes[0] != 200 || codes[1] != 200 || codes[2] != http.StatusTooManyRequests {
+		t.Fatalf("acme's three requests at once got %v, want 200 200 429 (1/s, burst 2)", codes)
+	}
+	if code := get(globex.APIKey); code != 200 {
+		t.Fatalf("another tenant got %d, want 200", code)
+	}
 }
