@@ -1,6 +1,7 @@
 package dynamostore
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -45,14 +46,14 @@ func (s *Store) ListExecutions(ctx context.Context, tenant string, q longrun.Lis
 
 	page := &longrun.ExecutionPage{}
 	var last map[string]types.AttributeValue
-	for {
+	for queries := 1; ; queries++ {
 		out, err := s.client.Query(ctx, in)
 		if err != nil {
 			return nil, fmt.Errorf("list executions of %s: %w", tenant, err)
 		}
 		for _, item := range out.Items {
 			if len(page.Executions) == limit {
-				page.NextToken = encodeToken(last)
+				page.NextToken = encodeToken(last, tenant)
 				return page, nil
 			}
 			e, err := unmarshalExecution(item)
@@ -65,9 +66,20 @@ func (s *Store) ListExecutions(ctx context.Context, tenant string, q longrun.Lis
 		if out.LastEvaluatedKey == nil {
 			return page, nil
 		}
+		if queries == maxQueriesPerPage {
+			// A filter that matches little would otherwise read the
+			// tenant's whole history in one request: answer with what was
+			// found and where to go on, as DynamoDB itself does.
+			page.NextToken = encodeToken(out.LastEvaluatedKey, tenant)
+			return page, nil
+		}
 		in.ExclusiveStartKey = out.LastEvaluatedKey
 	}
 }
+
+// maxQueriesPerPage bounds the work of one ListExecutions: a page may then
+// hold fewer executions than asked for, with a NextToken to go on.
+const maxQueriesPerPage = 10
 
 // pageKey is a next token's content: the table and index key of the last
 // execution of a page.
@@ -78,7 +90,12 @@ type pageKey struct {
 	GSI1SK string `json:"gsi1sk"`
 }
 
-func encodeToken(item map[string]types.AttributeValue) string {
+// encodeToken makes the next token from an item or a LastEvaluatedKey. An
+// execution's four key attributes all follow from its id (pk = gsi1sk =
+// EXEC#<id>, sk = EXEC, gsi1pk = TENANT#<tenant>), so the key is rebuilt from
+// whichever of them the item carries: AWS returns all four in a GSI query's
+// LastEvaluatedKey, emulators sometimes fewer.
+func encodeToken(item map[string]types.AttributeValue, tenant string) string {
 	str := func(name string) string {
 		v, _ := item[name].(*types.AttributeValueMemberS)
 		if v == nil {
@@ -86,7 +103,8 @@ func encodeToken(item map[string]types.AttributeValue) string {
 		}
 		return v.Value
 	}
-	b, _ := json.Marshal(pageKey{PK: str(attrPK), SK: str(attrSK), GSI1PK: str(attrGSI1PK), GSI1SK: str(attrGSI1SK)})
+	pk := cmp.Or(str(attrPK), str(attrGSI1SK))
+	b, _ := json.Marshal(pageKey{PK: pk, SK: skExec, GSI1PK: tenantGSI1PK(tenant), GSI1SK: pk})
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
