@@ -277,8 +277,34 @@ func TestDevEndToEnd(t *testing.T) {
 		t.Fatalf("delivery record %+v, want delivered after 503 then 204", d.Webhook)
 	}
 
-	// Another tenant sees none of it.
-	if _, err := s.Client.Describe(context.Background(), "01a00000-0000-7000-8000-000000000000"); !client.IsNotFound(err) {
+	// Another tenant sees none of it: every route answers as for an unknown id.
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"longrun", "keys", "create", "--data-dir", filepath.Join(dir, "data"), "--tenant", "globex"},
+		func(string) string { return "" }, nil, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var globexKey struct{ APIKey string }
+	if err := json.Unmarshal(out.Bytes(), &globexKey); err != nil {
+		t.Fatal(err)
+	}
+	globex := client.New(s.URL, globexKey.APIKey)
+	ctx := context.Background()
+	if _, err := globex.Describe(ctx, ok1.ExecutionID); !client.IsNotFound(err) {
+		t.Errorf("another tenant's describe: %v, want 404", err)
+	}
+	if _, err := globex.Describe(ctx, ok1.ExecutionARN); !client.IsNotFound(err) {
+		t.Errorf("another tenant's describe by ARN: %v, want 404", err)
+	}
+	if _, err := globex.Stop(ctx, ok1.ExecutionID, "", ""); !client.IsNotFound(err) {
+		t.Errorf("another tenant's stop: %v, want 404", err)
+	}
+	if err := globex.Redeliver(ctx, ok1.ExecutionID); !client.IsNotFound(err) {
+		t.Errorf("another tenant's redeliver: %v, want 404", err)
+	}
+	if page, err := globex.List(ctx, "", 100, ""); err != nil || len(page.Executions) != 0 {
+		t.Errorf("another tenant's list: %v, %v; want empty", page, err)
+	}
+	if _, err := s.Client.Describe(ctx, "01a00000-0000-7000-8000-000000000000"); !client.IsNotFound(err) {
 		t.Fatalf("unknown execution: %v, want 404", err)
 	}
 }
