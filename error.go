@@ -59,3 +59,26 @@ func ErrorMessage(err error) string {
 
 // IsCode reports whether err carries code.
 func IsCode(err error, code string) bool { return err != nil && ErrorCode(err) == code }
+
+// Step Functions' limits on an error name and its cause (SendTaskFailure,
+// StopExecution), in characters.
+const (
+	MaxErrorNameLength = 256
+	MaxCauseLength     = 32768
+)
+
+// Truncate cuts s to at most n characters (runes), as Step Functions counts
+// them, never in the middle of one.
+func Truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := 0
+	for pos := range s {
+		if i == n {
+			return s[:pos]
+		}
+		i++
+	}
+	return s
+}

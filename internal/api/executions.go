@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	longrun "github.com/longrun/longrun"
 	"github.com/longrun/longrun/internal/delivery"
@@ -98,19 +99,13 @@ type stopRequest struct {
 	Cause string `json:"cause"`
 }
 
-// Step Functions' own bounds on StopExecution's error and cause.
-const (
-	maxStopError = 256
-	maxStopCause = 32768
-)
-
 func (s *server) handleStopPost(w http.ResponseWriter, r *http.Request) error {
 	var req stopRequest
 	if err := decodeBody(r, &req, `"executionArn" or "executionId", "error", "cause"`); err != nil {
 		return err
 	}
-	if len(req.Error) > maxStopError || len(req.Cause) > maxStopCause {
-		return longrun.Errorf(longrun.EINVALID, `"error" may have up to %d bytes and "cause" up to %d`, maxStopError, maxStopCause)
+	if utf8.RuneCountInString(req.Error) > longrun.MaxErrorNameLength || utf8.RuneCountInString(req.Cause) > longrun.MaxCauseLength {
+		return longrun.Errorf(longrun.EINVALID, `"error" may have up to %d characters and "cause" up to %d (Step Functions' limits)`, longrun.MaxErrorNameLength, longrun.MaxCauseLength)
 	}
 	e, err := s.lookup(r, req.executionRef)
 	if err != nil {

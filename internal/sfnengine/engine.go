@@ -29,13 +29,6 @@ import (
 	"github.com/longrun/longrun"
 )
 
-// Step Functions' limits on the error and cause of SendTaskFailure and
-// StopExecution, in characters.
-const (
-	MaxErrorLength = 256
-	MaxCauseLength = 32768
-)
-
 // API is the part of the Step Functions client the engine uses.
 // *sfn.Client implements it.
 type API interface {
@@ -120,8 +113,8 @@ func (e *Engine) StopExecution(ctx context.Context, arn, errName, cause string) 
 	}
 	_, err = e.client.StopExecution(ctx, &sfn.StopExecutionInput{
 		ExecutionArn: aws.String(arn),
-		Error:        aws.String(truncate(errName, MaxErrorLength)),
-		Cause:        aws.String(truncate(cause, MaxCauseLength)),
+		Error:        aws.String(longrun.Truncate(errName, longrun.MaxErrorNameLength)),
+		Cause:        aws.String(longrun.Truncate(cause, longrun.MaxCauseLength)),
 	})
 	if err != nil {
 		return fmt.Errorf("stop execution %s: %w", arn, err)
@@ -189,8 +182,8 @@ func (e *Engine) SendTaskSuccess(ctx context.Context, token string, output json.
 func (e *Engine) SendTaskFailure(ctx context.Context, token, errName, cause string) error {
 	_, err := e.client.SendTaskFailure(ctx, &sfn.SendTaskFailureInput{
 		TaskToken: aws.String(token),
-		Error:     aws.String(truncate(errName, MaxErrorLength)),
-		Cause:     aws.String(truncate(cause, MaxCauseLength)),
+		Error:     aws.String(longrun.Truncate(errName, longrun.MaxErrorNameLength)),
+		Cause:     aws.String(longrun.Truncate(cause, longrun.MaxCauseLength)),
 	})
 	return taskError("send task failure", token, err)
 }
@@ -232,21 +225,6 @@ func tokenRef(token string) string {
 func hasCode(err error, code string) bool {
 	var apiErr smithy.APIError
 	return errors.As(err, &apiErr) && apiErr.ErrorCode() == code
-}
-
-// truncate cuts s to at most n characters (runes), as Step Functions counts.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	i := 0
-	for pos := range s {
-		if i == n {
-			return s[:pos]
-		}
-		i++
-	}
-	return s
 }
 
 func sameJSON(a, b string) bool {

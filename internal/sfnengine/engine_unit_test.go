@@ -117,11 +117,11 @@ func TestFailureTruncatedToLimits(t *testing.T) {
 	if err := New(f, Config{StateMachineARN: smARN}).SendTaskFailure(context.Background(), "tok", longName, longCause); err != nil {
 		t.Fatal(err)
 	}
-	if n := utf8.RuneCountInString(aws.ToString(f.failure.Error)); n != MaxErrorLength || !utf8.ValidString(aws.ToString(f.failure.Error)) {
-		t.Errorf("error is %d characters (valid UTF-8: %v), want %d", n, utf8.ValidString(aws.ToString(f.failure.Error)), MaxErrorLength)
+	if n := utf8.RuneCountInString(aws.ToString(f.failure.Error)); n != longrun.MaxErrorNameLength || !utf8.ValidString(aws.ToString(f.failure.Error)) {
+		t.Errorf("error is %d characters (valid UTF-8: %v), want %d", n, utf8.ValidString(aws.ToString(f.failure.Error)), longrun.MaxErrorNameLength)
 	}
-	if n := len(aws.ToString(f.failure.Cause)); n != MaxCauseLength {
-		t.Errorf("cause is %d characters, want %d", n, MaxCauseLength)
+	if n := len(aws.ToString(f.failure.Cause)); n != longrun.MaxCauseLength {
+		t.Errorf("cause is %d characters, want %d", n, longrun.MaxCauseLength)
 	}
 }
 

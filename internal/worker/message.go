@@ -39,7 +39,7 @@ func (p *Processor) rejectMessage(ctx context.Context, body string, decodeErr er
 		log.ErrorContext(ctx, "bad task message without a token; leaving it for the dead-letter queue", "err", decodeErr, "body_bytes", len(body))
 		return false
 	}
-	cause := truncate(fmt.Sprintf("the worker could not read the task message: %v", decodeErr), maxCause)
+	cause := longrun.Truncate(fmt.Sprintf("the worker could not read the task message: %v", decodeErr), longrun.MaxCauseLength)
 	err := p.send(ctx, probe.ExecutionID, "send task failure", log, func() error {
 		return p.cfg.Tasks.SendTaskFailure(ctx, probe.TaskToken, longrun.ErrNameBadMessage, cause)
 	})

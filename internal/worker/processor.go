@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"time"
 
@@ -50,12 +49,6 @@ const (
 	DefaultHeartbeatInterval = 20 * time.Second
 	DefaultProgressInterval  = 5 * time.Second
 	DefaultSendAttempts      = 4
-)
-
-// Limits of SendTaskFailure's error name and cause (Step Functions').
-const (
-	maxErrorName = 256
-	maxCause     = 32768
 )
 
 // Processor runs one task message at a time per call; it is safe for
@@ -198,7 +191,7 @@ func failure(input, output json.RawMessage, err error) (name, cause string) {
 	case err != nil:
 		name, cause = longrun.ErrNameJobFailed, err.Error()
 	case len(output) > 0 && !json.Valid(output):
-		name, cause = longrun.ErrNameBadOutput, fmt.Sprintf("the job returned output that is not JSON: %q", truncate(string(output), 200))
+		name, cause = longrun.ErrNameBadOutput, fmt.Sprintf("the job returned output that is not JSON: %q", longrun.Truncate(string(output), 200))
 	case len(input)+len(output)+longrun.StateOverheadBytes > longrun.MaxInputBytes:
 		// statemachine/longrun.asl.json puts the output at $.result, beside
 		// the input; Step Functions would refuse that state with
@@ -207,7 +200,7 @@ func failure(input, output json.RawMessage, err error) (name, cause string) {
 	default:
 		return "", ""
 	}
-	return truncate(name, maxErrorName), truncate(cause, maxCause)
+	return longrun.Truncate(name, longrun.MaxErrorNameLength), longrun.Truncate(cause, longrun.MaxCauseLength)
 }
 
 // send calls a SendTask* call, retrying transient failures with backoff. A
@@ -335,13 +328,6 @@ func (p *Processor) setProgress(ctx context.Context, executionID string, pr long
 		// Progress is advisory; the job goes on.
 		log.WarnContext(ctx, "store progress", "err", err)
 	}
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return strings.ToValidUTF8(s[:n], "") // a cut rune would make the string invalid
 }
 
 func errString(err error) string {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	longrun "github.com/longrun/longrun"
 )
@@ -119,7 +120,7 @@ func TestProcessOutcome(t *testing.T) {
 		{name: "output and input over the state limit", input: bigInput, job: jobReturning(str(60<<10), nil), wantName: longrun.ErrNameBadOutput, wantCause: "with its 204800 bytes of input"},
 		{name: "output that just fits beside the input", job: jobReturning(str(longrun.MaxInputBytes-longrun.StateOverheadBytes-len(smallInput)), nil),
 			wantOutput: str(longrun.MaxInputBytes - longrun.StateOverheadBytes - len(smallInput))},
-		{name: "cause truncated", job: jobReturning("", errors.New(strings.Repeat("é", maxCause))), wantName: longrun.ErrNameJobFailed},
+		{name: "cause truncated", job: jobReturning("", errors.New(strings.Repeat("é", longrun.MaxCauseLength+1))), wantName: longrun.ErrNameJobFailed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -141,7 +142,7 @@ func TestProcessOutcome(t *testing.T) {
 			if len(failures) != 1 || len(successes) != 0 || failures[0].name != tt.wantName || !strings.Contains(failures[0].cause, tt.wantCause) {
 				t.Fatalf("failures %+v successes %v; want %s/%q", failures, successes, tt.wantName, tt.wantCause)
 			}
-			if c := failures[0].cause; len(c) > maxCause || !json.Valid([]byte(fmt.Sprintf("%q", c))) {
+			if c := failures[0].cause; utf8.RuneCountInString(c) > longrun.MaxCauseLength || !json.Valid([]byte(fmt.Sprintf("%q", c))) {
 				t.Fatalf("cause of %d bytes", len(c))
 			}
 			if !strings.Contains(h.log(), tt.wantInLog) || strings.Contains(failures[0].cause, "goroutine") {
