@@ -19,6 +19,7 @@ import (
 	"github.com/longrun/longrun/internal/dynamostore"
 	"github.com/longrun/longrun/internal/sqlite"
 	"github.com/longrun/longrun/internal/tenant"
+	"github.com/longrun/longrun/internal/worker"
 	"github.com/urfave/cli/v3"
 )
 
@@ -127,6 +128,7 @@ func workerCommand(env envSource) *cli.Command {
 			"SIGTERM stops taking messages and lets running jobs finish (then cancels them).",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "concurrency", Value: 4, Usage: "jobs run at once"},
+			&cli.DurationFlag{Name: "drain-timeout", Value: worker.DefaultDrainTimeout, Usage: "how long running jobs may finish after SIGTERM before they are cancelled; keep it under your platform's stop timeout (ECS: 30s by default)"},
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			getenv := func(k string) string { return env(k) }
@@ -135,7 +137,7 @@ func workerCommand(env envSource) *cli.Command {
 			if err != nil {
 				return err
 			}
-			p, err := app.Poller(int(cmd.Int("concurrency")))
+			p, err := app.Poller(int(cmd.Int("concurrency")), cmd.Duration("drain-timeout"))
 			if err != nil {
 				return err
 			}

@@ -92,7 +92,8 @@ func webhookListen(ctx context.Context, cmd *cli.Command) error {
 	}
 	out := cmd.Root().Writer
 	fmt.Fprintf(out, "listening on http://%s — point callbackUrl here\n", ln.Addr())
-	h := &receiver{secrets: secrets, out: out, failFirst: int(cmd.Int("fail-first")), saveDir: cmd.String("save"), dedupe: webhook.NewDeduper(24 * time.Hour), now: time.Now}
+	// Retries of one event span more than a day: remember ids for two.
+	h := &receiver{secrets: secrets, out: out, failFirst: int(cmd.Int("fail-first")), saveDir: cmd.String("save"), dedupe: webhook.NewDeduper(48 * time.Hour), now: time.Now}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()

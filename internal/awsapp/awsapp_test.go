@@ -104,7 +104,7 @@ func TestHandlersRequireTheirConfiguration(t *testing.T) {
 		"redeliver":  func(a *awsapp.App) error { _, err := a.Redeliver(); return err },
 		"worker":     func(a *awsapp.App) error { _, err := a.Worker(); return err },
 		"notify":     func(a *awsapp.App) error { _, err := a.Notify(); return err },
-		"poller":     func(a *awsapp.App) error { _, err := a.Poller(2); return err },
+		"poller":     func(a *awsapp.App) error { _, err := a.Poller(2, 0); return err },
 	}
 	needs := map[string][]string{
 		"authorizer": {awsapp.EnvTableName},

@@ -102,15 +102,18 @@ func (a *App) processor() *worker.Processor {
 
 // Poller is `longrun worker`: the same processor on a long-running SQS
 // poller, for jobs longer than Lambda's 15 minutes.
-func (a *App) Poller(concurrency int) (*worker.Poller, error) {
+// drain is how long running jobs may finish after SIGTERM (0: the
+// worker's default).
+func (a *App) Poller(concurrency int, drain time.Duration) (*worker.Poller, error) {
 	if err := a.Config.require(EnvTableName, EnvJobsQueueURL); err != nil {
 		return nil, fmt.Errorf("worker poller: %w", err)
 	}
 	return worker.NewPoller(worker.PollerConfig{
-		Queue:       sqsqueue.New(a.SQS, a.Config.JobsQueueURL),
-		Processor:   a.processor(),
-		Concurrency: concurrency,
-		Logger:      a.Logger,
+		Queue:        sqsqueue.New(a.SQS, a.Config.JobsQueueURL),
+		Processor:    a.processor(),
+		Concurrency:  concurrency,
+		DrainTimeout: drain,
+		Logger:       a.Logger,
 	}), nil
 }
 

@@ -39,7 +39,7 @@ type PollerConfig struct {
 const (
 	DefaultVisibility   = 5 * time.Minute
 	DefaultWait         = 20 * time.Second // SQS's longest long poll
-	DefaultDrainTimeout = 30 * time.Second // under ECS's default 30 s stop timeout would be tighter; set it per deployment
+	DefaultDrainTimeout = 25 * time.Second // under ECS's default 30 s stop timeout, so cancelled jobs still release their messages
 )
 
 // Poller takes task messages from a queue and processes them: `longrun
