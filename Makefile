@@ -35,8 +35,10 @@ lint: check ## check + cfn-lint on template.yaml
 	@command -v cfn-lint >/dev/null || { echo "cfn-lint is missing: it ships in this machine image's Python (pip install cfn-lint where PyPI is reachable)"; exit 1; }
 	cfn-lint template.yaml
 
-bench: ## benchmarks, see docs/benchmarks.md
-	$(GO) test -run '^$$' -bench . -benchtime 3s ./...
+bench: ## the benchmarks of docs/benchmarks.md: whole executions end to end, the engine, SQLite, ASL
+	$(GO) test -run '^$$' -bench BenchmarkEndToEnd -benchtime 3000x -count 3 ./internal/devapp
+	$(GO) test -run '^$$' -bench BenchmarkExecutions -benchtime 20000x -count 3 ./internal/local
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/sqlite ./internal/asl ./jobs/...
 
 functions: ## cross-compile every function to build/<name>/bootstrap (linux/$(LAMBDA_ARCH))
 	@for fn in $(FUNCTIONS); do \
