@@ -19,6 +19,7 @@ package sqsqueue
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -113,7 +114,14 @@ func (q *Queue) ChangeVisibility(ctx context.Context, receipt string, visibility
 		ReceiptHandle:     aws.String(receipt),
 		VisibilityTimeout: seconds(min(visibility, maxVisibility)),
 	})
-	if err != nil {
+	var notInFlight *types.MessageNotInflight
+	var invalid *types.ReceiptHandleIsInvalid
+	switch {
+	case errors.As(err, &notInFlight), errors.As(err, &invalid):
+		// The message was deleted or received again: this receipt no longer
+		// holds it, which the worker must hear as such (longrun.Queue).
+		return fmt.Errorf("change visibility on %s: %w", *q.url, longrun.Errorf(longrun.ENOTFOUND, "the message is no longer held by this receipt: %v", err))
+	case err != nil:
 		return fmt.Errorf("change visibility on %s: %w", *q.url, err)
 	}
 	return nil

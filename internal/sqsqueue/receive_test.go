@@ -2,20 +2,24 @@ package sqsqueue
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/longrun/longrun"
 )
 
 // recorder is an API that records the last ReceiveMessage and
 // ChangeMessageVisibility requests and answers with one fixed message.
 type recorder struct {
 	API
-	receive *sqs.ReceiveMessageInput
-	change  *sqs.ChangeMessageVisibilityInput
+	receive   *sqs.ReceiveMessageInput
+	change    *sqs.ChangeMessageVisibilityInput
+	changeErr error
 }
 
 func (r *recorder) ReceiveMessage(_ context.Context, in *sqs.ReceiveMessageInput, _ ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error) {
@@ -30,7 +34,27 @@ func (r *recorder) ReceiveMessage(_ context.Context, in *sqs.ReceiveMessageInput
 
 func (r *recorder) ChangeMessageVisibility(_ context.Context, in *sqs.ChangeMessageVisibilityInput, _ ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error) {
 	r.change = in
-	return &sqs.ChangeMessageVisibilityOutput{}, nil
+	return &sqs.ChangeMessageVisibilityOutput{}, r.changeErr
+}
+
+// A receipt that no longer holds its message is ENOTFOUND, as the port
+// says, so a worker extending its visibility learns it lost the message.
+func TestChangeVisibilityOfALostMessage(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		err  error
+		code string
+	}{
+		{&types.MessageNotInflight{Message: aws.String("Message does not exist or is not available for visibility timeout change.")}, longrun.ENOTFOUND},
+		{&types.ReceiptHandleIsInvalid{Message: aws.String("The input receipt handle is invalid.")}, longrun.ENOTFOUND},
+		{errors.New("dial tcp: connection refused"), longrun.EINTERNAL},
+	} {
+		q := New(&recorder{changeErr: tt.err}, "https://sqs.us-east-1.amazonaws.com/123456789012/jobs")
+		err := q.ChangeVisibility(context.Background(), "receipt", time.Minute)
+		if longrun.ErrorCode(err) != tt.code {
+			t.Errorf("%T: code %q, want %q (%v)", tt.err, longrun.ErrorCode(err), tt.code, err)
+		}
+	}
 }
 
 func TestReceiveStaysWithinSQSLimits(t *testing.T) {
