@@ -29,6 +29,7 @@ type Execution struct {
 	Error        string          `json:"error,omitempty"`
 	Cause        string          `json:"cause,omitempty"`
 	Progress     *Progress       `json:"progress,omitempty"`
+	CallbackURL  string          `json:"callbackUrl,omitempty"`
 	StartDate    time.Time       `json:"startDate"`
 	StopDate     *time.Time      `json:"stopDate,omitempty"`
 	Webhook      *Webhook        `json:"webhook,omitempty"`

@@ -357,7 +357,10 @@ func (a *App) assemble(ctx context.Context, tpl *template.Template, s *settings,
 			Logger:            a.log.With("component", "worker"),
 		}),
 		Concurrency: cmp.Or(max(cfg.Workers, 0), 8),
-		Logger:      a.log.With("component", "worker"),
+		// Ctrl-C should not take long: a job cut off here is not lost, its
+		// heartbeat stops and the state machine's Retry runs it again.
+		DrainTimeout: 5 * time.Second,
+		Logger:       a.log.With("component", "worker"),
 	})
 	return nil
 }
