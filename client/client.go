@@ -24,7 +24,7 @@ type Execution struct {
 	ExecutionID  string          `json:"executionId"`
 	Name         string          `json:"name,omitempty"`
 	Status       string          `json:"status"`
-	Input        json.RawMessage `json:"input,omitempty"`
+	Input        json.RawMessage `json:"input"`
 	Output       json.RawMessage `json:"output,omitempty"`
 	Error        string          `json:"error,omitempty"`
 	Cause        string          `json:"cause,omitempty"`
@@ -57,7 +57,7 @@ type Webhook struct {
 // Attempt is one delivery attempt.
 type Attempt struct {
 	At         time.Time `json:"at"`
-	StatusCode int       `json:"statusCode,omitempty"`
+	StatusCode int       `json:"statusCode"` // 0 when no response arrived
 	LatencyMs  int64     `json:"latencyMs"`
 	Error      string    `json:"error,omitempty"`
 }
@@ -71,8 +71,18 @@ type StartRequest struct {
 
 // Page is one page of GET /executions.
 type Page struct {
-	Executions []Execution `json:"executions"`
-	NextToken  string      `json:"nextToken,omitempty"`
+	Executions []Summary `json:"executions"`
+	NextToken  string    `json:"nextToken,omitempty"`
+}
+
+// Summary is an execution as GET /executions lists it; Describe has the rest.
+type Summary struct {
+	ExecutionARN string     `json:"executionArn"`
+	ExecutionID  string     `json:"executionId"`
+	Name         string     `json:"name,omitempty"`
+	Status       string     `json:"status"`
+	StartDate    time.Time  `json:"startDate"`
+	StopDate     *time.Time `json:"stopDate,omitempty"`
 }
 
 // Problem is an RFC 9457 problem the API answered with.

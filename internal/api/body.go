@@ -10,6 +10,7 @@ import (
 	"time"
 
 	longrun "github.com/longrun/longrun"
+	"github.com/longrun/longrun/client"
 )
 
 // maxBodyBytes caps any request body. It is above MaxInputBytes so that an
@@ -76,49 +77,22 @@ func jsonKind(goKind string) string {
 	return "number"
 }
 
-// executionJSON is an execution as describe shows it.
-type executionJSON struct {
-	ExecutionARN string            `json:"executionArn"`
-	ExecutionID  string            `json:"executionId"`
-	Name         string            `json:"name,omitempty"`
-	Status       longrun.Status    `json:"status"`
-	Input        json.RawMessage   `json:"input"`
-	Output       json.RawMessage   `json:"output,omitempty"`
-	Error        string            `json:"error,omitempty"`
-	Cause        string            `json:"cause,omitempty"`
-	Progress     *longrun.Progress `json:"progress,omitempty"`
-	CallbackURL  string            `json:"callbackUrl,omitempty"`
-	StartDate    time.Time         `json:"startDate"`
-	StopDate     *time.Time        `json:"stopDate,omitempty"`
-	Webhook      *webhookJSON      `json:"webhook,omitempty"`
-}
-
-type webhookJSON struct {
-	ID          string                `json:"id"`
-	Type        longrun.EventType     `json:"type"`
-	State       longrun.DeliveryState `json:"state"`
-	Attempts    []attemptJSON         `json:"attempts"`
-	NextAttempt *time.Time            `json:"nextAttempt,omitempty"`
-}
-
-type attemptJSON struct {
-	At         time.Time `json:"at"`
-	StatusCode int       `json:"statusCode"`
-	LatencyMs  int64     `json:"latencyMs"`
-	Error      string    `json:"error,omitempty"`
-}
-
-func describeJSON(e *longrun.Execution) executionJSON {
-	out := executionJSON{
-		ExecutionARN: e.ARN, ExecutionID: e.ID, Name: e.Name, Status: e.Status,
+// describeJSON is an execution as describe shows it, in the wire types of
+// the public client package, so what the server writes and what the client
+// reads are one definition.
+func describeJSON(e *longrun.Execution) client.Execution {
+	out := client.Execution{
+		ExecutionARN: e.ARN, ExecutionID: e.ID, Name: e.Name, Status: string(e.Status),
 		Input: e.Input, Output: e.Output, Error: e.Error, Cause: e.Cause,
-		Progress: e.Progress, CallbackURL: e.CallbackURL,
-		StartDate: e.StartDate.UTC(), StopDate: timePtr(e.StopDate),
+		CallbackURL: e.CallbackURL, StartDate: e.StartDate.UTC(), StopDate: timePtr(e.StopDate),
+	}
+	if p := e.Progress; p != nil {
+		out.Progress = &client.Progress{Percent: p.Percent, Message: p.Message, UpdatedAt: p.UpdatedAt}
 	}
 	if d := e.Webhook; d != nil {
-		wh := &webhookJSON{ID: d.EventID, Type: d.Type, State: d.State, Attempts: []attemptJSON{}, NextAttempt: timePtr(d.NextAttempt)}
+		wh := &client.Webhook{ID: d.EventID, Type: string(d.Type), State: string(d.State), Attempts: []client.Attempt{}, NextAttempt: timePtr(d.NextAttempt)}
 		for _, a := range d.Attempts {
-			wh.Attempts = append(wh.Attempts, attemptJSON{At: a.At.UTC(), StatusCode: a.StatusCode, LatencyMs: a.Latency.Milliseconds(), Error: a.Error})
+			wh.Attempts = append(wh.Attempts, client.Attempt{At: a.At.UTC(), StatusCode: a.StatusCode, LatencyMs: a.Latency.Milliseconds(), Error: a.Error})
 		}
 		out.Webhook = wh
 	}

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	longrun "github.com/longrun/longrun"
+	"github.com/longrun/longrun/client"
 	"github.com/longrun/longrun/internal/delivery"
 )
 
@@ -45,19 +46,8 @@ func (s *server) writeExecution(w http.ResponseWriter, status int, e *longrun.Ex
 	writeJSON(w, status, describeJSON(e))
 }
 
-type listResponse struct {
-	Executions []executionSummary `json:"executions"`
-	NextToken  string             `json:"nextToken,omitempty"`
-}
-
-type executionSummary struct {
-	ExecutionARN string         `json:"executionArn"`
-	ExecutionID  string         `json:"executionId"`
-	Name         string         `json:"name,omitempty"`
-	Status       longrun.Status `json:"status"`
-	StartDate    time.Time      `json:"startDate"`
-	StopDate     *time.Time     `json:"stopDate,omitempty"`
-}
+// listResponse is GET /executions' answer, in the client's wire types.
+type listResponse = client.Page
 
 // DefaultListLimit is the page size of GET /executions without ?limit.
 const DefaultListLimit = 20
@@ -82,10 +72,10 @@ func (s *server) handleList(w http.ResponseWriter, r *http.Request) error {
 		}
 		return fmt.Errorf("list executions: %w", asUnavailable(err))
 	}
-	out := listResponse{Executions: make([]executionSummary, 0, len(page.Executions)), NextToken: page.NextToken}
+	out := listResponse{Executions: make([]client.Summary, 0, len(page.Executions)), NextToken: page.NextToken}
 	for _, e := range page.Executions {
-		out.Executions = append(out.Executions, executionSummary{
-			ExecutionARN: e.ARN, ExecutionID: e.ID, Name: e.Name, Status: e.Status,
+		out.Executions = append(out.Executions, client.Summary{
+			ExecutionARN: e.ARN, ExecutionID: e.ID, Name: e.Name, Status: string(e.Status),
 			StartDate: e.StartDate.UTC(), StopDate: timePtr(e.StopDate),
 		})
 	}

@@ -57,7 +57,7 @@ func TestLambdaHandler(t *testing.T) {
 				if err := json.Unmarshal([]byte(res.Body), &body); err != nil {
 					t.Fatal(err)
 				}
-				if len(body.Executions) != 1 || body.Executions[0].Status != longrun.StatusRunning || body.NextToken == "" {
+				if len(body.Executions) != 1 || body.Executions[0].Status != string(longrun.StatusRunning) || body.NextToken == "" {
 					t.Fatalf("list %s", res.Body)
 				}
 			},
