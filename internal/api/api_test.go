@@ -16,6 +16,7 @@ import (
 
 	longrun "github.com/longrun/longrun"
 	"github.com/longrun/longrun/internal/auth"
+	"github.com/longrun/longrun/internal/fakeclock"
 )
 
 var t0 = time.Date(2026, 11, 25, 8, 30, 0, 0, time.UTC)
@@ -27,7 +28,7 @@ type harness struct {
 	h      http.Handler
 	store  *executionStore
 	orch   *orchestrator
-	clock  *clock
+	clock  *fakeclock.Clock
 	acme   string // acme's API key
 	globex string // globex's API key
 	logs   *syncBuffer
@@ -55,7 +56,7 @@ func setup(t testing.TB, configure ...func(*Config)) *harness {
 	t.Helper()
 	tenants := &tenantStore{keys: map[string]string{}}
 	hs := &harness{
-		store: newExecutionStore(), orch: &orchestrator{}, clock: &clock{now: t0},
+		store: newExecutionStore(), orch: &orchestrator{}, clock: fakeclock.At(t0),
 		acme: auth.NewAPIKey(), globex: auth.NewAPIKey(), logs: &syncBuffer{},
 	}
 	_ = tenants.PutAPIKey(context.Background(), auth.HashKey(hs.acme), "acme")
@@ -289,7 +290,7 @@ func TestStartIdempotency(t *testing.T) {
 			if first.Code != 202 {
 				t.Fatalf("first start: %d %s", first.Code, first.Body)
 			}
-			hs.clock.advance(time.Hour)
+			hs.clock.Advance(time.Hour)
 			w := hs.do(t, "POST", "/start-execution", tt.key(hs), tt.body, "Idempotency-Key", "order-42")
 			if tt.status == 409 {
 				wantProblem(t, w, 409, "Idempotency-Key", "different request body")
@@ -565,7 +566,7 @@ func TestStop(t *testing.T) {
 			e.Status = tt.status
 			hs.store.put(e)
 			hs.orch.stopErr = tt.stopErr
-			hs.clock.advance(time.Minute)
+			hs.clock.Advance(time.Minute)
 			w := hs.do(t, tt.method, tt.path, hs.acme, tt.body)
 			if tt.want != 200 {
 				p := wantProblem(t, w, tt.want, tt.details...)
@@ -627,7 +628,7 @@ func TestRedeliver(t *testing.T) {
 			e := running(id, tt.owner)
 			e.Status, e.CallbackURL, e.Webhook = tt.status, tt.callback, tt.webhook
 			hs.store.put(e)
-			hs.clock.advance(time.Hour)
+			hs.clock.Advance(time.Hour)
 			w := hs.do(t, "POST", "/executions/"+id+"/redeliver", hs.acme, "")
 			if tt.want != 202 {
 				wantProblem(t, w, tt.want, tt.details...)
@@ -668,7 +669,7 @@ func TestThrottle(t *testing.T) {
 	if w := get(hs.globex); w.Code != 200 {
 		t.Fatalf("another tenant was throttled: %d", w.Code)
 	}
-	hs.clock.advance(2 * time.Second)
+	hs.clock.Advance(2 * time.Second)
 	if w := get(hs.acme); w.Code != 200 {
 		t.Fatalf("after the refill: %d", w.Code)
 	}

@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	longrun "github.com/longrun/longrun"
 )
@@ -231,22 +230,4 @@ func (o *orchestrator) started() []longrun.StateInput {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return slices.Clone(o.starts)
-}
-
-// clock is a settable clock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
 }

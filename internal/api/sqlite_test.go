@@ -48,7 +48,7 @@ func TestOnSQLite(t *testing.T) {
 	// Two more, a second apart, for a list of three, newest first.
 	ids := []string{started.ExecutionID}
 	for range 2 {
-		hs.clock.advance(time.Second)
+		hs.clock.Advance(time.Second)
 		ids = append(ids, hs.start(t, `{"input":null}`))
 	}
 	w := hs.do(t, "GET", "/executions?limit=2", hs.acme, "")

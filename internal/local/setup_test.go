@@ -17,6 +17,7 @@ import (
 
 	"github.com/longrun/longrun"
 	"github.com/longrun/longrun/internal/asl"
+	"github.com/longrun/longrun/internal/fakeclock"
 	"github.com/longrun/longrun/internal/sqlite"
 )
 
@@ -28,56 +29,9 @@ const (
 
 var _ TxQueue = (*sqlite.Queue)(nil)
 
-// fakeClock is a clock tests move by hand; Until's channels close when
-// Advance passes their time.
-type fakeClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	waiters map[*fakeWaiter]struct{}
-}
+type fakeClock = fakeclock.Clock
 
-type fakeWaiter struct {
-	at time.Time
-	ch chan struct{}
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC), waiters: map[*fakeWaiter]struct{}{}}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Until(t time.Time) (<-chan struct{}, func()) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	w := &fakeWaiter{at: t, ch: make(chan struct{})}
-	if !t.After(c.now) {
-		close(w.ch)
-		return w.ch, func() {}
-	}
-	c.waiters[w] = struct{}{}
-	return w.ch, func() {
-		c.mu.Lock()
-		delete(c.waiters, w)
-		c.mu.Unlock()
-	}
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	for w := range c.waiters {
-		if !w.at.After(c.now) {
-			close(w.ch)
-			delete(c.waiters, w)
-		}
-	}
-}
+func newFakeClock() *fakeClock { return fakeclock.New() }
 
 // recorder is an in-process Lambda function that records its payloads and
 // answers with answer (nil: {}); fail makes the next calls fail; block, if

@@ -16,6 +16,7 @@ import (
 
 	"github.com/longrun/longrun"
 	"github.com/longrun/longrun/internal/delivery"
+	"github.com/longrun/longrun/internal/fakeclock"
 	"github.com/longrun/longrun/webhook"
 )
 
@@ -28,23 +29,6 @@ const (
 
 var t0 = time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
 type request struct {
 	header http.Header
 	body   []byte
@@ -53,7 +37,7 @@ type request struct {
 
 type fixture struct {
 	store  *fakeStore
-	clock  *clock
+	clock  *fakeclock.Clock
 	secret string
 	srv    *httptest.Server
 	n      *Notifier
@@ -70,7 +54,7 @@ type fixture struct {
 // jitter and loopback allowed.
 func setup(t *testing.T, configure ...func(*Config, *longrun.Execution)) *fixture {
 	t.Helper()
-	f := &fixture{store: newFakeStore(), clock: &clock{t: t0}, secret: webhook.NewSecret()}
+	f := &fixture{store: newFakeStore(), clock: fakeclock.At(t0), secret: webhook.NewSecret()}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		f.mu.Lock()
