@@ -59,6 +59,12 @@ func (p *Processor) handleBody(ctx context.Context, body string, log *slog.Logge
 		return p.rejectMessage(ctx, body, err)
 	}
 	if err := p.Process(ctx, msg); err != nil {
+		if ctx.Err() != nil {
+			// Shutting down (SIGTERM, Ctrl-C): expected, and already logged
+			// as an interrupted job whose message comes back.
+			log.InfoContext(ctx, "task message left for a retry", "err", err, "execution_id", msg.ExecutionID)
+			return false
+		}
 		log.ErrorContext(ctx, "process task message", "err", err, "execution_id", msg.ExecutionID)
 		return false
 	}
