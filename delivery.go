@@ -1,6 +1,7 @@
 package longrun
 
 import (
+	"strconv"
 	"time"
 )
 
@@ -48,6 +49,11 @@ type Delivery struct {
 	State       DeliveryState
 	Attempts    []Attempt
 	NextAttempt time.Time // when the next attempt is due; zero when none is
+	// Round counts the rounds of delivery: 0 for the one that follows the
+	// outcome, one more for each redeliver request or restart of a stalled
+	// round. Each round is driven by one deliver state machine execution
+	// named after it, so starting a round twice starts it once.
+	Round int
 }
 
 // MaxAttemptsKept bounds Delivery.Attempts; the oldest are dropped past it so a
@@ -88,4 +94,11 @@ func (t *Tenant) ActiveSecrets(now time.Time) []string {
 		}
 	}
 	return out
+}
+
+// DeliverName is the name of the deliver state machine execution that drives
+// round `round` of an execution's webhook delivery (at most 36+2+digits
+// characters, within Step Functions' 80).
+func DeliverName(executionID string, round int) string {
+	return executionID + "-r" + strconv.Itoa(round)
 }

@@ -69,9 +69,12 @@ type Orchestrator interface {
 	// StopExecution stops a running execution; it ends ABORTED. Stopping one
 	// that already ended returns ENOTRUNNING.
 	StopExecution(ctx context.Context, arn, errName, cause string) error
-	// Redeliver starts a new round of webhook delivery for an execution that
-	// has ended (the redeliver state machine on AWS).
-	Redeliver(ctx context.Context, executionID string) error
+	// Redeliver starts round `round` of an ended execution's webhook
+	// delivery: the deliver state machine, in an execution named
+	// "<executionID>-r<round>". Starting a round that was already started
+	// (running or ended) does nothing and succeeds, so a retried caller
+	// never starts a second loop beside the first.
+	Redeliver(ctx context.Context, executionID string, round int) error
 }
 
 // TaskReporter completes the task tokens the state machine hands to workers.

@@ -645,8 +645,8 @@ func TestRedeliver(t *testing.T) {
 			if d.EventID != "evt_7" || d.State != longrun.DeliveryPending || !d.NextAttempt.Equal(t0.Add(time.Hour)) || len(d.Attempts) != 1 {
 				t.Fatalf("delivery after redeliver %+v", d)
 			}
-			if fmt.Sprint(hs.orch.redelivers) != "["+id+"]" {
-				t.Fatalf("Redeliver calls %v", hs.orch.redelivers)
+			if fmt.Sprint(hs.orch.redelivers) != "["+longrun.DeliverName(id, tt.webhook.Round+1)+"]" || d.Round != tt.webhook.Round+1 {
+				t.Fatalf("Redeliver calls %v, round %d: want the next round started", hs.orch.redelivers, d.Round)
 			}
 		})
 	}

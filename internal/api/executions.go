@@ -165,13 +165,16 @@ func (s *server) handleRedeliver(w http.ResponseWriter, r *http.Request) error {
 		// A second round would run beside the first and send twice.
 		return longrun.Errorf(longrun.ECONFLICT, "the webhook of execution %s is still being delivered: next attempt at %s", id, e.Webhook.NextAttempt.UTC().Format(time.RFC3339))
 	}
+	// A new round, driven by a deliver loop of its own name; the event (and
+	// its webhook-id) is the same.
 	d := *e.Webhook
 	d.State = longrun.DeliveryPending
 	d.NextAttempt = s.now().UTC()
+	d.Round++
 	if err := s.cfg.Executions.SaveDelivery(r.Context(), id, d); err != nil {
 		return fmt.Errorf("reset delivery of execution %s: %w", id, err)
 	}
-	if err := s.cfg.Orchestrator.Redeliver(r.Context(), id); err != nil {
+	if err := s.cfg.Orchestrator.Redeliver(r.Context(), id, d.Round); err != nil {
 		return fmt.Errorf("redeliver execution %s: %w", id, asUnavailable(err))
 	}
 	s.log.InfoContext(r.Context(), "webhook redelivery started", "execution_id", id, "event_id", d.EventID)

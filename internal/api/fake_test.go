@@ -210,13 +210,13 @@ func (o *orchestrator) StopExecution(_ context.Context, arn, errName, cause stri
 	return nil
 }
 
-func (o *orchestrator) Redeliver(_ context.Context, id string) error {
+func (o *orchestrator) Redeliver(_ context.Context, id string, round int) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.redeliverErr != nil {
 		return o.redeliverErr
 	}
-	o.redelivers = append(o.redelivers, id)
+	o.redelivers = append(o.redelivers, longrun.DeliverName(id, round))
 	return nil
 }
 

@@ -306,7 +306,7 @@ func (a *App) assemble(ctx context.Context, tpl *template.Template, s *settings,
 	notifier := notify.New(notify.Config{
 		Store:       a.Executions,
 		Tenants:     a.Tenants,
-		Redeliver:   func(ctx context.Context, id string) error { return engine.Redeliver(ctx, id) },
+		Redeliver:   func(ctx context.Context, id string, round int) error { return engine.Redeliver(ctx, id, round) },
 		Sender:      delivery.NewSender(delivery.Config{Policy: policy, Clock: a.DB.Now}),
 		Schedule:    delivery.Schedule{Delays: s.schedule},
 		Clock:       a.DB.Now,

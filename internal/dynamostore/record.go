@@ -70,6 +70,7 @@ type deliveryItem struct {
 	State       string        `dynamodbav:"state"`
 	Attempts    []attemptItem `dynamodbav:"attempts,omitempty"`
 	NextAttempt int64         `dynamodbav:"nextAttempt,omitempty"`
+	Round       int           `dynamodbav:"round,omitempty"`
 }
 
 type attemptItem struct {
@@ -210,6 +211,7 @@ func (it *execItem) execution() (*longrun.Execution, error) {
 			Type:        longrun.EventType(d.Type),
 			State:       longrun.DeliveryState(d.State),
 			NextAttempt: fromMillis(d.NextAttempt),
+			Round:       d.Round,
 		}
 		for _, a := range d.Attempts {
 			w.Attempts = append(w.Attempts, longrun.Attempt{
@@ -235,7 +237,7 @@ func toDeliveryItem(d *longrun.Delivery) *deliveryItem {
 	if d == nil {
 		return nil
 	}
-	it := &deliveryItem{EventID: d.EventID, Type: string(d.Type), State: string(d.State), NextAttempt: millis(d.NextAttempt)}
+	it := &deliveryItem{EventID: d.EventID, Type: string(d.Type), State: string(d.State), NextAttempt: millis(d.NextAttempt), Round: d.Round}
 	attempts := d.Attempts
 	if len(attempts) > longrun.MaxAttemptsKept {
 		attempts = attempts[len(attempts)-longrun.MaxAttemptsKept:]

@@ -73,8 +73,11 @@ func (e *Engine) StopExecution(ctx context.Context, arn, errName, cause string) 
 	return nil
 }
 
-// Redeliver starts the deliver machine with {"executionId": id}.
-func (e *Engine) Redeliver(ctx context.Context, executionID string) error {
+// Redeliver starts round `round` of the execution's webhook delivery: the
+// deliver machine with {"executionId": id}, in the execution
+// longrun.DeliverName names. A round already started, running or ended, is
+// that one loop: nothing more starts.
+func (e *Engine) Redeliver(ctx context.Context, executionID string, round int) error {
 	if e.machines[e.deliver] == nil {
 		return longrun.Errorf(longrun.EINVALID, "the local engine has no deliver state machine")
 	}
@@ -84,8 +87,8 @@ func (e *Engine) Redeliver(ctx context.Context, executionID string) error {
 	if err != nil {
 		return fmt.Errorf("redeliver %s: %w", executionID, err)
 	}
-	if _, err := e.Start(ctx, e.deliver, longrun.NewExecutionID(), input); err != nil {
-		return fmt.Errorf("redeliver %s: %w", executionID, err)
+	if _, err := e.Start(ctx, e.deliver, longrun.DeliverName(executionID, round), input); err != nil && !longrun.IsCode(err, longrun.EDUPLICATE) {
+		return fmt.Errorf("redeliver %s round %d: %w", executionID, round, err)
 	}
 	return nil
 }

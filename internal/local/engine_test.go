@@ -542,11 +542,26 @@ func TestLambdaInvoke(t *testing.T) {
 func TestRedeliver(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
-	if err := f.e.Redeliver(f.ctx, "job-9"); err != nil {
+	if err := f.e.Redeliver(f.ctx, "job-9", 0); err != nil {
 		t.Fatal(err)
 	}
 	f.waitFor("the deliver machine to run notify", func() bool { return len(f.notify.payloads()) > 0 })
 	jsonEqual(t, "notify payload", f.notify.payloads()[0], `{"action":"deliver","executionId":"job-9"}`)
+
+	// The same round again, once it has ended: that loop ran, nothing new
+	// starts. The next round is a loop of its own.
+	f.waitEnd(executionARN(f.e.machines["deliver"], longrun.DeliverName("job-9", 0)))
+	if err := f.e.Redeliver(f.ctx, "job-9", 0); err != nil {
+		t.Fatalf("a round started before: %v, want success", err)
+	}
+	f.sync()
+	if n := len(f.notify.payloads()); n != 1 {
+		t.Fatalf("restarting round 0 ran notify again: %d calls", n)
+	}
+	if err := f.e.Redeliver(f.ctx, "job-9", 1); err != nil {
+		t.Fatal(err)
+	}
+	f.waitFor("round 1 to run notify", func() bool { return len(f.notify.payloads()) == 2 })
 }
 
 func TestNewRefuses(t *testing.T) {

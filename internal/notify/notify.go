@@ -44,9 +44,10 @@ var _ Sender = (*delivery.Sender)(nil)
 type Config struct {
 	Store   longrun.ExecutionStore
 	Tenants longrun.TenantStore
-	// Redeliver starts the deliver state machine for an execution, which
-	// then calls Handle with action "deliver" until the delivery is done.
-	Redeliver func(ctx context.Context, executionID string) error
+	// Redeliver starts round `round` of an execution's delivery: the deliver
+	// state machine, which then calls Handle with action "deliver" until the
+	// delivery is done (longrun.Orchestrator.Redeliver).
+	Redeliver func(ctx context.Context, executionID string, round int) error
 	Sender    Sender
 	Schedule  delivery.Schedule
 	Clock     longrun.Clock // nil means time.Now
@@ -258,7 +259,18 @@ func (n *Notifier) ensureDelivery(ctx context.Context, e *longrun.Execution, kic
 	if n.cfg.Redeliver == nil {
 		return fmt.Errorf("webhook of %s needs another attempt, but notify has no Redeliver", e.ID)
 	}
-	if err := n.cfg.Redeliver(ctx, e.ID); err != nil {
+	d := *e.Webhook
+	if !delivery.InProgress(&d, n.cfg.Clock()) {
+		// Nobody made the attempt that was due: the round's loop is gone,
+		// and its name is taken. Drive the delivery in a new round.
+		d.Round++
+		if err := n.cfg.Store.SaveDelivery(ctx, e.ID, d); err != nil {
+			return fmt.Errorf("start round %d of the webhook of %s: %w", d.Round, e.ID, err)
+		}
+		e.Webhook = &d
+	}
+	// Starting the round's loop again (a retried finalize) starts nothing new.
+	if err := n.cfg.Redeliver(ctx, e.ID, d.Round); err != nil {
 		return fmt.Errorf("start webhook delivery of %s: %w", e.ID, err)
 	}
 	return nil

@@ -77,10 +77,10 @@ func setup(t *testing.T, configure ...func(*Config, *longrun.Execution)) *fixtur
 	cfg := Config{
 		Store:   f.store,
 		Tenants: f.store,
-		Redeliver: func(_ context.Context, id string) error {
+		Redeliver: func(_ context.Context, id string, round int) error {
 			f.mu.Lock()
 			defer f.mu.Unlock()
-			f.redelivers = append(f.redelivers, id)
+			f.redelivers = append(f.redelivers, longrun.DeliverName(id, round))
 			return f.redeliver
 		},
 		Sender:      delivery.NewSender(delivery.Config{Policy: delivery.Policy{AllowLoopback: true}, Clock: f.clock.Now, Timeout: 5 * time.Second}),
@@ -234,8 +234,8 @@ func TestRetriesUntilDelivered(t *testing.T) {
 	if e.Webhook.State != longrun.DeliveryPending || !e.Webhook.NextAttempt.Equal(t0.Add(5*time.Second)) {
 		t.Fatalf("after a 500: %s, want pending until t0+5s", delivery.Describe(*e.Webhook))
 	}
-	if r := f.redelivered(); len(r) != 1 || r[0] != execID {
-		t.Fatalf("Redeliver calls %v, want one for %s", r, execID)
+	if r := f.redelivered(); len(r) != 1 || r[0] != longrun.DeliverName(execID, 0) {
+		t.Fatalf("Redeliver calls %v, want round 0 of %s", r, execID)
 	}
 
 	// The deliver state machine calls early (a retried invocation): nothing is sent.
@@ -302,8 +302,9 @@ func TestDuplicateFinalize(t *testing.T) {
 		redelivers int
 	}{
 		{"after delivery", nil, longrun.DeliveryDelivered, 0},
-		// A repeat may follow a Redeliver that failed, so each one starts it
-		// again (1 + 2 calls); it still sends nothing itself.
+		// A repeat may follow a Redeliver that failed, so each one starts the
+		// round again (1 + 2 calls, all round 0: one loop); it still sends
+		// nothing itself.
 		{"while retrying", []int{500}, longrun.DeliveryPending, 3},
 	}
 	for _, tc := range cases {
@@ -331,6 +332,12 @@ func TestDuplicateFinalize(t *testing.T) {
 			}
 			if r := f.redelivered(); len(r) != tc.redelivers {
 				t.Fatalf("Redeliver calls %v, want %d", r, tc.redelivers)
+			}
+			// Every call names the same round: one loop, however often started.
+			for _, name := range f.redelivered() {
+				if name != longrun.DeliverName(execID, 0) {
+					t.Fatalf("Redeliver calls %v, want round 0 each time", f.redelivered())
+				}
 			}
 		})
 	}
@@ -396,8 +403,11 @@ func TestFailedEventAfterFinalizeFailure(t *testing.T) {
 	// Nobody made the attempt due at t0+5s: the deliver state machine is gone.
 	f.clock.Set(t0.Add(5*time.Second + delivery.StallAfter + time.Second))
 	f.mustHandle(t, "eventbridge-failed.json")
-	if n, r := len(f.received()), f.redelivered(); n != 1 || len(r) != 2 {
-		t.Fatalf("%d requests, Redeliver calls %v; want still 1 request and a second Redeliver", n, r)
+	if n, r := len(f.received()), f.redelivered(); n != 1 || len(r) != 2 || r[1] != longrun.DeliverName(execID, 1) {
+		t.Fatalf("%d requests, Redeliver calls %v; want still 1 request and round 1 started", n, r)
+	}
+	if e := f.store.get(execID); e.Webhook.Round != 1 {
+		t.Fatalf("delivery round %d, want 1 recorded", e.Webhook.Round)
 	}
 }
 

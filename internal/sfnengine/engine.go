@@ -13,8 +13,6 @@ package sfnengine
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -144,9 +142,12 @@ func notRunning(arn string, status types.ExecutionStatus) error {
 	return longrun.Errorf(longrun.ENOTRUNNING, "execution %s already ended %s", arn, status)
 }
 
-// Redeliver starts the deliver state machine for executionID under a fresh
-// name (execution names are unique per state machine for 90 days).
-func (e *Engine) Redeliver(ctx context.Context, executionID string) error {
+// Redeliver starts round `round` of executionID's webhook delivery: the
+// deliver state machine in the execution longrun.DeliverName names. A round
+// already started is one loop, running or ended: ExecutionAlreadyExists (AWS
+// answers it for an ended execution of that name, emulators also for a
+// running one) is success. Names stay reserved 90 days, past any delivery.
+func (e *Engine) Redeliver(ctx context.Context, executionID string, round int) error {
 	if e.cfg.DeliverStateMachineARN == "" {
 		return fmt.Errorf("redeliver %s: no deliver state machine configured", executionID)
 	}
@@ -154,16 +155,13 @@ func (e *Engine) Redeliver(ctx context.Context, executionID string) error {
 	if err != nil {
 		return fmt.Errorf("marshal redeliver input of %s: %w", executionID, err)
 	}
-	suffix := make([]byte, 6)
-	_, _ = rand.Read(suffix)
 	_, err = e.client.StartExecution(ctx, &sfn.StartExecutionInput{
 		StateMachineArn: aws.String(e.cfg.DeliverStateMachineARN),
-		// 36 + 1 + 12 characters, within the 80 Step Functions allows.
-		Name:  aws.String(executionID + "-" + hex.EncodeToString(suffix)),
-		Input: aws.String(string(input)),
+		Name:            aws.String(longrun.DeliverName(executionID, round)),
+		Input:           aws.String(string(input)),
 	})
-	if err != nil {
-		return fmt.Errorf("redeliver %s: %w", executionID, err)
+	if err != nil && !hasCode(err, "ExecutionAlreadyExists") {
+		return fmt.Errorf("redeliver %s round %d: %w", executionID, round, err)
 	}
 	return nil
 }

@@ -236,13 +236,17 @@ func TestKumoRedeliver(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	id := longrun.NewExecutionID()
-	for range 2 { // twice: each round needs its own execution name
-		if err := e.engine.Redeliver(context.Background(), id); err != nil {
+	for round := range 2 { // each round has its own execution name
+		if err := e.engine.Redeliver(context.Background(), id, round); err != nil {
 			t.Fatalf("Redeliver: %v", err)
 		}
 		if req := e.notified(t); req.Action != longrun.NotifyDeliver || req.ExecutionID != id {
 			t.Errorf("notify got %+v, want deliver for %s", req, id)
 		}
+	}
+	// Round 1 again: the same loop, not a second one.
+	if err := e.engine.Redeliver(context.Background(), id, 1); err != nil {
+		t.Fatalf("Redeliver of a round already started: %v", err)
 	}
 }
 

@@ -188,24 +188,35 @@ func TestStopStatuses(t *testing.T) {
 	}
 }
 
-func TestRedeliverFreshNames(t *testing.T) {
+// Each round of delivery has its own execution name, the same every time the
+// round is started, so a retried start is one loop; an "already exists"
+// answer for it is success.
+func TestRedeliverNamesRounds(t *testing.T) {
 	t.Parallel()
 	f := &fake{}
 	e := New(f, Config{StateMachineARN: smARN, DeliverStateMachineARN: "arn:aws:states:eu-west-1:123456789012:stateMachine:deliver"})
 	id := "0193a1b2-0000-7000-8000-000000000001"
-	for range 2 {
-		if err := e.Redeliver(context.Background(), id); err != nil {
+	for _, round := range []int{0, 0, 1} {
+		if err := e.Redeliver(context.Background(), id, round); err != nil {
 			t.Fatal(err)
 		}
 	}
-	a, b := f.started[0], f.started[1]
-	if aws.ToString(a.Name) == aws.ToString(b.Name) || !strings.HasPrefix(aws.ToString(a.Name), id) || len(aws.ToString(a.Name)) > 80 {
-		t.Errorf("names %q and %q: want two distinct names starting with the id, at most 80 characters", aws.ToString(a.Name), aws.ToString(b.Name))
+	names := []string{aws.ToString(f.started[0].Name), aws.ToString(f.started[1].Name), aws.ToString(f.started[2].Name)}
+	if names[0] != id+"-r0" || names[1] != names[0] || names[2] != id+"-r1" {
+		t.Errorf("names %q, want the round's own name each time", names)
 	}
-	if got := aws.ToString(a.Input); got != `{"executionId":"`+id+`"}` {
+	if got := aws.ToString(f.started[0].Input); got != `{"executionId":"`+id+`"}` {
 		t.Errorf("input = %s", got)
 	}
-	if err := New(f, Config{StateMachineARN: smARN}).Redeliver(context.Background(), id); err == nil {
+	f.err = &types.ExecutionAlreadyExists{Message: aws.String("Execution Already Exists")}
+	if err := e.Redeliver(context.Background(), id, 1); err != nil {
+		t.Errorf("a round started before (ExecutionAlreadyExists): %v, want success", err)
+	}
+	f.err = &types.ExecutionLimitExceeded{Message: aws.String("limit")}
+	if err := e.Redeliver(context.Background(), id, 2); err == nil {
+		t.Error("another failure to start must be returned")
+	}
+	if err := New(f, Config{StateMachineARN: smARN}).Redeliver(context.Background(), id, 0); err == nil {
 		t.Error("Redeliver without a deliver state machine succeeded")
 	}
 }

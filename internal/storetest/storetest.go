@@ -225,6 +225,9 @@ func diffDelivery(got, want longrun.Delivery) []string {
 	if !sameTime(got.NextAttempt, want.NextAttempt) {
 		add("NextAttempt", got.NextAttempt, want.NextAttempt)
 	}
+	if got.Round != want.Round {
+		add("Round", got.Round, want.Round)
+	}
 	if len(got.Attempts) != len(want.Attempts) {
 		add("len(Attempts)", len(got.Attempts), len(want.Attempts))
 		return d
@@ -662,8 +665,10 @@ func testSaveDelivery(t *testing.T, h Harness) {
 	delivered.Attempts = append(append([]longrun.Attempt(nil), pending.Attempts...),
 		longrun.Attempt{At: start.Add(5*time.Minute + 8*time.Second), StatusCode: 204, Latency: 42 * time.Millisecond})
 	delivered.NextAttempt = time.Time{}
+	redelivering := delivered
+	redelivering.State, redelivering.Round, redelivering.NextAttempt = longrun.DeliveryPending, 2, start.Add(time.Hour)
 
-	for _, d := range []longrun.Delivery{pending, delivered} {
+	for _, d := range []longrun.Delivery{pending, delivered, redelivering} {
 		if err := h.Executions.SaveDelivery(ctx, e.ID, d); err != nil {
 			t.Fatalf("SaveDelivery(%s): %v", d.State, err)
 		}
