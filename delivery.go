@@ -54,6 +54,10 @@ type Delivery struct {
 	// round. Each round is driven by one deliver state machine execution
 	// named after it, so starting a round twice starts it once.
 	Round int
+	// RoundAttempts counts the attempts made on the current round's
+	// schedule: its place in the schedule. A redeliver request starts it
+	// again from 0; a stalled round restarted keeps its place.
+	RoundAttempts int
 }
 
 // MaxAttemptsKept bounds Delivery.Attempts; the oldest are dropped past it so a

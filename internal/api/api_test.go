@@ -598,7 +598,7 @@ func TestRedeliver(t *testing.T) {
 	t.Parallel()
 	const id = "0193a6f0-0000-7000-8000-000000000001"
 	failed := &longrun.Delivery{EventID: "evt_7", Type: longrun.EventFailed, State: longrun.DeliveryFailed,
-		Attempts: []longrun.Attempt{{At: t0, StatusCode: 410}}}
+		Attempts: []longrun.Attempt{{At: t0, StatusCode: 410}}, RoundAttempts: 1}
 	// The clock reads t0 + 1h when the request arrives.
 	retrying := &longrun.Delivery{EventID: "evt_7", Type: longrun.EventFailed, State: longrun.DeliveryPending,
 		Attempts: []longrun.Attempt{{At: t0, StatusCode: 503}}, NextAttempt: t0.Add(time.Hour + 5*time.Minute)}
@@ -642,7 +642,7 @@ func TestRedeliver(t *testing.T) {
 			}
 			stored, _ := hs.store.execution(id)
 			d := stored.Webhook
-			if d.EventID != "evt_7" || d.State != longrun.DeliveryPending || !d.NextAttempt.Equal(t0.Add(time.Hour)) || len(d.Attempts) != 1 {
+			if d.EventID != "evt_7" || d.State != longrun.DeliveryPending || !d.NextAttempt.Equal(t0.Add(time.Hour)) || len(d.Attempts) != 1 || d.RoundAttempts != 0 {
 				t.Fatalf("delivery after redeliver %+v", d)
 			}
 			if fmt.Sprint(hs.orch.redelivers) != "["+longrun.DeliverName(id, tt.webhook.Round+1)+"]" || d.Round != tt.webhook.Round+1 {

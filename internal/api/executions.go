@@ -170,7 +170,7 @@ func (s *server) handleRedeliver(w http.ResponseWriter, r *http.Request) error {
 	d := *e.Webhook
 	d.State = longrun.DeliveryPending
 	d.NextAttempt = s.now().UTC()
-	d.Round++
+	d.Round, d.RoundAttempts = d.Round+1, 0 // a whole schedule again
 	if err := s.cfg.Executions.SaveDelivery(r.Context(), id, d); err != nil {
 		return fmt.Errorf("reset delivery of execution %s: %w", id, err)
 	}

@@ -44,10 +44,6 @@ func (s Schedule) delays() []time.Duration {
 	return s.Delays
 }
 
-// AttemptsPerRound is how many attempts one round of delivery makes before
-// it is failed: the first one and one after each delay.
-func (s Schedule) AttemptsPerRound() int { return len(s.delays()) + 1 }
-
 // ParseSchedule reads delays written "1s,5s,30s" (Go durations, comma
 // separated), for configuration and tests that must not wait hours.
 func ParseSchedule(text string) ([]time.Duration, error) {
@@ -90,7 +86,7 @@ func (s Schedule) Next(d longrun.Delivery, r Result, now time.Time) (longrun.Del
 	case Stop:
 		return longrun.DeliveryFailed, time.Time{}
 	}
-	made := s.roundAttempts(d.Attempts) + 1 // including r
+	made := d.RoundAttempts + 1 // including r
 	delays := s.delays()
 	if made > len(delays) {
 		return longrun.DeliveryFailed, time.Time{}
@@ -116,22 +112,8 @@ func (s Schedule) Record(d longrun.Delivery, r Result, now time.Time) longrun.De
 		attempts = attempts[n:]
 	}
 	d.Attempts, d.State, d.NextAttempt = attempts, state, next
+	d.RoundAttempts++
 	return d
-}
-
-// roundAttempts counts the attempts of the current round: a redelivery
-// starts a new round once the previous one ended, with a 2xx, a 410, or its
-// last scheduled attempt. The domain record keeps no round marker, so the
-// rounds are found by walking the attempts from the oldest kept.
-func (s Schedule) roundAttempts(attempts []longrun.Attempt) int {
-	n, per := 0, s.AttemptsPerRound()
-	for _, a := range attempts {
-		n++
-		if (a.StatusCode >= 200 && a.StatusCode <= 299) || a.StatusCode == 410 || n == per {
-			n = 0
-		}
-	}
-	return n
 }
 
 // ceilSecond rounds t up to a whole second: the deliver state machine waits

@@ -23,41 +23,40 @@ func TestNext(t *testing.T) {
 	high := func() float64 { return 0.999999 }
 	retry := Result{Verdict: Retry, Attempt: longrun.Attempt{At: now, StatusCode: 500}}
 	withRetryAfter := func(d time.Duration) Result { r := retry; r.RetryAfter = d; return r }
-	delivered := []longrun.Attempt{{At: now, StatusCode: 200}}
-	gone := []longrun.Attempt{{At: now, StatusCode: 410}}
 	cases := []struct {
 		name  string
 		sched Schedule
-		prior []longrun.Attempt
+		made  int // attempts already made in the round (Delivery.RoundAttempts)
 		r     Result
 		state longrun.DeliveryState
 		next  time.Duration // after now; 0 when none
 	}{
-		{"2xx delivers", Schedule{Rand: low}, nil, Result{Verdict: Delivered}, longrun.DeliveryDelivered, 0},
-		{"410 fails at once", Schedule{Rand: low}, failures(2, now), Result{Verdict: Stop}, longrun.DeliveryFailed, 0},
-		{"first failure: 5 s", Schedule{Rand: low}, nil, retry, longrun.DeliveryPending, 5 * time.Second},
-		{"first failure, most jitter: under 6.25 s", Schedule{Rand: high}, nil, retry, longrun.DeliveryPending, 7 * time.Second},
-		{"second failure: 5 min", Schedule{Rand: low}, failures(1, now), retry, longrun.DeliveryPending, 5 * time.Minute},
-		{"second failure, most jitter", Schedule{Rand: high}, failures(1, now), retry, longrun.DeliveryPending, 6*time.Minute + 15*time.Second},
-		{"fourth failure: 2 h", Schedule{Rand: low}, failures(3, now), retry, longrun.DeliveryPending, 2 * time.Hour},
-		{"seventh failure: 10 h", Schedule{Rand: low}, failures(6, now), retry, longrun.DeliveryPending, 10 * time.Hour},
-		{"seventh failure, most jitter: 12.5 h", Schedule{Rand: high}, failures(6, now), retry, longrun.DeliveryPending, 12*time.Hour + 30*time.Minute},
-		{"eighth failure exhausts", Schedule{Rand: low}, failures(7, now), retry, longrun.DeliveryFailed, 0},
-		{"Retry-After later than the slot wins", Schedule{Rand: low}, nil, withRetryAfter(90 * time.Second), longrun.DeliveryPending, 90 * time.Second},
-		{"slot later than Retry-After wins", Schedule{Rand: low}, failures(1, now), withRetryAfter(90 * time.Second), longrun.DeliveryPending, 5 * time.Minute},
-		{"Retry-After capped at a day", Schedule{Rand: low}, nil, withRetryAfter(1000 * time.Hour), longrun.DeliveryPending, 24 * time.Hour},
-		{"Retry-After adds no attempt", Schedule{Rand: low}, failures(7, now), withRetryAfter(time.Minute), longrun.DeliveryFailed, 0},
-		{"custom schedule", Schedule{Delays: []time.Duration{time.Second, 2 * time.Second}, Rand: low}, failures(1, now), retry, longrun.DeliveryPending, 2 * time.Second},
-		{"custom schedule exhausted", Schedule{Delays: []time.Duration{time.Second, 2 * time.Second}, Rand: low}, failures(2, now), retry, longrun.DeliveryFailed, 0},
-		{"redelivery after delivered starts a round", Schedule{Rand: low}, append(failures(6, now), delivered...), retry, longrun.DeliveryPending, 5 * time.Second},
-		{"redelivery after 410 starts a round", Schedule{Rand: low}, append(failures(3, now), gone...), retry, longrun.DeliveryPending, 5 * time.Second},
-		{"redelivery after exhaustion starts a round", Schedule{Rand: low}, failures(8, now), retry, longrun.DeliveryPending, 5 * time.Second},
-		{"second attempt of a redelivery round", Schedule{Rand: low}, failures(9, now), retry, longrun.DeliveryPending, 5 * time.Minute},
+		{"2xx delivers", Schedule{Rand: low}, 0, Result{Verdict: Delivered}, longrun.DeliveryDelivered, 0},
+		{"410 fails at once", Schedule{Rand: low}, 2, Result{Verdict: Stop}, longrun.DeliveryFailed, 0},
+		{"first failure: 5 s", Schedule{Rand: low}, 0, retry, longrun.DeliveryPending, 5 * time.Second},
+		{"first failure, most jitter: under 6.25 s", Schedule{Rand: high}, 0, retry, longrun.DeliveryPending, 7 * time.Second},
+		{"second failure: 5 min", Schedule{Rand: low}, 1, retry, longrun.DeliveryPending, 5 * time.Minute},
+		{"second failure, most jitter", Schedule{Rand: high}, 1, retry, longrun.DeliveryPending, 6*time.Minute + 15*time.Second},
+		{"fourth failure: 2 h", Schedule{Rand: low}, 3, retry, longrun.DeliveryPending, 2 * time.Hour},
+		{"seventh failure: 10 h", Schedule{Rand: low}, 6, retry, longrun.DeliveryPending, 10 * time.Hour},
+		{"seventh failure, most jitter: 12.5 h", Schedule{Rand: high}, 6, retry, longrun.DeliveryPending, 12*time.Hour + 30*time.Minute},
+		{"eighth failure exhausts", Schedule{Rand: low}, 7, retry, longrun.DeliveryFailed, 0},
+		{"Retry-After later than the slot wins", Schedule{Rand: low}, 0, withRetryAfter(90 * time.Second), longrun.DeliveryPending, 90 * time.Second},
+		{"slot later than Retry-After wins", Schedule{Rand: low}, 1, withRetryAfter(90 * time.Second), longrun.DeliveryPending, 5 * time.Minute},
+		{"Retry-After capped at a day", Schedule{Rand: low}, 0, withRetryAfter(1000 * time.Hour), longrun.DeliveryPending, 24 * time.Hour},
+		{"Retry-After adds no attempt", Schedule{Rand: low}, 7, withRetryAfter(time.Minute), longrun.DeliveryFailed, 0},
+		{"custom schedule", Schedule{Delays: []time.Duration{time.Second, 2 * time.Second}, Rand: low}, 1, retry, longrun.DeliveryPending, 2 * time.Second},
+		{"custom schedule exhausted", Schedule{Delays: []time.Duration{time.Second, 2 * time.Second}, Rand: low}, 2, retry, longrun.DeliveryFailed, 0},
+		// A redeliver request starts a round at 0, whatever came before.
+		{"first attempt of a redelivery round", Schedule{Rand: low}, 0, retry, longrun.DeliveryPending, 5 * time.Second},
+		{"second attempt of a redelivery round", Schedule{Rand: low}, 1, retry, longrun.DeliveryPending, 5 * time.Minute},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			state, next := tc.sched.Next(longrun.Delivery{State: longrun.DeliveryPending, Attempts: tc.prior}, tc.r, now)
+			// The history kept does not matter, only the round's place.
+			d := longrun.Delivery{State: longrun.DeliveryPending, Attempts: failures(45, now), RoundAttempts: tc.made}
+			state, next := tc.sched.Next(d, tc.r, now)
 			if state != tc.state {
 				t.Fatalf("state %s, want %s", state, tc.state)
 			}

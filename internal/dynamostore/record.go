@@ -71,6 +71,7 @@ type deliveryItem struct {
 	Attempts    []attemptItem `dynamodbav:"attempts,omitempty"`
 	NextAttempt int64         `dynamodbav:"nextAttempt,omitempty"`
 	Round       int           `dynamodbav:"round,omitempty"`
+	RoundTries  int           `dynamodbav:"roundAttempts,omitempty"`
 }
 
 type attemptItem struct {
@@ -207,11 +208,12 @@ func (it *execItem) execution() (*longrun.Execution, error) {
 	}
 	if d := it.Webhook; d != nil {
 		w := &longrun.Delivery{
-			EventID:     d.EventID,
-			Type:        longrun.EventType(d.Type),
-			State:       longrun.DeliveryState(d.State),
-			NextAttempt: fromMillis(d.NextAttempt),
-			Round:       d.Round,
+			EventID:       d.EventID,
+			Type:          longrun.EventType(d.Type),
+			State:         longrun.DeliveryState(d.State),
+			NextAttempt:   fromMillis(d.NextAttempt),
+			Round:         d.Round,
+			RoundAttempts: d.RoundTries,
 		}
 		for _, a := range d.Attempts {
 			w.Attempts = append(w.Attempts, longrun.Attempt{
@@ -237,7 +239,7 @@ func toDeliveryItem(d *longrun.Delivery) *deliveryItem {
 	if d == nil {
 		return nil
 	}
-	it := &deliveryItem{EventID: d.EventID, Type: string(d.Type), State: string(d.State), NextAttempt: millis(d.NextAttempt), Round: d.Round}
+	it := &deliveryItem{EventID: d.EventID, Type: string(d.Type), State: string(d.State), NextAttempt: millis(d.NextAttempt), Round: d.Round, RoundTries: d.RoundAttempts}
 	attempts := d.Attempts
 	if len(attempts) > longrun.MaxAttemptsKept {
 		attempts = attempts[len(attempts)-longrun.MaxAttemptsKept:]

@@ -16,6 +16,7 @@ type delivery struct {
 	Attempts    []attempt `json:"attempts,omitempty"`
 	NextAttempt time.Time `json:"nextAttempt,omitzero"`
 	Round       int       `json:"round,omitempty"`
+	RoundTries  int       `json:"roundAttempts,omitempty"`
 }
 
 type attempt struct {
@@ -26,7 +27,7 @@ type attempt struct {
 }
 
 func fromDelivery(d longrun.Delivery) delivery {
-	out := delivery{EventID: d.EventID, Type: string(d.Type), State: string(d.State), NextAttempt: d.NextAttempt, Round: d.Round}
+	out := delivery{EventID: d.EventID, Type: string(d.Type), State: string(d.State), NextAttempt: d.NextAttempt, Round: d.Round, RoundTries: d.RoundAttempts}
 	for _, a := range d.Attempts {
 		out.Attempts = append(out.Attempts, attempt{At: a.At, StatusCode: a.StatusCode, LatencyMS: a.Latency.Milliseconds(), Error: a.Error})
 	}
@@ -34,7 +35,7 @@ func fromDelivery(d longrun.Delivery) delivery {
 }
 
 func (d delivery) domain() *longrun.Delivery {
-	out := &longrun.Delivery{EventID: d.EventID, Type: longrun.EventType(d.Type), State: longrun.DeliveryState(d.State), NextAttempt: d.NextAttempt, Round: d.Round}
+	out := &longrun.Delivery{EventID: d.EventID, Type: longrun.EventType(d.Type), State: longrun.DeliveryState(d.State), NextAttempt: d.NextAttempt, Round: d.Round, RoundAttempts: d.RoundTries}
 	for _, a := range d.Attempts {
 		out.Attempts = append(out.Attempts, longrun.Attempt{At: a.At, StatusCode: a.StatusCode, Latency: time.Duration(a.LatencyMS) * time.Millisecond, Error: a.Error})
 	}

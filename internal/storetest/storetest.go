@@ -228,6 +228,9 @@ func diffDelivery(got, want longrun.Delivery) []string {
 	if got.Round != want.Round {
 		add("Round", got.Round, want.Round)
 	}
+	if got.RoundAttempts != want.RoundAttempts {
+		add("RoundAttempts", got.RoundAttempts, want.RoundAttempts)
+	}
 	if len(got.Attempts) != len(want.Attempts) {
 		add("len(Attempts)", len(got.Attempts), len(want.Attempts))
 		return d
@@ -666,7 +669,7 @@ func testSaveDelivery(t *testing.T, h Harness) {
 		longrun.Attempt{At: start.Add(5*time.Minute + 8*time.Second), StatusCode: 204, Latency: 42 * time.Millisecond})
 	delivered.NextAttempt = time.Time{}
 	redelivering := delivered
-	redelivering.State, redelivering.Round, redelivering.NextAttempt = longrun.DeliveryPending, 2, start.Add(time.Hour)
+	redelivering.State, redelivering.Round, redelivering.RoundAttempts, redelivering.NextAttempt = longrun.DeliveryPending, 2, 3, start.Add(time.Hour)
 
 	for _, d := range []longrun.Delivery{pending, delivered, redelivering} {
 		if err := h.Executions.SaveDelivery(ctx, e.ID, d); err != nil {
