@@ -268,7 +268,7 @@ func TestStartInputLimit(t *testing.T) {
 
 func TestStartIdempotency(t *testing.T) {
 	t.Parallel()
-	const body = `{"input":{"seconds":3},"name":"a"}`
+	const body = `{"input":{"seconds":3,"fail":"x"},"name":"a"}`
 	tests := []struct {
 		name     string
 		key      func(hs *harness) string
@@ -278,8 +278,10 @@ func TestStartIdempotency(t *testing.T) {
 		replayed bool
 	}{
 		{name: "same key, same body", key: func(hs *harness) string { return hs.acme }, body: body, status: 202, sameID: true, replayed: true},
-		{name: "same key, same body re-spaced", key: func(hs *harness) string { return hs.acme }, body: `{ "input": { "seconds": 3 }, "name": "a" }`, status: 202, sameID: true, replayed: true},
-		{name: "same key, other body", key: func(hs *harness) string { return hs.acme }, body: `{"input":{"seconds":4},"name":"a"}`, status: 409},
+		{name: "same key, same body re-spaced", key: func(hs *harness) string { return hs.acme }, body: `{ "input": { "seconds": 3, "fail": "x" }, "name": "a" }`, status: 202, sameID: true, replayed: true},
+		{name: "same key, same body, keys reordered", key: func(hs *harness) string { return hs.acme }, body: `{"name":"a","input":{"fail":"x","seconds":3}}`, status: 202, sameID: true, replayed: true},
+		{name: "same key, other body", key: func(hs *harness) string { return hs.acme }, body: `{"input":{"seconds":4,"fail":"x"},"name":"a"}`, status: 409},
+		{name: "same key, number written otherwise", key: func(hs *harness) string { return hs.acme }, body: `{"input":{"seconds":3.0,"fail":"x"},"name":"a"}`, status: 409},
 		{name: "same key, other tenant", key: func(hs *harness) string { return hs.globex }, body: body, status: 202},
 	}
 	for _, tt := range tests {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -196,9 +197,27 @@ func idempotencyKey(r *http.Request) (string, error) {
 }
 
 // requestHash identifies a start request's content for the Idempotency-Key:
-// the SHA-256 of its canonical JSON (compact input, callbackUrl, name).
+// the SHA-256 of its canonical JSON (input with sorted keys, callbackUrl, name).
 func requestHash(req startRequest) string {
+	req.Input = canonicalJSON(req.Input)
 	b, _ := json.Marshal(req) // cannot fail: the input was already re-encoded
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// canonicalJSON re-encodes raw with object keys sorted (encoding/json sorts
+// map keys) and numbers kept as written, so the same request sent with its
+// keys in another order hashes the same.
+func canonicalJSON(raw json.RawMessage) json.RawMessage {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return raw
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		return raw
+	}
+	return out
 }
