@@ -55,6 +55,8 @@ type TenantStore interface {
 	PutAPIKey(ctx context.Context, keyHash, tenant string) error
 	// TenantForKey returns the tenant owning the key hash, or ENOTFOUND.
 	TenantForKey(ctx context.Context, keyHash string) (string, error)
+	// DeleteAPIKey revokes a key; an unknown hash gives ENOTFOUND.
+	DeleteAPIKey(ctx context.Context, keyHash string) error
 }
 
 // Orchestrator runs executions: Step Functions on AWS (internal/sfnengine), the

@@ -154,7 +154,7 @@ func keysCommand(env envSource) *cli.Command {
 	}
 	return &cli.Command{
 		Name:  "keys",
-		Usage: "create API keys and rotate webhook secrets, locally or in a deployed stack's table",
+		Usage: "create and revoke API keys and rotate webhook secrets, locally or in a deployed stack's table",
 		Commands: []*cli.Command{
 			{
 				Name:  "create",
@@ -167,6 +167,20 @@ func keysCommand(env envSource) *cli.Command {
 							return err
 						}
 						return json.NewEncoder(cmd.Root().Writer).Encode(k)
+					})
+				},
+			},
+			{
+				Name:  "revoke",
+				Usage: "make an API key stop working (behind API Gateway within the authorizer's 5-minute cache)",
+				Flags: append([]cli.Flag{&cli.StringFlag{Name: "key", Required: true, Usage: "the API key to revoke", Sources: env.vars("LONGRUN_REVOKE_KEY")}}, where...),
+				Action: func(ctx context.Context, cmd *cli.Command) error {
+					return withTenants(ctx, cmd, func(tenants longrun.TenantStore) error {
+						if err := tenant.RevokeKey(ctx, tenants, cmd.String("key")); err != nil {
+							return err
+						}
+						fmt.Fprintln(cmd.Root().Writer, "revoked")
+						return nil
 					})
 				},
 			},

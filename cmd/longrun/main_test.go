@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -307,6 +308,16 @@ func TestDevEndToEnd(t *testing.T) {
 	if _, err := s.Client.Describe(ctx, "01a00000-0000-7000-8000-000000000000"); !client.IsNotFound(err) {
 		t.Fatalf("unknown execution: %v, want 404", err)
 	}
+
+	// A revoked key is refused at once.
+	if err := run(ctx, []string{"longrun", "keys", "revoke", "--data-dir", filepath.Join(dir, "data"), "--key", globexKey.APIKey},
+		func(string) string { return "" }, nil, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var p *client.Problem
+	if _, err := globex.List(ctx, "", 1, ""); !errors.As(err, &p) || p.Status != 401 {
+		t.Fatalf("a revoked key: %v, want 401", err)
+	}
 }
 
 func waitDelivered(t *testing.T, c *client.Client, id string) {
@@ -568,6 +579,12 @@ func TestKeysCommands(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(out), &r); err != nil || len(r.SigningSecrets) != 2 || r.SigningSecrets[1] != k.WebhookSecret || r.WebhookSecret == k.WebhookSecret {
 		t.Fatalf("rotate-secret printed %q (%v): want the new secret and both signing during the overlap", out, err)
+	}
+	if out, err := cli("revoke", "--data-dir", data, "--key", k.APIKey); err != nil || !strings.Contains(out, "revoked") {
+		t.Fatalf("keys revoke: %q, %v", out, err)
+	}
+	if _, err := cli("revoke", "--data-dir", data, "--key", k.APIKey); err == nil || !strings.Contains(err.Error(), "unknown API key") {
+		t.Fatalf("revoking a revoked key: %v, want unknown API key", err)
 	}
 	if _, err := cli("rotate-secret", "--data-dir", data, "--tenant", "nobody"); err == nil {
 		t.Fatal("rotating an unknown tenant's secret must fail")

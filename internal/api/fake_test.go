@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -165,6 +166,9 @@ func (s *tenantStore) GetTenant(context.Context, string) (*longrun.Tenant, error
 func (s *tenantStore) PutAPIKey(_ context.Context, hash, tenant string) error {
 	s.keys[hash] = tenant
 	return nil
+}
+func (s *tenantStore) DeleteAPIKey(context.Context, string) error {
+	return errors.New("not used by the API")
 }
 func (s *tenantStore) TenantForKey(_ context.Context, hash string) (string, error) {
 	if t, ok := s.keys[hash]; ok {

@@ -30,6 +30,7 @@ func (s *tenantStore) PutAPIKey(_ context.Context, hash, tenant string) error {
 	s.keys[hash] = tenant
 	return nil
 }
+func (s *tenantStore) DeleteAPIKey(context.Context, string) error { return errors.New("not used") }
 func (s *tenantStore) TenantForKey(_ context.Context, hash string) (string, error) {
 	if s.err != nil {
 		return "", s.err

@@ -63,6 +63,21 @@ func (s *Store) PutAPIKey(ctx context.Context, keyHash, tenant string) error {
 	return nil
 }
 
+// DeleteAPIKey revokes keyHash; an unknown one gives ENOTFOUND.
+func (s *Store) DeleteAPIKey(ctx context.Context, keyHash string) error {
+	_, err := s.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName: s.table, Key: itemKey(prefixKey+keyHash, skKey),
+		ConditionExpression: aws.String("attribute_exists(pk)"),
+	})
+	if isConditionFailed(err) {
+		return longrun.Errorf(longrun.ENOTFOUND, "unknown API key")
+	}
+	if err != nil {
+		return fmt.Errorf("delete API key: %w", err)
+	}
+	return nil
+}
+
 // TenantForKey returns the tenant that owns keyHash. The read is strongly
 // consistent, so a key works the moment `longrun keys create` returns.
 func (s *Store) TenantForKey(ctx context.Context, keyHash string) (string, error) {

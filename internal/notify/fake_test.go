@@ -128,6 +128,10 @@ func (s *fakeStore) PutAPIKey(context.Context, string, string) error {
 	return errors.New("fake: not used by notify")
 }
 
+func (s *fakeStore) DeleteAPIKey(context.Context, string) error {
+	return errors.New("fake: not used by notify")
+}
+
 func (s *fakeStore) TenantForKey(context.Context, string) (string, error) {
 	return "", errors.New("fake: not used by notify")
 }

@@ -266,7 +266,7 @@ var (
 		getExecutionSQL, idempotencyKeySQL, insertExecutionSQL, insertIdempotencySQL, deleteExecutionSQL,
 		finishExecutionSQL, setProgressSQL, saveDeliverySQL,
 		sendSQL, nextVisibleSQL, visibleSQL, deadLetterSQL, takeSQL, deleteMessageSQL, changeVisibilitySQL,
-		putTenantSQL, putAPIKeySQL,
+		putTenantSQL, putAPIKeySQL, deleteAPIKeySQL,
 		savepointSQL, releaseSQL, rollbackToSQL,
 	}
 	readQueries = []string{

@@ -18,6 +18,7 @@ const (
 	putAPIKeySQL = `INSERT INTO api_keys (key_hash, tenant) VALUES (?, ?)
 			ON CONFLICT (key_hash) DO UPDATE SET tenant = excluded.tenant`
 	tenantForKeySQL = `SELECT tenant FROM api_keys WHERE key_hash = ?`
+	deleteAPIKeySQL = `DELETE FROM api_keys WHERE key_hash = ?`
 )
 
 // TenantStore is longrun.TenantStore on the tenants and api_keys tables.
@@ -79,6 +80,26 @@ func (s *TenantStore) PutAPIKey(ctx context.Context, keyHash, tenant string) err
 	})
 	if err != nil {
 		return fmt.Errorf("put api key of tenant %s: %w", tenant, err)
+	}
+	return nil
+}
+
+// DeleteAPIKey revokes keyHash; an unknown one gives ENOTFOUND.
+func (s *TenantStore) DeleteAPIKey(ctx context.Context, keyHash string) error {
+	var deleted int64
+	err := s.db.Write(ctx, func(tx *sql.Tx) error {
+		res, err := s.db.w.exec(ctx, tx, deleteAPIKeySQL, keyHash)
+		if err != nil {
+			return err
+		}
+		deleted, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("delete api key: %w", err)
+	}
+	if deleted == 0 {
+		return longrun.Errorf(longrun.ENOTFOUND, "unknown API key")
 	}
 	return nil
 }

@@ -737,4 +737,23 @@ func testAPIKeys(t *testing.T, h Harness) {
 	}
 	_, err := h.Tenants.TenantForKey(ctx, unique("sha256-unknown"))
 	wantCode(t, "TenantForKey(unknown)", err, longrun.ENOTFOUND)
+
+	// Revoking one key leaves the tenant's other keys working.
+	var revoked, kept string
+	for hash, tenant := range keys {
+		if tenant == a && revoked == "" {
+			revoked = hash
+		} else if tenant == a {
+			kept = hash
+		}
+	}
+	if err := h.Tenants.DeleteAPIKey(ctx, revoked); err != nil {
+		t.Fatalf("DeleteAPIKey: %v", err)
+	}
+	_, err = h.Tenants.TenantForKey(ctx, revoked)
+	wantCode(t, "TenantForKey(revoked)", err, longrun.ENOTFOUND)
+	if got, err := h.Tenants.TenantForKey(ctx, kept); err != nil || got != a {
+		t.Errorf("TenantForKey(the tenant's other key) = %q, %v; want %q", got, err, a)
+	}
+	wantCode(t, "DeleteAPIKey(revoked again)", h.Tenants.DeleteAPIKey(ctx, revoked), longrun.ENOTFOUND)
 }

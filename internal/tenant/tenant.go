@@ -71,6 +71,16 @@ func RotateSecret(ctx context.Context, tenants longrun.TenantStore, id string, n
 	return t, nil
 }
 
+// RevokeKey makes apiKey stop working. Behind API Gateway the authorizer's
+// answers are cached for up to 5 minutes per key, so the key may still pass
+// for that long there; `longrun dev` refuses it at once.
+func RevokeKey(ctx context.Context, tenants longrun.TenantStore, apiKey string) error {
+	if err := tenants.DeleteAPIKey(ctx, auth.HashKey(apiKey)); err != nil {
+		return fmt.Errorf("revoke API key: %w", err)
+	}
+	return nil
+}
+
 // current returns the newest secret still signing at now.
 func current(t *longrun.Tenant, now time.Time) string {
 	if s := t.ActiveSecrets(now); len(s) > 0 {

@@ -103,3 +103,22 @@ func TestRotateUnknownTenant(t *testing.T) {
 		t.Fatalf("got %v, want ENOTFOUND", err)
 	}
 }
+
+func TestRevokeKey(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := setup(t)
+	k, err := tenant.CreateKey(ctx, store, "acme", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tenant.RevokeKey(ctx, store, k.APIKey); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.TenantForKey(ctx, auth.HashKey(k.APIKey)); !longrun.IsCode(err, longrun.ENOTFOUND) {
+		t.Fatalf("a revoked key still resolves: %v", err)
+	}
+	if err := tenant.RevokeKey(ctx, store, k.APIKey); !longrun.IsCode(err, longrun.ENOTFOUND) {
+		t.Fatalf("revoking twice: %v, want ENOTFOUND", err)
+	}
+}
