@@ -158,7 +158,13 @@ func notFound(id string) error {
 // get reads the tenant's execution; any store error is wrapped with the id.
 func (s *server) get(r *http.Request, id string) (*longrun.Execution, error) {
 	setExecution(r, id)
-	e, err := s.cfg.Executions.GetExecution(r.Context(), tenantOf(r), id)
+	tenant := tenantOf(r)
+	if tenant == "" {
+		// The store reads "" as "any tenant" (for notify and the worker):
+		// a request must never reach it without one.
+		return nil, errors.New("api: a request without a tenant reached the store")
+	}
+	e, err := s.cfg.Executions.GetExecution(r.Context(), tenant, id)
 	if longrun.IsCode(err, longrun.ENOTFOUND) {
 		return nil, notFound(id)
 	}
