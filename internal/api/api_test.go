@@ -356,6 +356,31 @@ func TestStartFailureCleansUp(t *testing.T) {
 	}
 }
 
+// A redeliver whose loop could not be started leaves the delivery as it was,
+// so the client's retry is not refused as "still being delivered".
+func TestRedeliverStartFailureRestores(t *testing.T) {
+	t.Parallel()
+	hs := setup(t)
+	const id = "0193a6f0-0000-7000-8000-000000000002"
+	e := running(id, "acme")
+	e.Status, e.CallbackURL = longrun.StatusFailed, "https://example.com/h"
+	e.Webhook = &longrun.Delivery{EventID: "msg_" + id, Type: longrun.EventFailed, State: longrun.DeliveryFailed, RoundAttempts: 8}
+	hs.store.put(e)
+	hs.orch.mu.Lock()
+	hs.orch.redeliverErr = errors.New("sfn: ThrottlingException")
+	hs.orch.mu.Unlock()
+	wantProblem(t, hs.do(t, "POST", "/executions/"+id+"/redeliver", hs.acme, ""), 503)
+	if stored, _ := hs.store.execution(id); stored.Webhook.State != longrun.DeliveryFailed || stored.Webhook.Round != 0 || stored.Webhook.RoundAttempts != 8 {
+		t.Fatalf("delivery after a failed redeliver %+v, want it as it was", stored.Webhook)
+	}
+	hs.orch.mu.Lock()
+	hs.orch.redeliverErr = nil
+	hs.orch.mu.Unlock()
+	if w := hs.do(t, "POST", "/executions/"+id+"/redeliver", hs.acme, ""); w.Code != 202 {
+		t.Fatalf("retry: %d %s, want 202", w.Code, w.Body)
+	}
+}
+
 // A concurrent replay of the same Idempotency-Key may start the execution
 // first: the first request's own start then finds it there, which is success,
 // and must not delete the record of a running execution.

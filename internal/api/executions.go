@@ -175,6 +175,12 @@ func (s *server) handleRedeliver(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("reset delivery of execution %s: %w", id, err)
 	}
 	if err := s.cfg.Orchestrator.Redeliver(r.Context(), id, d.Round); err != nil {
+		// No loop started: put the record back, or the client's retry would
+		// be refused as "still being delivered" until the round went stale.
+		// (Had the loop started after all, it finds the delivery ended.)
+		if rerr := s.cfg.Executions.SaveDelivery(detached(r.Context()), id, *e.Webhook); rerr != nil {
+			s.log.ErrorContext(r.Context(), "restore delivery after a failed redeliver", "err", rerr, "execution_id", id)
+		}
 		return fmt.Errorf("redeliver execution %s: %w", id, asUnavailable(err))
 	}
 	s.log.InfoContext(r.Context(), "webhook redelivery started", "execution_id", id, "event_id", d.EventID)

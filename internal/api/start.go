@@ -142,13 +142,14 @@ func (s *server) validateStart(req *startRequest) error {
 	if len(req.Input) == 0 {
 		return longrun.Errorf(longrun.EINVALID, `"input" is required: any JSON value, e.g. {"input": {}}`)
 	}
-	// Stored and hashed compactly, so whitespace never changes the size
-	// check or the idempotency hash.
-	compact, err := json.Marshal(req.Input)
-	if err != nil {
-		return longrun.Errorf(longrun.EINVALID, `"input" is not valid JSON: %v`, err)
+	// Stored, sized and hashed in one canonical form (compact, object keys
+	// sorted, numbers as written), so neither whitespace nor key order
+	// changes the size check or the idempotency hash, and the job gets
+	// exactly the input that was hashed.
+	if !json.Valid(req.Input) {
+		return longrun.Errorf(longrun.EINVALID, `"input" is not valid JSON`)
 	}
-	req.Input = compact
+	req.Input = canonicalJSON(req.Input)
 	if len(req.Name) > longrun.MaxNameLength || (req.Name != "" && !validName.MatchString(req.Name)) {
 		return longrun.Errorf(longrun.EINVALID, `"name" must be 1 to %d characters of A-Z, a-z, 0-9, '_' and '-'`, longrun.MaxNameLength)
 	}
@@ -199,15 +200,16 @@ func idempotencyKey(r *http.Request) (string, error) {
 // requestHash identifies a start request's content for the Idempotency-Key:
 // the SHA-256 of its canonical JSON (input with sorted keys, callbackUrl, name).
 func requestHash(req startRequest) string {
-	req.Input = canonicalJSON(req.Input)
 	b, _ := json.Marshal(req) // cannot fail: the input was already re-encoded
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
 
-// canonicalJSON re-encodes raw with object keys sorted (encoding/json sorts
-// map keys) and numbers kept as written, so the same request sent with its
-// keys in another order hashes the same.
+// canonicalJSON re-encodes raw (valid JSON) compactly with object keys sorted
+// (encoding/json sorts map keys) and numbers kept as written. As decoding
+// does, a repeated key keeps its last value and invalid UTF-8 becomes
+// U+FFFD: the canonical form is what the job receives, so two requests that
+// hash the same run the same input.
 func canonicalJSON(raw json.RawMessage) json.RawMessage {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()

@@ -263,7 +263,10 @@ func (n *Notifier) ensureDelivery(ctx context.Context, e *longrun.Execution, kic
 	if !delivery.InProgress(&d, n.cfg.Clock()) {
 		// Nobody made the attempt that was due: the round's loop is gone,
 		// and its name is taken. Drive the delivery in a new round.
+		// Due now, so the record reads as driven the moment it is saved and
+		// nobody else starts yet another round meanwhile.
 		d.Round++
+		d.NextAttempt = n.cfg.Clock().UTC()
 		if err := n.cfg.Store.SaveDelivery(ctx, e.ID, d); err != nil {
 			return fmt.Errorf("start round %d of the webhook of %s: %w", d.Round, e.ID, err)
 		}

@@ -409,6 +409,12 @@ func TestFailedEventAfterFinalizeFailure(t *testing.T) {
 	if e := f.store.get(execID); e.Webhook.Round != 1 {
 		t.Fatalf("delivery round %d, want 1 recorded", e.Webhook.Round)
 	}
+	// The restarted round is due at once, so it reads as driven: another
+	// event right after starts no third round beside it.
+	f.mustHandle(t, "eventbridge-failed.json")
+	if r := f.redelivered(); len(r) != 2 {
+		t.Fatalf("Redeliver calls %v, want no round beside the restarted one", r)
+	}
 }
 
 func TestThinPayload(t *testing.T) {
