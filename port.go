@@ -73,9 +73,10 @@ type Orchestrator interface {
 	StopExecution(ctx context.Context, arn, errName, cause string) error
 	// Redeliver starts round `round` of an ended execution's webhook
 	// delivery: the deliver state machine, in an execution named
-	// "<executionID>-r<round>". Starting a round that was already started
-	// (running or ended) does nothing and succeeds, so a retried caller
-	// never starts a second loop beside the first.
+	// longrun.DeliverName(executionID, round). Starting a round whose loop is
+	// running does nothing and succeeds, so a retried caller never starts a
+	// second loop beside the first; a round whose loop has ended gives
+	// ENOTRUNNING (its name stays taken): start the next round instead.
 	Redeliver(ctx context.Context, executionID string, round int) error
 }
 

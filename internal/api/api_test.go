@@ -381,6 +381,28 @@ func TestRedeliverStartFailureRestores(t *testing.T) {
 	}
 }
 
+// A round whose loop already ran (a concurrent redeliver took it) gives way
+// to the next one.
+func TestRedeliverSkipsAnEndedRound(t *testing.T) {
+	t.Parallel()
+	hs := setup(t)
+	const id = "0193a6f0-0000-7000-8000-000000000003"
+	e := running(id, "acme")
+	e.Status, e.CallbackURL = longrun.StatusFailed, "https://example.com/h"
+	e.Webhook = &longrun.Delivery{EventID: "msg_" + id, Type: longrun.EventFailed, State: longrun.DeliveryDelivered}
+	hs.store.put(e)
+	hs.orch.mu.Lock()
+	hs.orch.endedRounds = map[int]bool{1: true}
+	hs.orch.mu.Unlock()
+	if w := hs.do(t, "POST", "/executions/"+id+"/redeliver", hs.acme, ""); w.Code != 202 {
+		t.Fatalf("redeliver: %d %s", w.Code, w.Body)
+	}
+	stored, _ := hs.store.execution(id)
+	if fmt.Sprint(hs.orch.redelivers) != "["+longrun.DeliverName(id, 2)+"]" || stored.Webhook.Round != 2 {
+		t.Fatalf("Redeliver calls %v, round %d: want round 2 started", hs.orch.redelivers, stored.Webhook.Round)
+	}
+}
+
 // A concurrent replay of the same Idempotency-Key may start the execution
 // first: the first request's own start then finds it there, which is success,
 // and must not delete the record of a running execution.

@@ -170,11 +170,17 @@ func (s *server) handleRedeliver(w http.ResponseWriter, r *http.Request) error {
 	d := *e.Webhook
 	d.State = longrun.DeliveryPending
 	d.NextAttempt = s.now().UTC()
-	d.Round, d.RoundAttempts = d.Round+1, 0 // a whole schedule again
-	if err := s.cfg.Executions.SaveDelivery(r.Context(), id, d); err != nil {
-		return fmt.Errorf("reset delivery of execution %s: %w", id, err)
+	d.RoundAttempts = 0 // a whole schedule again
+	for range 3 {       // a round whose loop already ran (a concurrent redeliver) gives way to the next
+		d.Round++
+		if err = s.cfg.Executions.SaveDelivery(r.Context(), id, d); err != nil {
+			return fmt.Errorf("reset delivery of execution %s: %w", id, asUnavailable(err))
+		}
+		if err = s.cfg.Orchestrator.Redeliver(r.Context(), id, d.Round); !longrun.IsCode(err, longrun.ENOTRUNNING) {
+			break
+		}
 	}
-	if err := s.cfg.Orchestrator.Redeliver(r.Context(), id, d.Round); err != nil {
+	if err != nil {
 		// No loop started: put the record back, or the client's retry would
 		// be refused as "still being delivered" until the round went stale.
 		// (Had the loop started after all, it finds the delivery ended.)

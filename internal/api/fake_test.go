@@ -186,6 +186,7 @@ type orchestrator struct {
 	startErr     error
 	stopErr      error
 	redeliverErr error
+	endedRounds  map[int]bool // Redeliver of these rounds gives ENOTRUNNING
 }
 
 type stopCall struct{ arn, errName, cause string }
@@ -219,6 +220,9 @@ func (o *orchestrator) Redeliver(_ context.Context, id string, round int) error 
 	defer o.mu.Unlock()
 	if o.redeliverErr != nil {
 		return o.redeliverErr
+	}
+	if o.endedRounds[round] {
+		return longrun.Errorf(longrun.ENOTRUNNING, "round %d has ended", round)
 	}
 	o.redelivers = append(o.redelivers, longrun.DeliverName(id, round))
 	return nil

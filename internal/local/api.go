@@ -75,8 +75,8 @@ func (e *Engine) StopExecution(ctx context.Context, arn, errName, cause string) 
 
 // Redeliver starts round `round` of the execution's webhook delivery: the
 // deliver machine with {"executionId": id}, in the execution
-// longrun.DeliverName names. A round already started, running or ended, is
-// that one loop: nothing more starts.
+// longrun.DeliverName names. A round whose loop is running is that one loop:
+// nothing more starts; one whose loop ended gives ENOTRUNNING.
 func (e *Engine) Redeliver(ctx context.Context, executionID string, round int) error {
 	if e.machines[e.deliver] == nil {
 		return longrun.Errorf(longrun.EINVALID, "the local engine has no deliver state machine")
@@ -87,7 +87,13 @@ func (e *Engine) Redeliver(ctx context.Context, executionID string, round int) e
 	if err != nil {
 		return fmt.Errorf("redeliver %s: %w", executionID, err)
 	}
-	if _, err := e.Start(ctx, e.deliver, longrun.DeliverName(executionID, round), input); err != nil && !longrun.IsCode(err, longrun.EDUPLICATE) {
+	_, err = e.Start(ctx, e.deliver, longrun.DeliverName(executionID, round), input)
+	switch {
+	case longrun.IsCode(err, longrun.EDUPLICATE):
+		// Start succeeds for a running execution of the same name and
+		// input: this one has ended.
+		return longrun.Errorf(longrun.ENOTRUNNING, "round %d of the webhook of %s has ended", round, executionID)
+	case err != nil:
 		return fmt.Errorf("redeliver %s round %d: %w", executionID, round, err)
 	}
 	return nil

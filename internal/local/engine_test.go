@@ -548,11 +548,12 @@ func TestRedeliver(t *testing.T) {
 	f.waitFor("the deliver machine to run notify", func() bool { return len(f.notify.payloads()) > 0 })
 	jsonEqual(t, "notify payload", f.notify.payloads()[0], `{"action":"deliver","executionId":"job-9"}`)
 
-	// The same round again, once it has ended: that loop ran, nothing new
-	// starts. The next round is a loop of its own.
+	// The same round again, once its loop has ended: ENOTRUNNING, and nothing
+	// starts (the caller moves to the next round). The next round is a loop
+	// of its own.
 	f.waitEnd(executionARN(f.e.machines["deliver"], longrun.DeliverName("job-9", 0)))
-	if err := f.e.Redeliver(f.ctx, "job-9", 0); err != nil {
-		t.Fatalf("a round started before: %v, want success", err)
+	if err := f.e.Redeliver(f.ctx, "job-9", 0); !longrun.IsCode(err, longrun.ENOTRUNNING) {
+		t.Fatalf("a round whose loop ended: %v, want ENOTRUNNING", err)
 	}
 	f.sync()
 	if n := len(f.notify.payloads()); n != 1 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -46,7 +47,8 @@ type fixture struct {
 	answers    []int // status codes the receiver answers, in order; then 200
 	requests   []request
 	redelivers []string
-	redeliver  error // returned by Redeliver
+	redeliver  error        // returned by Redeliver
+	ended      map[int]bool // rounds whose loop has ended: Redeliver gives ENOTRUNNING
 }
 
 // setup starts a receiver on 127.0.0.1, a store holding one RUNNING execution
@@ -81,6 +83,9 @@ func setup(t *testing.T, configure ...func(*Config, *longrun.Execution)) *fixtur
 			f.mu.Lock()
 			defer f.mu.Unlock()
 			f.redelivers = append(f.redelivers, longrun.DeliverName(id, round))
+			if f.ended[round] {
+				return longrun.Errorf(longrun.ENOTRUNNING, "round %d has ended", round)
+			}
 			return f.redeliver
 		},
 		Sender:      delivery.NewSender(delivery.Config{Policy: delivery.Policy{AllowLoopback: true}, Clock: f.clock.Now, Timeout: 5 * time.Second}),
@@ -607,5 +612,31 @@ func TestInvalidPayloads(t *testing.T) {
 				t.Fatalf("record changed to %s", e.Status)
 			}
 		})
+	}
+}
+
+// A retried finalize that finds its round's loop already ended (its Deliver
+// retries used up) moves the pending delivery to the next round instead of
+// leaving it with nobody driving it.
+func TestFinalizeAfterTheRoundsLoopEnded(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.answer(500)
+	f.mustHandle(t, "finalize-succeeded.json")
+	f.mu.Lock()
+	f.ended = map[int]bool{0: true}
+	f.mu.Unlock()
+	f.clock.Set(t0.Add(time.Second))
+	f.mustHandle(t, "finalize-succeeded.json")
+	want := []string{longrun.DeliverName(execID, 0), longrun.DeliverName(execID, 0), longrun.DeliverName(execID, 1)}
+	if r := f.redelivered(); fmt.Sprint(r) != fmt.Sprint(want) {
+		t.Fatalf("Redeliver calls %v, want %v", r, want)
+	}
+	e := f.store.get(execID)
+	if e.Webhook.Round != 1 || e.Webhook.State != longrun.DeliveryPending || e.Webhook.RoundAttempts != 1 {
+		t.Fatalf("delivery %+v, want pending in round 1, keeping its place in the schedule", e.Webhook)
+	}
+	if n := len(f.received()); n != 1 {
+		t.Fatalf("%d requests, want the first attempt only (the new loop makes the next)", n)
 	}
 }

@@ -143,10 +143,11 @@ func notRunning(arn string, status types.ExecutionStatus) error {
 }
 
 // Redeliver starts round `round` of executionID's webhook delivery: the
-// deliver state machine in the execution longrun.DeliverName names. A round
-// already started is one loop, running or ended: ExecutionAlreadyExists (AWS
-// answers it for an ended execution of that name, emulators also for a
-// running one) is success. Names stay reserved 90 days, past any delivery.
+// deliver state machine in the execution longrun.DeliverName names.
+// ExecutionAlreadyExists means the round was started before (AWS answers it
+// for an ended execution of that name, emulators also for a running one):
+// a running loop is success, an ended one ENOTRUNNING. Names stay reserved
+// 90 days, past any delivery.
 func (e *Engine) Redeliver(ctx context.Context, executionID string, round int) error {
 	if e.cfg.DeliverStateMachineARN == "" {
 		return fmt.Errorf("redeliver %s: no deliver state machine configured", executionID)
@@ -155,15 +156,27 @@ func (e *Engine) Redeliver(ctx context.Context, executionID string, round int) e
 	if err != nil {
 		return fmt.Errorf("marshal redeliver input of %s: %w", executionID, err)
 	}
+	name := longrun.DeliverName(executionID, round)
 	_, err = e.client.StartExecution(ctx, &sfn.StartExecutionInput{
 		StateMachineArn: aws.String(e.cfg.DeliverStateMachineARN),
-		Name:            aws.String(longrun.DeliverName(executionID, round)),
+		Name:            aws.String(name),
 		Input:           aws.String(string(input)),
 	})
-	if err != nil && !hasCode(err, "ExecutionAlreadyExists") {
-		return fmt.Errorf("redeliver %s round %d: %w", executionID, round, err)
+	if !hasCode(err, "ExecutionAlreadyExists") {
+		if err != nil {
+			return fmt.Errorf("redeliver %s round %d: %w", executionID, round, err)
+		}
+		return nil
 	}
-	return nil
+	arn := strings.Replace(e.cfg.DeliverStateMachineARN, ":stateMachine:", ":execution:", 1) + ":" + name
+	status, serr := e.status(ctx, arn)
+	switch {
+	case serr != nil:
+		return fmt.Errorf("redeliver %s round %d: %w", executionID, round, serr)
+	case status == types.ExecutionStatusRunning:
+		return nil
+	}
+	return longrun.Errorf(longrun.ENOTRUNNING, "round %d of the webhook of %s has ended (%s)", round, executionID, status)
 }
 
 // SendTaskSuccess completes the task with output (JSON; empty means null).

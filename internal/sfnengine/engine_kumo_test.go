@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,10 +23,11 @@ import (
 // env is the real longrun and deliver state machines on kumo, with a jobs
 // queue and a notify function that reports every request it gets.
 type env struct {
-	engine *sfnengine.Engine
-	client *sfn.Client
-	jobs   *sqsqueue.Queue
-	notify chan longrun.NotifyRequest
+	engine  *sfnengine.Engine
+	client  *sfn.Client
+	deliver string // the deliver state machine's ARN
+	jobs    *sqsqueue.Queue
+	notify  chan longrun.NotifyRequest
 }
 
 func setup(t *testing.T) *env { return setupHeartbeat(t, 30) }
@@ -51,10 +53,11 @@ func setupHeartbeat(t *testing.T, seconds int) *env {
 	deliver := k.CreateStateMachine(t, awstest.UniqueName("deliver"), definition(t, "deliver.asl.json", vars, seconds))
 	client := k.SFN()
 	return &env{
-		engine: sfnengine.New(client, sfnengine.Config{StateMachineARN: sm, DeliverStateMachineARN: deliver}),
-		client: client,
-		jobs:   sqsqueue.New(k.SQS(), jobs.URL),
-		notify: notify,
+		engine:  sfnengine.New(client, sfnengine.Config{StateMachineARN: sm, DeliverStateMachineARN: deliver}),
+		client:  client,
+		deliver: deliver,
+		jobs:    sqsqueue.New(k.SQS(), jobs.URL),
+		notify:  notify,
 	}
 }
 
@@ -244,10 +247,21 @@ func TestKumoRedeliver(t *testing.T) {
 			t.Errorf("notify got %+v, want deliver for %s", req, id)
 		}
 	}
-	// Round 1 again: the same loop, not a second one.
-	if err := e.engine.Redeliver(context.Background(), id, 1); err != nil {
-		t.Fatalf("Redeliver of a round already started: %v", err)
+	// Round 1 again once its loop has ended (notify answered done): nothing
+	// starts, and the caller hears it must move on to the next round.
+	arn := strings.Replace(e.deliver, ":stateMachine:", ":execution:", 1) + ":" + longrun.DeliverName(id, 1)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, err := e.client.DescribeExecution(context.Background(), &sfn.DescribeExecutionInput{ExecutionArn: aws.String(arn)})
+		if err == nil && out.Status != sfntypes.ExecutionStatusRunning {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("round 1's loop did not end within 30 s: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
+	wantCode(t, "Redeliver of an ended round", e.engine.Redeliver(context.Background(), id, 1), longrun.ENOTRUNNING)
 }
 
 // The Work state's TimeoutSecondsPath bounds the task: a worker that never

@@ -208,9 +208,16 @@ func TestRedeliverNamesRounds(t *testing.T) {
 	if got := aws.ToString(f.started[0].Input); got != `{"executionId":"`+id+`"}` {
 		t.Errorf("input = %s", got)
 	}
+	// A round started before: running is that one loop, ended is ENOTRUNNING
+	// (the caller starts the next round).
 	f.err = &types.ExecutionAlreadyExists{Message: aws.String("Execution Already Exists")}
+	f.describe = []*sfn.DescribeExecutionOutput{{Status: types.ExecutionStatusRunning}}
 	if err := e.Redeliver(context.Background(), id, 1); err != nil {
-		t.Errorf("a round started before (ExecutionAlreadyExists): %v, want success", err)
+		t.Errorf("a round whose loop runs (ExecutionAlreadyExists): %v, want success", err)
+	}
+	f.describe = []*sfn.DescribeExecutionOutput{{Status: types.ExecutionStatusFailed}}
+	if err := e.Redeliver(context.Background(), id, 1); !longrun.IsCode(err, longrun.ENOTRUNNING) {
+		t.Errorf("a round whose loop ended: %v, want ENOTRUNNING", err)
 	}
 	f.err = &types.ExecutionLimitExceeded{Message: aws.String("limit")}
 	if err := e.Redeliver(context.Background(), id, 2); err == nil {
