@@ -65,7 +65,13 @@ func New(client API, cfg Config) *Engine {
 // arn:<partition>:states:<region>:<account>:stateMachine:<sm> becomes
 // arn:<partition>:states:<region>:<account>:execution:<sm>:<id>.
 func (e *Engine) ExecutionARN(id string) string {
-	return strings.Replace(e.cfg.StateMachineARN, ":stateMachine:", ":execution:", 1) + ":" + id
+	return executionARN(e.cfg.StateMachineARN, id)
+}
+
+// executionARN is the ARN of the execution named name of the state machine
+// with ARN machine.
+func executionARN(machine, name string) string {
+	return strings.Replace(machine, ":stateMachine:", ":execution:", 1) + ":" + name
 }
 
 // StartExecution starts the state machine with in.ExecutionID as the name.
@@ -168,7 +174,7 @@ func (e *Engine) Redeliver(ctx context.Context, executionID string, round int) e
 		}
 		return nil
 	}
-	arn := strings.Replace(e.cfg.DeliverStateMachineARN, ":stateMachine:", ":execution:", 1) + ":" + name
+	arn := executionARN(e.cfg.DeliverStateMachineARN, name)
 	status, serr := e.status(ctx, arn)
 	switch {
 	case serr != nil:
