@@ -167,19 +167,16 @@ func (s *server) handleRedeliver(w http.ResponseWriter, r *http.Request) error {
 	}
 	// A new round, driven by a deliver loop of its own name; the event (and
 	// its webhook-id) is the same.
-	d := *e.Webhook
-	d.State = longrun.DeliveryPending
-	d.NextAttempt = s.now().UTC()
-	d.RoundAttempts = 0 // a whole schedule again
-	for range 3 {       // a round whose loop already ran (a concurrent redeliver) gives way to the next
-		d.Round++
-		if err = s.cfg.Executions.SaveDelivery(r.Context(), id, d); err != nil {
-			return fmt.Errorf("reset delivery of execution %s: %w", id, asUnavailable(err))
-		}
-		if err = s.cfg.Orchestrator.Redeliver(r.Context(), id, d.Round); !longrun.IsCode(err, longrun.ENOTRUNNING) {
-			break
-		}
+	now := s.now()
+	save := func(d longrun.Delivery) error { return s.cfg.Executions.SaveDelivery(r.Context(), id, d) }
+	d := delivery.NextRound(*e.Webhook, now)
+	d.State, d.RoundAttempts = longrun.DeliveryPending, 0 // a whole schedule again
+	if err := save(d); err != nil {
+		return fmt.Errorf("reset delivery of execution %s: %w", id, asUnavailable(err))
 	}
+	// A round whose loop already ran (a concurrent redeliver took it) gives
+	// way to the next.
+	d, err = delivery.StartRound(d, now, save, func(round int) error { return s.cfg.Orchestrator.Redeliver(r.Context(), id, round) })
 	if err != nil {
 		// No loop started: put the record back, or the client's retry would
 		// be refused as "still being delivered" until the round went stale.

@@ -259,43 +259,23 @@ func (n *Notifier) ensureDelivery(ctx context.Context, e *longrun.Execution, kic
 	if n.cfg.Redeliver == nil {
 		return fmt.Errorf("webhook of %s needs another attempt, but notify has no Redeliver", e.ID)
 	}
-	if !delivery.InProgress(e.Webhook, n.cfg.Clock()) {
+	now := n.cfg.Clock()
+	save := func(d longrun.Delivery) error { return n.cfg.Store.SaveDelivery(ctx, e.ID, d) }
+	d := *e.Webhook
+	if !delivery.InProgress(&d, now) {
 		// Nobody made the attempt that was due: the round's loop is gone.
-		if err := n.nextRound(ctx, e); err != nil {
-			return err
+		d = delivery.NextRound(d, now)
+		if err := save(d); err != nil {
+			return fmt.Errorf("start round %d of the webhook of %s: %w", d.Round, e.ID, err)
 		}
 	}
 	// Starting a running round's loop again (a retried finalize) starts
 	// nothing new; a round whose loop has ended gives way to the next.
-	for range maxRoundStarts {
-		err := n.cfg.Redeliver(ctx, e.ID, e.Webhook.Round)
-		if !longrun.IsCode(err, longrun.ENOTRUNNING) {
-			if err != nil {
-				return fmt.Errorf("start webhook delivery of %s: %w", e.ID, err)
-			}
-			return nil
-		}
-		if err := n.nextRound(ctx, e); err != nil {
-			return err
-		}
-	}
-	return fmt.Errorf("start webhook delivery of %s: %d rounds in a row had ended already", e.ID, maxRoundStarts)
-}
-
-// maxRoundStarts bounds how many ended rounds ensureDelivery steps over.
-const maxRoundStarts = 3
-
-// nextRound moves the pending delivery to a new round, due now: the record
-// reads as driven the moment it is saved, so nobody else starts yet another
-// round meanwhile; the round keeps its place in the schedule.
-func (n *Notifier) nextRound(ctx context.Context, e *longrun.Execution) error {
-	d := *e.Webhook
-	d.Round++
-	d.NextAttempt = n.cfg.Clock().UTC()
-	if err := n.cfg.Store.SaveDelivery(ctx, e.ID, d); err != nil {
-		return fmt.Errorf("start round %d of the webhook of %s: %w", d.Round, e.ID, err)
-	}
+	d, err := delivery.StartRound(d, now, save, func(round int) error { return n.cfg.Redeliver(ctx, e.ID, round) })
 	e.Webhook = &d
+	if err != nil {
+		return fmt.Errorf("start webhook delivery of %s: %w", e.ID, err)
+	}
 	return nil
 }
 
