@@ -91,6 +91,8 @@ type TaskMessage struct {
 	ExecutionARN string          `json:"executionArn"`
 	ExecutionID  string          `json:"executionId"`
 	Input        json.RawMessage `json:"input"`
+	// Job is the kind of job to run (Registry); empty means the default kind.
+	Job string `json:"job,omitempty"`
 }
 
 // StateInput is the input every execution of the state machine starts with.

@@ -31,4 +31,5 @@ const (
 	ErrNameBadOutput   = "Job.InvalidOutput" // the job returned output that is not JSON
 	ErrNameStopped     = "Execution.Stopped" // the error a stop records
 	ErrNameStartFailed = "Execution.StartFailed"
+	ErrNameUnknownKind = "Job.UnknownKind" // the worker has no job of the task's kind
 )

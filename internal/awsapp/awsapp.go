@@ -164,9 +164,9 @@ type App struct {
 	Store    *dynamostore.Store
 	Engine   *sfnengine.Engine
 	Logger   *slog.Logger
-	// Job is the job the worker runs: the ramen timer unless replaced
-	// before Worker or Poller is called.
-	Job longrun.Job
+	// Jobs are the kinds of job the worker runs: the ramen timer unless
+	// replaced before Worker or Poller is called.
+	Jobs *longrun.Registry
 }
 
 // New builds the clients and adapters from an aws.Config. Tests pass one
@@ -181,7 +181,7 @@ func New(cfg Config, awsCfg aws.Config, logger *slog.Logger) *App {
 		SFN:      sfn.NewFromConfig(awsCfg),
 		SQS:      sqs.NewFromConfig(awsCfg),
 		Logger:   logger,
-		Job:      ramen.New(cfg.RamenTimerSeconds),
+		Jobs:     ramenRegistry(cfg.RamenTimerSeconds),
 	}
 	a.Store = dynamostore.New(a.DynamoDB, dynamostore.Config{TableName: cfg.TableName})
 	a.Engine = sfnengine.New(a.SFN, sfnengine.Config{StateMachineARN: cfg.StateMachineARN, DeliverStateMachineARN: cfg.DeliverStateMachineARN})
@@ -200,4 +200,10 @@ func FromEnv(ctx context.Context, getenv func(string) string, logger *slog.Logge
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
 	}
 	return New(cfg, awsCfg, logger), nil
+}
+
+func ramenRegistry(seconds float64) *longrun.Registry {
+	r := longrun.NewRegistry()
+	r.Handle("ramen", ramen.New(seconds), longrun.JobOptions{})
+	return r
 }

@@ -94,7 +94,7 @@ func (a *App) processor() *worker.Processor {
 	return worker.NewProcessor(worker.Config{
 		Tasks:             a.Engine,
 		Executions:        a.Store,
-		Job:               a.Job,
+		Jobs:              a.Jobs,
 		HeartbeatInterval: heartbeat,
 		Logger:            a.Logger,
 	})

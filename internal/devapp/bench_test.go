@@ -34,7 +34,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 	app, err := devapp.Open(ctx, devapp.Config{
 		DataDir:      b.TempDir(),
 		TemplatePath: filepath.Join("..", "..", "template.yaml"),
-		Job:          noop.Job,
+		Jobs:         registryOf(noop.Job),
 		Workers:      32,
 	})
 	if err != nil {
@@ -161,3 +161,10 @@ func percentile(ds []time.Duration, p int) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// registryOf returns a registry whose default kind runs job.
+func registryOf(job longrun.Job) *longrun.Registry {
+	r := longrun.NewRegistry()
+	r.Handle("noop", job, longrun.JobOptions{})
+	return r
+}

@@ -63,9 +63,9 @@ type Config struct {
 	// RatePerTenant is each tenant's request rate (per second, burst twice
 	// that) before the API answers 429; 0 turns throttling off.
 	RatePerTenant float64
-	// Job is the job the worker runs; default the ramen timer with the
-	// template's RamenTimerSeconds.
-	Job longrun.Job
+	// Jobs are the kinds of job the worker runs; default the ramen timer
+	// with the template's RamenTimerSeconds.
+	Jobs *longrun.Registry
 	// BaseURL is where clients reach the API (for thin webhooks' describeUrl);
 	// Serve sets it from its listener when empty.
 	BaseURL string
@@ -342,16 +342,17 @@ func (a *App) assemble(ctx context.Context, tpl *template.Template, s *settings,
 		BurstPerTenant:   int(2 * cfg.RatePerTenant),
 	})
 
-	job := cfg.Job
-	if job == nil {
-		job = ramen.New(float64(s.ramenTimer))
+	kinds := cfg.Jobs
+	if kinds == nil {
+		kinds = longrun.NewRegistry()
+		kinds.Handle("ramen", ramen.New(float64(s.ramenTimer)), longrun.JobOptions{})
 	}
 	a.poller = worker.NewPoller(worker.PollerConfig{
 		Queue: jobs,
 		Processor: worker.NewProcessor(worker.Config{
 			Tasks:      engine,
 			Executions: a.Executions,
-			Job:        job,
+			Jobs:       kinds,
 			// Three heartbeats per HeartbeatSeconds: one lost beat is not a timeout.
 			HeartbeatInterval: time.Duration(s.limits.HeartbeatSeconds) * time.Second / 3,
 			Logger:            a.log.With("component", "worker"),

@@ -19,11 +19,11 @@ import (
 	longrun "github.com/longrun/longrun"
 )
 
-// Config configures a Processor. Tasks, Executions and Job are required.
+// Config configures a Processor. Tasks, Executions and Jobs are required.
 type Config struct {
 	Tasks      longrun.TaskReporter
 	Executions longrun.ExecutionStore // where progress goes
-	Job        longrun.Job
+	Jobs       *longrun.Registry      // the job of a message's kind runs it
 
 	// HeartbeatInterval is how often a running job's task is heartbeated. It
 	// must be well under the state machine's HeartbeatSeconds
@@ -113,7 +113,7 @@ func (p *Processor) Process(ctx context.Context, msg longrun.TaskMessage) error 
 	go func() { defer wg.Done(); p.heartbeat(jobCtx, done, cancel, msg.TaskToken, log) }()
 	go func() { defer wg.Done(); p.flushProgress(jobCtx, done, msg.ExecutionID, prog, log) }()
 
-	output, jobErr := p.run(jobCtx, msg.Input, prog.report(p.cfg.Clock), log)
+	output, jobErr := p.run(jobCtx, msg, prog.report(p.cfg.Clock), log)
 	close(done)
 	wg.Wait()
 
@@ -140,15 +140,20 @@ func (p *Processor) Process(ctx context.Context, msg longrun.TaskMessage) error 
 	return p.complete(ctx, msg, output, jobErr, log)
 }
 
-// run calls the job, turning a panic into an error.
-func (p *Processor) run(ctx context.Context, input json.RawMessage, report func(longrun.Progress), log *slog.Logger) (out json.RawMessage, err error) {
+// run calls the job of msg's kind, turning a panic into an error.
+func (p *Processor) run(ctx context.Context, msg longrun.TaskMessage, report func(longrun.Progress), log *slog.Logger) (out json.RawMessage, err error) {
+	kind, ok := p.cfg.Jobs.Lookup(msg.Job)
+	if !ok {
+		return nil, &longrun.JobError{Name: longrun.ErrNameUnknownKind, Cause: fmt.Sprintf(
+			"this worker has no job of kind %q (it has %q): deploy the worker built with that kind registered", msg.Job, p.cfg.Jobs.Kinds())}
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			log.ErrorContext(ctx, "job panicked", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			err = &panicError{value: v}
 		}
 	}()
-	return p.cfg.Job(ctx, input, report)
+	return kind.Job(ctx, msg.Input, report)
 }
 
 type panicError struct{ value any }

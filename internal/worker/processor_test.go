@@ -58,7 +58,7 @@ func setup(t *testing.T, job longrun.Job, configure ...func(*Config)) *harness {
 	t.Helper()
 	h := &harness{rep: &reporter{}, store: &progressStore{}, clock: newFakeClock(), logs: &strings.Builder{}, logMu: &sync.Mutex{}}
 	cfg := Config{
-		Tasks: h.rep, Executions: h.store, Job: job,
+		Tasks: h.rep, Executions: h.store, Jobs: registryOf(job),
 		HeartbeatInterval: heartbeatEvery, ProgressInterval: progressEvery,
 		Clock: h.clock,
 		Sleep: func(ctx context.Context, d time.Duration) error {
@@ -310,4 +310,11 @@ func TestSendRetries(t *testing.T) {
 			}
 		})
 	}
+}
+
+// registryOf returns a registry whose default kind runs job.
+func registryOf(job longrun.Job) *longrun.Registry {
+	r := longrun.NewRegistry()
+	r.Handle("test", job, longrun.JobOptions{})
+	return r
 }

@@ -38,7 +38,7 @@ func TestSQSHandler(t *testing.T) {
 	h := setup(t, modeJob)
 	unreachable := func(token string) bool { return strings.HasSuffix(token, "-unreachable") }
 	p := NewProcessor(Config{
-		Tasks: &tokenFailingReporter{reporter: h.rep, fails: unreachable}, Executions: h.store, Job: modeJob,
+		Tasks: &tokenFailingReporter{reporter: h.rep, fails: unreachable}, Executions: h.store, Jobs: registryOf(modeJob),
 		Clock: h.clock, Sleep: func(context.Context, time.Duration) error { return nil }, SendAttempts: 2,
 	})
 
