@@ -35,8 +35,8 @@ lint: check ## check + cfn-lint on template.yaml
 	@command -v cfn-lint >/dev/null || { echo "cfn-lint is missing: it ships in this machine image's Python (pip install cfn-lint where PyPI is reachable)"; exit 1; }
 	cfn-lint template.yaml
 
-bench: ## the benchmarks of docs/benchmarks.md: whole executions end to end, the engine, SQLite, ASL
-	$(GO) test -run '^$$' -bench BenchmarkEndToEnd -benchtime 3000x -count 3 ./internal/devapp
+bench: ## the benchmarks of docs/benchmarks.md: end to end beside River, the engine, SQLite, ASL
+	bench/compare.sh
 	$(GO) test -run '^$$' -bench BenchmarkExecutions -benchtime 20000x -count 3 ./internal/local
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/sqlite ./internal/asl ./jobs/...
 
