@@ -88,6 +88,7 @@ func devCommand(env envSource) *cli.Command {
 
 func printBanner(w io.Writer, url string, key *tenant.Key, app *devapp.App) {
 	fmt.Fprintf(w, `longrun dev is serving %s
+  console:  %s
   data:     %s
   limits:   job timeout %ds, heartbeat %ds; webhook retries after %s
 
@@ -99,7 +100,7 @@ func printBanner(w io.Writer, url string, key *tenant.Key, app *devapp.App) {
     -H "Authorization: Bearer $LONGRUN_API_KEY" -H 'Content-Type: application/json' \
     -d '{"input": {"seconds": 2}}'
 
-`, url, app.DB.Path(), app.Limits.TimeoutSeconds, app.Limits.HeartbeatSeconds, formatSchedule(app.Schedule),
+`, url, devapp.ConsoleURL(url, key.APIKey), app.DB.Path(), app.Limits.TimeoutSeconds, app.Limits.HeartbeatSeconds, formatSchedule(app.Schedule),
 		url, key.APIKey, key.Tenant, key.WebhookSecret)
 }
 

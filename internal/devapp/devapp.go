@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +25,7 @@ import (
 	"github.com/longrun/longrun"
 	"github.com/longrun/longrun/internal/api"
 	"github.com/longrun/longrun/internal/asl"
+	"github.com/longrun/longrun/internal/console"
 	"github.com/longrun/longrun/internal/delivery"
 	"github.com/longrun/longrun/internal/local"
 	"github.com/longrun/longrun/internal/notify"
@@ -79,7 +81,7 @@ type App struct {
 	Executions *sqlite.ExecutionStore
 	Tenants    *sqlite.TenantStore
 	Engine     *local.Engine
-	Handler    http.Handler // the HTTP API
+	Handler    http.Handler // the HTTP API, and the web console under /ui/
 	Limits     longrun.Limits
 	Schedule   []time.Duration
 
@@ -330,7 +332,7 @@ func (a *App) assemble(ctx context.Context, tpl *template.Template, s *settings,
 	}
 	a.Engine = engine
 
-	a.Handler = api.NewServer(api.Config{
+	apiHandler := api.NewServer(api.Config{
 		Executions:       a.Executions,
 		Tenants:          a.Tenants,
 		Orchestrator:     engine,
@@ -341,6 +343,17 @@ func (a *App) assemble(ctx context.Context, tpl *template.Template, s *settings,
 		RatePerTenant:    cfg.RatePerTenant,
 		BurstPerTenant:   int(2 * cfg.RatePerTenant),
 	})
+	ui, err := console.New(console.Config{
+		Authenticate: api.BearerAuth(a.Tenants),
+		Executions:   a.Executions,
+		History:      engine.History,
+		Definition:   machines[0].Definition,
+		Logger:       a.log.With("component", "console"),
+	})
+	if err != nil {
+		return fmt.Errorf("web console: %w", err)
+	}
+	a.Handler = withConsole(apiHandler, ui)
 
 	job := cfg.Job
 	if job == nil {
@@ -363,6 +376,29 @@ func (a *App) assemble(ctx context.Context, tpl *template.Template, s *settings,
 		Logger:       a.log.With("component", "worker"),
 	})
 	return nil
+}
+
+// withConsole serves the web console at /ui/ beside the API, and sends a
+// browser that opens the bare address there instead of to a 401.
+func withConsole(apiHandler, ui http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", apiHandler)
+	mux.Handle("/ui/", ui)
+	mux.Handle("GET /ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			apiHandler.ServeHTTP(w, r) // an API client: answer as the API does
+			return
+		}
+		http.Redirect(w, r, "/ui/", http.StatusFound)
+	})
+	return mux
+}
+
+// ConsoleURL is the console's address at baseURL, signed in with apiKey:
+// the key rides in the fragment, which browsers never send to a server.
+func ConsoleURL(baseURL, apiKey string) string {
+	return strings.TrimRight(baseURL, "/") + "/ui/#key=" + url.QueryEscape(apiKey)
 }
 
 func (a *App) describeURL(id string) string {
