@@ -342,6 +342,9 @@ func (a *App) assemble(ctx context.Context, tpl *template.Template, s *settings,
 		Logger:           a.log.With("component", "api"),
 		RatePerTenant:    cfg.RatePerTenant,
 		BurstPerTenant:   int(2 * cfg.RatePerTenant),
+		// Polling the local app is cheap: clients that honour Retry-After
+		// (longrun wait) see the end within a second.
+		RetryAfter: time.Second,
 	})
 	ui, err := console.New(console.Config{
 		Authenticate: api.BearerAuth(a.Tenants),
