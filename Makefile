@@ -14,7 +14,9 @@ help: ## list the targets
 	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
 run: ## the whole app on 127.0.0.1:3000 (longrun dev), no AWS, no Docker
-	$(GO) run ./cmd/longrun dev --allow-loopback-webhooks
+	@echo "Building longrun (the first build on a fresh machine takes about two minutes)..."
+	@$(GO) build -o bin/longrun ./cmd/longrun
+	./bin/longrun dev --allow-loopback-webhooks
 
 test: lint node-deps browser-deps ## everything CI runs: format, vet, staticcheck, cfn-lint, all tests
 	CI=true $(GO) test -count=1 ./...
@@ -72,4 +74,8 @@ build-%Function:
 FN    ?= worker
 EVENT ?= events/$(FN).json
 invoke: ## one function under the Lambda Runtime Interface Emulator, AWS calls to kumo: make invoke FN=worker EVENT=events/worker.json
-	$(GO) test -count=1 -v -run '^TestInvoke$$' ./internal/samtest -args -fn=$(FN) -event=$(abspath $(EVENT))
+	@echo "Building $(FN) and starting the emulator (the first build takes a couple of minutes)..."
+	@answer=$$(mktemp); trap 'rm -f "$$answer"' EXIT; \
+	  $(GO) test -count=1 -v -run '^TestInvoke$$' ./internal/samtest -args -fn=$(FN) -event=$(abspath $(EVENT)) -answer="$$answer"; status=$$?; \
+	  if [ -s "$$answer" ]; then printf '\n%s answered:\n' '$(FN)'; cat "$$answer"; echo; fi; \
+	  exit $$status

@@ -336,7 +336,7 @@ func (a *App) assemble(ctx context.Context, tpl *template.Template, s *settings,
 		Executions:       a.Executions,
 		Tenants:          a.Tenants,
 		Orchestrator:     engine,
-		CheckCallbackURL: func(u string) error { return delivery.CheckURL(u, policy) },
+		CheckCallbackURL: func(u string) error { return checkCallbackURL(u, policy) },
 		Limits:           s.limits,
 		Clock:            a.DB.Now,
 		Logger:           a.log.With("component", "api"),
@@ -379,6 +379,20 @@ func (a *App) assemble(ctx context.Context, tpl *template.Template, s *settings,
 		Logger:       a.log.With("component", "worker"),
 	})
 	return nil
+}
+
+// checkCallbackURL is the API's check with the hint a developer needs: a
+// receiver on this machine is refused unless longrun dev was started with
+// --allow-loopback-webhooks.
+func checkCallbackURL(raw string, p delivery.Policy) error {
+	err := delivery.CheckURL(raw, p)
+	if err == nil || p.AllowLoopback {
+		return err
+	}
+	if delivery.CheckURL(raw, delivery.Policy{Ports: p.Ports, RequireHTTPS: p.RequireHTTPS, AllowLoopback: true}) == nil {
+		return longrun.Errorf(longrun.EINVALID, "%s (a receiver on this machine needs longrun dev --allow-loopback-webhooks)", longrun.ErrorMessage(err))
+	}
+	return err
 }
 
 // withConsole serves the web console at /ui/ beside the API, and sends a
@@ -464,3 +478,35 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 
 // Close closes the SQLite file.
 func (a *App) Close() error { return a.DB.Close() }
+
+// TemplateSubstitutions returns the DefinitionSubstitutions that the template
+// at templatePath gives the state machine whose DefinitionUri is the file
+// definitionPath, with the local stand-ins longrun dev uses for resources;
+// found is false when the template names no such state machine. `longrun asl`
+// uses it so a definition of the app validates and runs as it is.
+func TemplateSubstitutions(templatePath, definitionPath string) (subs map[string]string, found bool, err error) {
+	tpl, err := template.Load(templatePath)
+	if err != nil {
+		return nil, false, err
+	}
+	want, err := filepath.Abs(definitionPath)
+	if err != nil {
+		return nil, false, err
+	}
+	sms, err := tpl.StateMachines()
+	if err != nil {
+		return nil, false, err
+	}
+	for _, sm := range sms {
+		p, err := filepath.Abs(filepath.Join(tpl.Dir, filepath.FromSlash(sm.DefinitionURI)))
+		if err != nil || p != want {
+			continue
+		}
+		subs, err := tpl.Substitutions(sm, resolve)
+		if err != nil {
+			return nil, true, err
+		}
+		return subs, true, nil
+	}
+	return nil, false, nil
+}

@@ -196,3 +196,9 @@ func Table(w io.Writer, header []string, rows [][]string) error {
 	}
 	return tw.Flush()
 }
+
+// ErrorLine is how the CLI reports err: "longrun: " once, however many
+// layers of the error already said it (longrun.Error does).
+func ErrorLine(err error) string {
+	return "longrun: " + strings.ReplaceAll(err.Error(), "longrun: ", "")
+}

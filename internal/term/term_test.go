@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -234,5 +235,20 @@ func TestListTable(t *testing.T) {
 	// Columns line up.
 	if strings.Index(lines[1], "ex-2") != strings.Index(lines[2], "ex-1") {
 		t.Errorf("columns do not line up:\n%s", out.String())
+	}
+}
+
+func TestErrorLineSaysLongrunOnce(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		err  error
+		want string
+	}{
+		{errors.New("listen on x: address in use"), "longrun: listen on x: address in use"},
+		{fmt.Errorf("create key: %w", errors.New("longrun: invalid: tenant \"\" is empty")), `longrun: create key: invalid: tenant "" is empty`},
+	} {
+		if got := term.ErrorLine(tt.err); got != tt.want {
+			t.Errorf("ErrorLine = %q, want %q", got, tt.want)
+		}
 	}
 }
