@@ -56,10 +56,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	return app.Run(ctx, args)
 }
 
-// suggest turns on "Did you mean" for the flags of every command.
+// suggest turns on "Did you mean" for the flags of every command and for
+// the subcommands of keys, webhook and asl.
 func suggest(cmds []*cli.Command) {
 	for _, c := range cmds {
 		c.Suggest = true
+		if len(c.Commands) > 0 && c.Action == nil {
+			c.Action = unknownCommand
+		}
 		suggest(c.Commands)
 	}
 }
@@ -68,13 +72,17 @@ func suggest(cmds []*cli.Command) {
 // "did you mean" for a mistyped command.
 func unknownCommand(ctx context.Context, cmd *cli.Command) error {
 	if cmd.Args().Len() == 0 {
-		return cli.ShowRootCommandHelp(cmd)
+		if cmd.Root() == cmd {
+			return cli.ShowRootCommandHelp(cmd)
+		}
+		return cli.ShowSubcommandHelp(cmd)
 	}
-	msg := fmt.Sprintf("%q is not a longrun command", cmd.Args().First())
+	name := cmd.FullName()
+	msg := fmt.Sprintf("%q is not a %s command", cmd.Args().First(), name)
 	if s := cli.SuggestCommand(cmd.Commands, cmd.Args().First()); s != "" {
 		msg += ". " + fmt.Sprintf(cli.SuggestDidYouMeanTemplate, s)
 	}
-	return fmt.Errorf("%s (longrun --help lists them)", msg)
+	return fmt.Errorf("%s (%s --help lists them)", msg, name)
 }
 
 // exitError ends the program with code after printing msg (if any) to stderr.

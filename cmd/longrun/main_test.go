@@ -538,6 +538,23 @@ func TestCLIClientCommands(t *testing.T) {
 	if _, _, err := cli("strat"); err == nil || !strings.Contains(err.Error(), `Did you mean "start"?`) {
 		t.Fatalf("a mistyped command: %v", err)
 	}
+	if _, _, err := cli("keys", "craete"); err == nil || !strings.Contains(err.Error(), `Did you mean "create"?`) {
+		t.Fatalf("a mistyped subcommand: %v", err)
+	}
+	// Ctrl-C ends the waiting, not the execution.
+	long, err := s.Client.Start(context.Background(), client.StartRequest{Input: json.RawMessage(`{"seconds": 2}`)}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	interrupted, cancel := context.WithCancel(context.Background())
+	cancel()
+	err = run(interrupted, []string{"longrun", "wait", long.ExecutionID}, env, nil, io.Discard, io.Discard)
+	if ee, ok := err.(*exitError); !ok || ee.code != 130 || !strings.Contains(ee.msg, "goes on") {
+		t.Fatalf("wait after Ctrl-C: %v, want exit status 130 saying the execution goes on", err)
+	}
+	if e, err := s.Client.Describe(context.Background(), long.ExecutionID); err != nil || e.Status != "RUNNING" {
+		t.Fatalf("after Ctrl-C of wait the execution is %v, %v; want RUNNING", e, err)
+	}
 	if out, _, err := cli("completion", "bash"); err != nil || !strings.Contains(out, "complete") {
 		t.Fatalf("completion bash: %v", err)
 	}
