@@ -91,7 +91,9 @@ func TestWaitThroughAPipe(t *testing.T) {
 	if term.IsTerminal(w) {
 		t.Fatal("a pipe is not a terminal")
 	}
-	e, err := term.Wait(context.Background(), c, "ex-1", term.WaitOptions{Live: term.IsTerminal(w), Out: w, Interval: time.Hour, Now: ticking()})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // Retry-After: 0 ends it at once
+	defer cancel()
+	e, err := term.Wait(ctx, c, "ex-1", term.WaitOptions{Live: term.IsTerminal(w), Out: w, Interval: time.Hour, Now: ticking()})
 	w.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -128,7 +130,9 @@ func TestWaitThroughAPseudoTerminal(t *testing.T) {
 	if !term.IsTerminal(tty) {
 		t.Fatal("the pty is not a terminal")
 	}
-	e, err := term.Wait(context.Background(), c, "ex-1", term.WaitOptions{Live: term.IsTerminal(tty), Out: tty, Interval: time.Hour, Now: ticking()})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // Retry-After: 0 ends it at once
+	defer cancel()
+	e, err := term.Wait(ctx, c, "ex-1", term.WaitOptions{Live: term.IsTerminal(tty), Out: tty, Interval: time.Hour, Now: ticking()})
 	if err != nil {
 		t.Fatal(err)
 	}

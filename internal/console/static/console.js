@@ -140,24 +140,36 @@ function listPage() {
   const table = h('table', { id: 'executions' }, h('thead', {}, h('tr', {},
     h('th', {}, 'Status'), h('th', { class: 'kind-col', hidden: true }, 'Kind'), h('th', {}, 'Name'),
     h('th', {}, 'Execution'), h('th', {}, 'Started'), h('th', {}, 'Duration'))), body);
+  let pages = 1; // pages of 100 shown; "Load more" adds one
+  const more = h('button', { id: 'more', hidden: true, onclick: () => { pages++; poll(load); } }, 'Load more');
   app().replaceChildren(
     h('div', { class: 'toolbar' }, h('h1', { class: 'grow' }, 'Executions'), kindSel, statusSel),
     h('div', { id: 'notice', class: 'notice', hidden: true }),
-    h('div', { class: 'panel', style: 'padding:0' }, table));
+    h('div', { class: 'panel', style: 'padding:0' }, table),
+    h('div', { class: 'toolbar' }, more));
   const kinds = new Set();
   function sync() {
     const q = new URLSearchParams();
     if (status) q.set('status', status);
     if (kind) q.set('kind', kind);
     history.replaceState(null, '', '/ui/' + (q.toString() ? '?' + q : ''));
+    pages = 1;
     poll(load);
   }
   async function load() {
-    const q = new URLSearchParams({ limit: '100' });
-    if (status) q.set('status', status);
-    const page = await api('GET', '/executions?' + q);
+    const all = [];
+    let token = '';
+    for (let i = 0; i < pages; i++) {
+      const q = new URLSearchParams({ limit: '100' });
+      if (status) q.set('status', status);
+      if (token) q.set('nextToken', token);
+      const page = await api('GET', '/executions?' + q);
+      all.push(...(page.executions || []));
+      token = page.nextToken || '';
+      if (!token) break;
+    }
+    more.hidden = !token;
     clearError();
-    const all = page.executions || [];
     all.forEach((e) => { if (kindOf(e)) kinds.add(kindOf(e)); });
     const showKind = kinds.size > 0;
     table.querySelectorAll('.kind-col').forEach((el) => { el.hidden = !showKind; });
