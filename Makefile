@@ -28,7 +28,7 @@ webhook/testdata/node_modules/.installed: webhook/testdata/package-lock.json
 	touch $@
 
 # The web console's browser tests: Debian's chromium and playwright-core.
-browser-deps: internal/console/testdata/browser/node_modules/.installed
+browser-deps: internal/console/testdata/browser/node_modules/.installed ## Debian chromium (if missing) and playwright-core, for the console's browser tests
 	@./.ci/chromium.sh
 internal/console/testdata/browser/node_modules/.installed: internal/console/testdata/browser/package-lock.json
 	npm ci --prefix internal/console/testdata/browser --no-audit --no-fund

@@ -492,6 +492,10 @@ func TestCLIClientCommands(t *testing.T) {
 	if ee, ok := err.(*exitError); !ok || ee.code != 2 || !strings.Contains(ee.msg, "Ramen.Failed: no water") {
 		t.Fatalf("start --wait of a failing job: err %v, want exit status 2 naming the error\n%s%s", err, out, stderr)
 	}
+	// Not a terminal: plain lines on stderr, no escape codes; the record as JSON.
+	if !strings.Contains(stderr, "started ") || !strings.Contains(stderr, `{"fail": "no water"}`) || !strings.Contains(stderr, "  FAILED") || strings.Contains(stderr+out, "\x1b") || !strings.HasPrefix(out, "{") {
+		t.Fatalf("start --wait in a pipe:\nstdout %q\nstderr %q", out, stderr)
+	}
 	out, _, err = cli("list", "--status", "FAILED")
 	if err != nil || strings.Count(out, `"executionId"`) != 1 {
 		t.Fatalf("list --status FAILED: %v\n%s", err, out)

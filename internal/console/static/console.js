@@ -256,7 +256,7 @@ function summary(e) {
 
 function progress(e) {
   const p = e.progress || { percent: 0 };
-  const pct = Math.max(0, Math.min(100, Math.round(p.percent)));
+  const pct = Math.max(0, Math.min(100, Math.floor(p.percent))); // 99.7 is not done: as the CLI rounds
   return h('div', { class: 'panel', id: 'progress' }, h('h2', {}, 'Progress'),
     h('div', { class: 'progress' }, h('div', { style: 'width:' + pct + '%' })),
     h('div', {}, h('strong', {}, pct + '%'), p.message ? ' · ' + p.message : ''),
