@@ -70,7 +70,11 @@ func New(cfg Config) (http.Handler, error) {
 	// The page is the same for every console URL: it reads the path itself.
 	mux.HandleFunc("GET /ui/{$}", h.page)
 	mux.HandleFunc("GET /ui/executions/{id}", h.page)
-	mux.Handle("GET /ui/assets/", http.StripPrefix("/ui/assets/", http.FileServerFS(assets)))
+	files := http.StripPrefix("/ui/assets/", http.FileServerFS(assets))
+	mux.HandleFunc("GET /ui/assets/{file}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache") // revalidated: a new binary's assets show at once
+		files.ServeHTTP(w, r)
+	})
 	mux.HandleFunc("GET /ui/api/executions/{id}/trace", h.trace)
 	mux.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
 		problem(w, http.StatusNotFound, "no console page at "+r.URL.Path+"; the console starts at /ui/")
