@@ -8,21 +8,30 @@ FUNCTIONS := $(notdir $(wildcard functions/*))
 LAMBDA_ARCH  ?= arm64
 LAMBDA_BUILD  = CGO_ENABLED=0 GOOS=linux GOARCH=$(LAMBDA_ARCH) $(GO) build -tags lambda.norpc -trimpath -ldflags="-s -w"
 
-.PHONY: help run test check node-deps lint bench build functions deploy clean invoke
+.PHONY: help run test check node-deps browser-deps lint bench build functions deploy clean invoke
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
 run: ## the whole app on 127.0.0.1:3000 (longrun dev), no AWS, no Docker
-	$(GO) run ./cmd/longrun dev --allow-loopback-webhooks
+	@echo "Building longrun (the first build on a fresh machine takes about two minutes)..."
+	@$(GO) build -o bin/longrun ./cmd/longrun
+	./bin/longrun dev --allow-loopback-webhooks
 
-test: lint node-deps ## everything CI runs: format, vet, staticcheck, cfn-lint, all tests
+test: lint node-deps browser-deps ## everything CI runs: format, vet, staticcheck, cfn-lint, all tests
 	CI=true $(GO) test -count=1 ./...
 
 # The Node side of the interop tests (the official standardwebhooks package).
 node-deps: webhook/testdata/node_modules/.installed
 webhook/testdata/node_modules/.installed: webhook/testdata/package-lock.json
 	npm ci --prefix webhook/testdata --no-audit --no-fund
+	touch $@
+
+# The web console's browser tests: Debian's chromium and playwright-core.
+browser-deps: internal/console/testdata/browser/node_modules/.installed ## Debian chromium (if missing) and playwright-core, for the console's browser tests
+	@./.ci/chromium.sh
+internal/console/testdata/browser/node_modules/.installed: internal/console/testdata/browser/package-lock.json
+	npm ci --prefix internal/console/testdata/browser --no-audit --no-fund
 	touch $@
 
 check: ## gofmt, go vet, staticcheck
@@ -65,4 +74,8 @@ build-%Function:
 FN    ?= worker
 EVENT ?= events/$(FN).json
 invoke: ## one function under the Lambda Runtime Interface Emulator, AWS calls to kumo: make invoke FN=worker EVENT=events/worker.json
-	$(GO) test -count=1 -v -run '^TestInvoke$$' ./internal/samtest -args -fn=$(FN) -event=$(abspath $(EVENT))
+	@echo "Building $(FN) and starting the emulator (the first build takes a couple of minutes)..."
+	@answer=$$(mktemp); trap 'rm -f "$$answer"' EXIT; \
+	  $(GO) test -count=1 -v -run '^TestInvoke$$' ./internal/samtest -args -fn=$(FN) -event=$(abspath $(EVENT)) -answer="$$answer"; status=$$?; \
+	  if [ -s "$$answer" ]; then printf '\n%s answered:\n' '$(FN)'; cat "$$answer"; echo; fi; \
+	  exit $$status

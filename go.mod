@@ -13,6 +13,7 @@ require (
 	github.com/aws/aws-sdk-go-v2/service/sfn v1.45.4
 	github.com/aws/aws-sdk-go-v2/service/sqs v1.52.11
 	github.com/aws/smithy-go v1.28.9
+	github.com/creack/pty v1.1.24
 	github.com/google/uuid v1.6.0
 	github.com/sivchari/kumo v0.33.1
 	github.com/standard-webhooks/standard-webhooks/libraries v0.0.1
@@ -20,6 +21,7 @@ require (
 	github.com/truora/minidyn v0.8.2
 	github.com/urfave/cli/v3 v3.14.0
 	go.yaml.in/yaml/v3 v3.0.6
+	golang.org/x/term v0.40.0
 	golang.org/x/time v0.16.0
 	modernc.org/sqlite v1.62.0
 )

@@ -182,29 +182,41 @@ func (c *Client) Redeliver(ctx context.Context, id string) error {
 }
 
 // Wait polls until the execution ends, calling onUpdate (if not nil) whenever
-// its status or progress changes, and returns the final record. It polls every
-// interval, or sooner when the server's Retry-After asks for less.
+// its status or progress changes, and returns the final record. Between polls
+// it waits what the server's Retry-After asks (the API sends it with a
+// RUNNING execution), or interval when the server sends none. A 429 or 503
+// answer is not the end of the wait: it is retried after its Retry-After.
 func (c *Client) Wait(ctx context.Context, id string, interval time.Duration, onUpdate func(*Execution)) (*Execution, error) {
 	var last string
 	for {
-		e, err := c.Describe(ctx, id)
-		if err != nil {
-			return nil, err
+		var e Execution
+		h, err := c.doHeader(ctx, http.MethodPost, "/describe-execution", nil, idBody(id), &e)
+		delay := interval
+		if ra, ok := retryAfter(h); ok {
+			delay = ra
 		}
-		if onUpdate != nil {
-			key := e.Status
-			if e.Progress != nil {
-				key += fmt.Sprintf("|%v|%s", e.Progress.Percent, e.Progress.Message)
+		var p *Problem
+		switch {
+		case errors.As(err, &p) && (p.Status == http.StatusTooManyRequests || p.Status == http.StatusServiceUnavailable):
+			// Busy, not gone: wait as asked and ask again.
+		case err != nil:
+			return nil, fmt.Errorf("describe execution %s: %w", id, err)
+		default:
+			if onUpdate != nil {
+				key := e.Status
+				if e.Progress != nil {
+					key += fmt.Sprintf("|%v|%s", e.Progress.Percent, e.Progress.Message)
+				}
+				if key != last {
+					onUpdate(&e)
+					last = key
+				}
 			}
-			if key != last {
-				onUpdate(e)
-				last = key
+			if e.Terminal() {
+				return &e, nil
 			}
 		}
-		if e.Terminal() {
-			return e, nil
-		}
-		t := time.NewTimer(interval)
+		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -212,6 +224,26 @@ func (c *Client) Wait(ctx context.Context, id string, interval time.Duration, on
 		case <-t.C:
 		}
 	}
+}
+
+// maxRetryAfter caps how long one Retry-After may make Wait pause.
+const maxRetryAfter = 5 * time.Minute
+
+// retryAfter reads a Retry-After header: delay-seconds or an HTTP date.
+func retryAfter(h http.Header) (time.Duration, bool) {
+	v := h.Get("Retry-After")
+	if v == "" {
+		return 0, false
+	}
+	var d time.Duration
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		d = time.Duration(n) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = time.Until(t)
+	} else {
+		return 0, false
+	}
+	return min(max(d, 0), maxRetryAfter), true
 }
 
 func idBody(id string) map[string]string {
@@ -226,17 +258,23 @@ func idBody(id string) map[string]string {
 const maxResponseBytes = 4 << 20
 
 func (c *Client) do(ctx context.Context, method, path string, h http.Header, in, out any) error {
+	_, err := c.doHeader(ctx, method, path, h, in, out)
+	return err
+}
+
+// doHeader is do, also returning the answer's headers (nil when none came).
+func (c *Client) doHeader(ctx context.Context, method, path string, h http.Header, in, out any) (http.Header, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return fmt.Errorf("encode request: %w", err)
+			return nil, fmt.Errorf("encode request: %w", err)
 		}
 		body = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, body)
 	if err != nil {
-		return fmt.Errorf("build request: %w", err)
+		return nil, fmt.Errorf("build request: %w", err)
 	}
 	for k, v := range h {
 		req.Header[k] = v
@@ -251,27 +289,27 @@ func (c *Client) do(ctx context.Context, method, path string, h http.Header, in,
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	if err != nil {
-		return fmt.Errorf("read response: %w", err)
+		return resp.Header, fmt.Errorf("read response: %w", err)
 	}
 	if resp.StatusCode >= 300 {
 		p := &Problem{Status: resp.StatusCode, Title: http.StatusText(resp.StatusCode)}
 		if err := json.Unmarshal(data, p); err != nil || p.Status == 0 {
 			p.Status = resp.StatusCode
 		}
-		return p
+		return resp.Header, p
 	}
 	if out == nil || len(data) == 0 {
-		return nil
+		return resp.Header, nil
 	}
 	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("decode %d response: %w", resp.StatusCode, err)
+		return resp.Header, fmt.Errorf("decode %d response: %w", resp.StatusCode, err)
 	}
-	return nil
+	return resp.Header, nil
 }
 
 // IsNotFound reports whether err is the API's 404.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/longrun/longrun/internal/asl"
+	"github.com/longrun/longrun/internal/devapp"
 	"github.com/urfave/cli/v3"
 )
 
@@ -24,7 +25,7 @@ func aslCommand(env envSource) *cli.Command {
 				Name:      "validate",
 				Usage:     "list every problem in a definition (exit status 1 if there is any)",
 				ArgsUsage: "FILE",
-				Flags:     []cli.Flag{subFlag},
+				Flags:     []cli.Flag{subFlag, templateFlag()},
 				Action: func(ctx context.Context, cmd *cli.Command) error {
 					if _, err := loadDefinition(cmd); err != nil {
 						return err
@@ -38,10 +39,11 @@ func aslCommand(env envSource) *cli.Command {
 				Usage: "run a definition in memory, tasks answered from a mock file; the output is the last line of stdout",
 				Description: "The mock file maps state names to answers used in order, the last one repeating:\n" +
 					`  {"Work": [{"Throw": {"Error": "States.HeartbeatTimeout", "Cause": "lost"}}, {"Return": {"ok": true}}]}` + "\n" +
+					"statemachine/longrun.mock.json is an example. A definition that --template names gets its DefinitionSubstitutions.\n" +
 					"Waits and retry backoffs are skipped (their times still appear in --history).",
 				ArgsUsage: "FILE",
 				Flags: []cli.Flag{
-					subFlag,
+					subFlag, templateFlag(),
 					&cli.StringFlag{Name: "input", Usage: "execution input (JSON)", Value: "{}"},
 					&cli.StringFlag{Name: "mock", Usage: "mock file answering Task states"},
 					&cli.BoolFlag{Name: "history", Usage: "print the execution history before the output"},
@@ -63,7 +65,15 @@ func loadDefinition(cmd *cli.Command) (*asl.StateMachine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read definition: %w", err)
 	}
-	subs := map[string]string{}
+	// A definition the template names gets the template's substitutions,
+	// as sam deploy gives them; --sub overrides any of them.
+	subs, _, err := devapp.TemplateSubstitutions(cmd.String("template"), path)
+	if err != nil && cmd.IsSet("template") {
+		return nil, fmt.Errorf("--template: %w", err)
+	}
+	if subs == nil {
+		subs = map[string]string{}
+	}
 	for _, kv := range cmd.StringSlice("sub") {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
+	"github.com/longrun/longrun/internal/version"
 	"github.com/urfave/cli/v3"
 )
 
@@ -17,9 +19,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		Usage: "an asynchronous job API: start long jobs over HTTP, poll or get a signed webhook when they end",
 		Description: "On one machine: `longrun dev` serves the whole app on 127.0.0.1.\n" +
 			"On AWS: deploy template.yaml with `sam build && sam deploy --guided`, then use the same client commands with --url.",
-		Reader:    stdin,
-		Writer:    stdout,
-		ErrWriter: stderr,
+		Version: strings.TrimPrefix(version.String(), "longrun "),
+		// `longrun completion bash|zsh|fish|pwsh` prints a completion script.
+		EnableShellCompletion: true,
+		Suggest:               true, // "Did you mean" for a mistyped flag
+		Action:                unknownCommand,
+		Reader:                stdin,
+		Writer:                stdout,
+		ErrWriter:             stderr,
 		// Errors are returned to main, which prints them once and picks the exit code.
 		ExitErrHandler: func(context.Context, *cli.Command, error) {},
 		Commands: []*cli.Command{
@@ -35,9 +42,47 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			keysCommand(env),
 			webhookCommand(env),
 			aslCommand(env),
+			{
+				Name:  "version",
+				Usage: "print longrun's version",
+				Action: func(_ context.Context, cmd *cli.Command) error {
+					_, err := fmt.Fprintln(cmd.Root().Writer, version.String())
+					return err
+				},
+			},
 		},
 	}
+	suggest(app.Commands)
 	return app.Run(ctx, args)
+}
+
+// suggest turns on "Did you mean" for the flags of every command and for
+// the subcommands of keys, webhook and asl.
+func suggest(cmds []*cli.Command) {
+	for _, c := range cmds {
+		c.Suggest = true
+		if len(c.Commands) > 0 && c.Action == nil {
+			c.Action = unknownCommand
+		}
+		suggest(c.Commands)
+	}
+}
+
+// unknownCommand runs when no command matched: help without arguments, a
+// "did you mean" for a mistyped command.
+func unknownCommand(ctx context.Context, cmd *cli.Command) error {
+	if cmd.Args().Len() == 0 {
+		if cmd.Root() == cmd {
+			return cli.ShowRootCommandHelp(cmd)
+		}
+		return cli.ShowSubcommandHelp(cmd)
+	}
+	name := cmd.FullName()
+	msg := fmt.Sprintf("%q is not a %s command", cmd.Args().First(), name)
+	if s := cli.SuggestCommand(cmd.Commands, cmd.Args().First()); s != "" {
+		msg += ". " + fmt.Sprintf(cli.SuggestDidYouMeanTemplate, s)
+	}
+	return fmt.Errorf("%s (%s --help lists them)", msg, name)
 }
 
 // exitError ends the program with code after printing msg (if any) to stderr.

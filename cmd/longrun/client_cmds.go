@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/longrun/longrun/client"
+	"github.com/longrun/longrun/internal/term"
 	"github.com/urfave/cli/v3"
 )
 
@@ -18,6 +19,7 @@ func apiFlags(env envSource) []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "url", Usage: "base URL of the longrun API (longrun dev prints it; on AWS, the stack's ApiUrl output)", Value: "http://127.0.0.1:3000", Sources: env.vars("LONGRUN_URL")},
 		&cli.StringFlag{Name: "api-key", Usage: "API key (longrun dev prints one; longrun keys create makes more)", Sources: env.vars("LONGRUN_API_KEY")},
+		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "json or text (default: text on a terminal, json otherwise)", Sources: env.vars("LONGRUN_OUTPUT")},
 	}
 }
 
@@ -32,7 +34,7 @@ func apiClient(cmd *cli.Command) (*client.Client, error) {
 func startCommand(env envSource) *cli.Command {
 	return &cli.Command{
 		Name:      "start",
-		Usage:     "start an execution; prints its record (202) as JSON",
+		Usage:     "start an execution; prints its record (202)",
 		ArgsUsage: "[INPUT-JSON | @FILE | -]",
 		Flags: append(apiFlags(env),
 			&cli.StringFlag{Name: "callback-url", Usage: "https URL that receives the signed webhook when the execution ends"},
@@ -53,10 +55,14 @@ func startCommand(env envSource) *cli.Command {
 			if err != nil {
 				return err
 			}
-			if cmd.Bool("wait") {
-				return waitFor(ctx, c, e.ExecutionID, cmd.Root().Writer, cmd.Root().ErrWriter)
+			if len(e.Input) == 0 {
+				e.Input = input // the start answer has no input: show what was sent
 			}
-			return printJSON(cmd.Root().Writer, e)
+			if cmd.Bool("wait") {
+				fmt.Fprintf(cmd.Root().ErrWriter, "started %s with input %s\n", e.ExecutionID, input)
+				return waitFor(ctx, cmd, c, e.ExecutionID)
+			}
+			return show(cmd, e)
 		},
 	}
 }
@@ -64,7 +70,7 @@ func startCommand(env envSource) *cli.Command {
 func describeCommand(env envSource) *cli.Command {
 	return &cli.Command{
 		Name:      "describe",
-		Usage:     "print an execution's record as JSON",
+		Usage:     "print an execution's record",
 		ArgsUsage: "EXECUTION-ID|ARN",
 		Flags:     apiFlags(env),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
@@ -76,7 +82,7 @@ func describeCommand(env envSource) *cli.Command {
 			if err != nil {
 				return err
 			}
-			return printJSON(cmd.Root().Writer, e)
+			return show(cmd, e)
 		},
 	}
 }
@@ -92,25 +98,33 @@ func waitCommand(env envSource) *cli.Command {
 			if err != nil {
 				return err
 			}
-			return waitFor(ctx, c, id, cmd.Root().Writer, cmd.Root().ErrWriter)
+			return waitFor(ctx, cmd, c, id)
 		},
 	}
 }
 
-// waitFor prints one status line per change to stderr, the final record to
-// stdout, and turns a final status other than SUCCEEDED into exit status 2.
-func waitFor(ctx context.Context, c *client.Client, id string, stdout, stderr io.Writer) error {
-	e, err := c.Wait(ctx, id, 500*time.Millisecond, func(e *client.Execution) {
-		line := e.Status
-		if e.Progress != nil && e.Status == "RUNNING" {
-			line += fmt.Sprintf("  %3.0f%%  %s", e.Progress.Percent, e.Progress.Message)
-		}
-		fmt.Fprintf(stderr, "%s  %s\n", e.ExecutionID, line)
-	})
+// waitFor shows the execution until it ends: on a terminal one live line,
+// otherwise one line per change on stderr; then the final record on stdout.
+// A final status other than SUCCEEDED is exit status 2; Ctrl-C stops the
+// waiting, not the execution (exit status 130).
+func waitFor(ctx context.Context, cmd *cli.Command, c *client.Client, id string) error {
+	stdout, stderr := cmd.Root().Writer, cmd.Root().ErrWriter
+	asJSON, err := term.JSONOutput(cmd.String("output"), stdout)
 	if err != nil {
 		return err
 	}
-	if err := printJSON(stdout, e); err != nil {
+	o := term.WaitOptions{Live: !asJSON && term.IsTerminal(stdout), Out: stderr, Interval: time.Second}
+	if o.Live {
+		o.Out = stdout
+	}
+	e, err := term.Wait(ctx, c, id, o)
+	if err != nil {
+		if ctx.Err() != nil {
+			return &exitError{code: 130, msg: fmt.Sprintf("stopped waiting; execution %s goes on (longrun wait %s)", id, id)}
+		}
+		return err
+	}
+	if err := show(cmd, e); err != nil {
 		return err
 	}
 	if e.Status != "SUCCEEDED" {
@@ -121,6 +135,18 @@ func waitFor(ctx context.Context, c *client.Client, id string, stdout, stderr io
 		return &exitError{code: 2, msg: msg}
 	}
 	return nil
+}
+
+// show prints an execution as --output asks.
+func show(cmd *cli.Command, e *client.Execution) error {
+	asJSON, err := term.JSONOutput(cmd.String("output"), cmd.Root().Writer)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(cmd.Root().Writer, e)
+	}
+	return term.Describe(cmd.Root().Writer, e)
 }
 
 func stopCommand(env envSource) *cli.Command {
@@ -141,7 +167,7 @@ func stopCommand(env envSource) *cli.Command {
 			if err != nil {
 				return err
 			}
-			return printJSON(cmd.Root().Writer, e)
+			return show(cmd, e)
 		},
 	}
 }
@@ -160,11 +186,18 @@ func listCommand(env envSource) *cli.Command {
 			if err != nil {
 				return err
 			}
+			asJSON, err := term.JSONOutput(cmd.String("output"), cmd.Root().Writer)
+			if err != nil {
+				return err
+			}
 			p, err := c.List(ctx, cmd.String("status"), int(cmd.Int("limit")), cmd.String("next-token"))
 			if err != nil {
 				return err
 			}
-			return printJSON(cmd.Root().Writer, p)
+			if asJSON {
+				return printJSON(cmd.Root().Writer, p)
+			}
+			return term.List(cmd.Root().Writer, p, time.Now())
 		},
 	}
 }
@@ -180,10 +213,17 @@ func redeliverCommand(env envSource) *cli.Command {
 			if err != nil {
 				return err
 			}
+			asJSON, err := term.JSONOutput(cmd.String("output"), cmd.Root().Writer)
+			if err != nil {
+				return err
+			}
 			if err := c.Redeliver(ctx, id); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.Root().ErrWriter, "redelivery of %s scheduled\n", id)
+			if asJSON {
+				return printJSON(cmd.Root().Writer, map[string]string{"executionId": id, "redelivery": "scheduled"})
+			}
+			fmt.Fprintf(cmd.Root().Writer, "redelivery of %s scheduled\n", id)
 			return nil
 		},
 	}

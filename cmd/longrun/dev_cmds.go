@@ -88,6 +88,7 @@ func devCommand(env envSource) *cli.Command {
 
 func printBanner(w io.Writer, url string, key *tenant.Key, app *devapp.App) {
 	fmt.Fprintf(w, `longrun dev is serving %s
+  console:  %s
   data:     %s
   limits:   job timeout %ds, heartbeat %ds; webhook retries after %s
 
@@ -99,7 +100,7 @@ func printBanner(w io.Writer, url string, key *tenant.Key, app *devapp.App) {
     -H "Authorization: Bearer $LONGRUN_API_KEY" -H 'Content-Type: application/json' \
     -d '{"input": {"seconds": 2}}'
 
-`, url, app.DB.Path(), app.Limits.TimeoutSeconds, app.Limits.HeartbeatSeconds, formatSchedule(app.Schedule),
+`, url, devapp.ConsoleURL(url, key.APIKey), app.DB.Path(), app.Limits.TimeoutSeconds, app.Limits.HeartbeatSeconds, formatSchedule(app.Schedule),
 		url, key.APIKey, key.Tenant, key.WebhookSecret)
 }
 
@@ -231,7 +232,7 @@ func historyCommand(env envSource) *cli.Command {
 		Name:      "history",
 		Usage:     "print a local execution's history, event by event (as GetExecutionHistory)",
 		ArgsUsage: "EXECUTION-ID|ARN",
-		Flags:     []cli.Flag{dataDirFlag(env), templateFlag()},
+		Flags:     []cli.Flag{dataDirFlag(env), templateFlag(), &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "json (the events as a JSON array) or text"}},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			id := cmd.Args().First()
 			if id == "" {
@@ -251,6 +252,9 @@ func historyCommand(env envSource) *cli.Command {
 				return err
 			}
 			w := cmd.Root().Writer
+			if cmd.String("output") == "json" {
+				return printJSON(w, events)
+			}
 			for _, ev := range events {
 				fmt.Fprintf(w, "%4d  %s  %-26s %-16s %s\n", ev.ID, ev.Timestamp.UTC().Format("15:04:05.000"), ev.Type, ev.State, ev.Detail)
 			}

@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/longrun/longrun/internal/term"
 )
 
 func main() {
@@ -25,7 +27,7 @@ func main() {
 			}
 			os.Exit(ee.code)
 		}
-		fmt.Fprintln(os.Stderr, "longrun:", err)
+		fmt.Fprintln(os.Stderr, term.ErrorLine(err))
 		os.Exit(1)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creack/pty"
 	"github.com/longrun/longrun/client"
 	"github.com/longrun/longrun/webhook"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
@@ -491,9 +492,75 @@ func TestCLIClientCommands(t *testing.T) {
 	if ee, ok := err.(*exitError); !ok || ee.code != 2 || !strings.Contains(ee.msg, "Ramen.Failed: no water") {
 		t.Fatalf("start --wait of a failing job: err %v, want exit status 2 naming the error\n%s%s", err, out, stderr)
 	}
+	// Not a terminal: plain lines on stderr, no escape codes; the record as JSON.
+	if !strings.Contains(stderr, "started ") || !strings.Contains(stderr, `{"fail": "no water"}`) || !strings.Contains(stderr, "  FAILED") || strings.Contains(stderr+out, "\x1b") || !strings.HasPrefix(out, "{") {
+		t.Fatalf("start --wait in a pipe:\nstdout %q\nstderr %q", out, stderr)
+	}
 	out, _, err = cli("list", "--status", "FAILED")
 	if err != nil || strings.Count(out, `"executionId"`) != 1 {
 		t.Fatalf("list --status FAILED: %v\n%s", err, out)
+	}
+	// start prints the input it sent; every client command speaks JSON or text.
+	out, _, err = cli("start", "--name", "soup", `{"seconds": 0, "flavour": "miso"}`)
+	var started client.Execution
+	if err != nil || json.Unmarshal([]byte(out), &started) != nil || !strings.Contains(string(started.Input), "miso") {
+		t.Fatalf("start prints the input it sent: %v\n%s", err, out)
+	}
+	out, _, err = cli("describe", "--output", "text", started.ExecutionID)
+	if err != nil || !strings.Contains(out, "execution  "+started.ExecutionID) || !strings.Contains(out, `"flavour":"miso"`) {
+		t.Fatalf("describe --output text: %v\n%s", err, out)
+	}
+	// wait on a terminal: the live line, then the record for people.
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var screen bytes.Buffer
+	copied := make(chan struct{})
+	go func() { _, _ = io.Copy(&screen, ptmx); close(copied) }()
+	err = run(context.Background(), []string{"longrun", "wait", started.ExecutionID}, env, nil, tty, io.Discard)
+	tty.Close()
+	<-copied
+	ptmx.Close()
+	if err != nil || !strings.Contains(screen.String(), "\r\x1b[2K✓  SUCCEEDED") || !strings.Contains(screen.String(), "status     SUCCEEDED") {
+		t.Fatalf("wait on a terminal: %v\n%q", err, screen.String())
+	}
+	out, _, err = cli("list", "--output", "text")
+	if err != nil || !strings.HasPrefix(out, "STATUS") || !strings.Contains(out, "soup") {
+		t.Fatalf("list --output text is a table: %v\n%s", err, out)
+	}
+	out, _, err = cli("list", "-o", "json", "--limit", "1")
+	if err != nil || strings.Count(out, `"executionId"`) != 1 {
+		t.Fatalf("list -o json: %v\n%s", err, out)
+	}
+	if _, _, err := cli("list", "--output", "yaml"); err == nil || !strings.Contains(err.Error(), "json or text") {
+		t.Fatalf("--output yaml: %v", err)
+	}
+	if out, _, err := cli("version"); err != nil || !strings.HasPrefix(out, "longrun ") {
+		t.Fatalf("version: %v %q", err, out)
+	}
+	if _, _, err := cli("strat"); err == nil || !strings.Contains(err.Error(), `Did you mean "start"?`) {
+		t.Fatalf("a mistyped command: %v", err)
+	}
+	if _, _, err := cli("keys", "craete"); err == nil || !strings.Contains(err.Error(), `Did you mean "create"?`) {
+		t.Fatalf("a mistyped subcommand: %v", err)
+	}
+	// Ctrl-C ends the waiting, not the execution.
+	long, err := s.Client.Start(context.Background(), client.StartRequest{Input: json.RawMessage(`{"seconds": 2}`)}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	interrupted, cancel := context.WithCancel(context.Background())
+	cancel()
+	err = run(interrupted, []string{"longrun", "wait", long.ExecutionID}, env, nil, io.Discard, io.Discard)
+	if ee, ok := err.(*exitError); !ok || ee.code != 130 || !strings.Contains(ee.msg, "goes on") {
+		t.Fatalf("wait after Ctrl-C: %v, want exit status 130 saying the execution goes on", err)
+	}
+	if e, err := s.Client.Describe(context.Background(), long.ExecutionID); err != nil || e.Status != "RUNNING" {
+		t.Fatalf("after Ctrl-C of wait the execution is %v, %v; want RUNNING", e, err)
+	}
+	if out, _, err := cli("completion", "bash"); err != nil || !strings.Contains(out, "complete") {
+		t.Fatalf("completion bash: %v", err)
 	}
 	if _, _, err := cli("describe", "no-such-id"); err == nil || !strings.Contains(err.Error(), "404") {
 		t.Fatalf("describe of an unknown id: %v", err)
@@ -520,6 +587,17 @@ func TestASLCommands(t *testing.T) {
 	}
 	if _, err := cli("asl", "validate", def); err == nil || !strings.Contains(err.Error(), "JobsQueueUrl") {
 		t.Fatalf("a missing substitution must be named: %v", err)
+	}
+
+	// A definition the template names takes the template's substitutions,
+	// and the example mock beside it answers its tasks.
+	tpl := repoFile(t, "template.yaml")
+	if out, err := cli("asl", "validate", "--template", tpl, def); err != nil {
+		t.Fatalf("validate with the template's substitutions: %v\n%s", err, out)
+	}
+	shipped := `{"executionId":"e1","executionArn":"arn:x","input":{},"limits":{"timeoutSeconds":60,"heartbeatSeconds":10}}`
+	if out, err := cli("asl", "run", "--template", tpl, "--mock", repoFile(t, "statemachine/longrun.mock.json"), "--input", shipped, def); err != nil || !strings.Contains(out, "ramen is ready") {
+		t.Fatalf("asl run with the shipped mock: %v\n%s", err, out)
 	}
 
 	bad := filepath.Join(dir, "bad.asl.json")
@@ -596,7 +674,8 @@ func TestKeysCommands(t *testing.T) {
 
 func TestWebhookListenAndVerify(t *testing.T) {
 	t.Parallel()
-	secret, saved := webhook.NewSecret(), t.TempDir()
+	// --save makes its directory.
+	secret, saved := webhook.NewSecret(), filepath.Join(t.TempDir(), "webhooks", "saved")
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)

@@ -86,6 +86,11 @@ func webhookListen(ctx context.Context, cmd *cli.Command) error {
 	if len(secrets) == 0 {
 		return errors.New("pass --secret whsec_… (longrun dev prints the tenant's secret) or set LONGRUN_WEBHOOK_SECRET")
 	}
+	if dir := cmd.String("save"); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("--save: %w", err)
+		}
+	}
 	ln, err := net.Listen("tcp", cmd.String("addr"))
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +25,7 @@ import (
 	"github.com/longrun/longrun"
 	"github.com/longrun/longrun/internal/api"
 	"github.com/longrun/longrun/internal/asl"
+	"github.com/longrun/longrun/internal/console"
 	"github.com/longrun/longrun/internal/delivery"
 	"github.com/longrun/longrun/internal/local"
 	"github.com/longrun/longrun/internal/notify"
@@ -79,7 +81,7 @@ type App struct {
 	Executions *sqlite.ExecutionStore
 	Tenants    *sqlite.TenantStore
 	Engine     *local.Engine
-	Handler    http.Handler // the HTTP API
+	Handler    http.Handler // the HTTP API, and the web console under /ui/
 	Limits     longrun.Limits
 	Schedule   []time.Duration
 
@@ -330,17 +332,31 @@ func (a *App) assemble(ctx context.Context, tpl *template.Template, s *settings,
 	}
 	a.Engine = engine
 
-	a.Handler = api.NewServer(api.Config{
+	apiHandler := api.NewServer(api.Config{
 		Executions:       a.Executions,
 		Tenants:          a.Tenants,
 		Orchestrator:     engine,
-		CheckCallbackURL: func(u string) error { return delivery.CheckURL(u, policy) },
+		CheckCallbackURL: func(u string) error { return checkCallbackURL(u, policy) },
 		Limits:           s.limits,
 		Clock:            a.DB.Now,
 		Logger:           a.log.With("component", "api"),
 		RatePerTenant:    cfg.RatePerTenant,
 		BurstPerTenant:   int(2 * cfg.RatePerTenant),
+		// Polling the local app is cheap: clients that honour Retry-After
+		// (longrun wait) see the end within a second.
+		RetryAfter: time.Second,
 	})
+	ui, err := console.New(console.Config{
+		Authenticate: api.BearerAuth(a.Tenants),
+		Executions:   a.Executions,
+		History:      engine.History,
+		Definition:   machines[0].Definition,
+		Logger:       a.log.With("component", "console"),
+	})
+	if err != nil {
+		return fmt.Errorf("web console: %w", err)
+	}
+	a.Handler = withConsole(apiHandler, ui)
 
 	kinds := cfg.Jobs
 	if kinds == nil {
@@ -364,6 +380,43 @@ func (a *App) assemble(ctx context.Context, tpl *template.Template, s *settings,
 		Logger:       a.log.With("component", "worker"),
 	})
 	return nil
+}
+
+// checkCallbackURL is the API's check with the hint a developer needs: a
+// receiver on this machine is refused unless longrun dev was started with
+// --allow-loopback-webhooks.
+func checkCallbackURL(raw string, p delivery.Policy) error {
+	err := delivery.CheckURL(raw, p)
+	if err == nil || p.AllowLoopback {
+		return err
+	}
+	if delivery.CheckURL(raw, delivery.Policy{Ports: p.Ports, RequireHTTPS: p.RequireHTTPS, AllowLoopback: true}) == nil {
+		return longrun.Errorf(longrun.EINVALID, "%s (a receiver on this machine needs longrun dev --allow-loopback-webhooks)", longrun.ErrorMessage(err))
+	}
+	return err
+}
+
+// withConsole serves the web console at /ui/ beside the API, and sends a
+// browser that opens the bare address there instead of to a 401.
+func withConsole(apiHandler, ui http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", apiHandler)
+	mux.Handle("/ui/", ui)
+	mux.Handle("GET /ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			apiHandler.ServeHTTP(w, r) // an API client: answer as the API does
+			return
+		}
+		http.Redirect(w, r, "/ui/", http.StatusFound)
+	})
+	return mux
+}
+
+// ConsoleURL is the console's address at baseURL, signed in with apiKey:
+// the key rides in the fragment, which browsers never send to a server.
+func ConsoleURL(baseURL, apiKey string) string {
+	return strings.TrimRight(baseURL, "/") + "/ui/#key=" + url.QueryEscape(apiKey)
 }
 
 func (a *App) describeURL(id string) string {
@@ -426,3 +479,35 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 
 // Close closes the SQLite file.
 func (a *App) Close() error { return a.DB.Close() }
+
+// TemplateSubstitutions returns the DefinitionSubstitutions that the template
+// at templatePath gives the state machine whose DefinitionUri is the file
+// definitionPath, with the local stand-ins longrun dev uses for resources;
+// found is false when the template names no such state machine. `longrun asl`
+// uses it so a definition of the app validates and runs as it is.
+func TemplateSubstitutions(templatePath, definitionPath string) (subs map[string]string, found bool, err error) {
+	tpl, err := template.Load(templatePath)
+	if err != nil {
+		return nil, false, err
+	}
+	want, err := filepath.Abs(definitionPath)
+	if err != nil {
+		return nil, false, err
+	}
+	sms, err := tpl.StateMachines()
+	if err != nil {
+		return nil, false, err
+	}
+	for _, sm := range sms {
+		p, err := filepath.Abs(filepath.Join(tpl.Dir, filepath.FromSlash(sm.DefinitionURI)))
+		if err != nil || p != want {
+			continue
+		}
+		subs, err := tpl.Substitutions(sm, resolve)
+		if err != nil {
+			return nil, true, err
+		}
+		return subs, true, nil
+	}
+	return nil, false, nil
+}

@@ -152,3 +152,118 @@ func TestOpenThrottlesPerTenant(t *testing.T) {
 		t.Fatalf("another tenant got %d, want 200", code)
 	}
 }
+
+// A callback to this machine is refused in dev unless the flag allows it,
+// and the refusal names the flag.
+func TestLoopbackRefusalNamesTheFlag(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	app, err := devapp.Open(ctx, devapp.Config{DataDir: t.TempDir(), TemplatePath: filepath.Join("..", "..", "template.yaml")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	key, err := tenant.CreateKey(ctx, app.Tenants, "dev", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		url      string
+		wantFlag bool
+	}{
+		{"http://127.0.0.1:8080/hook", true},
+		{"http://localhost/hook", true},
+		{"http://10.0.0.1/hook", false}, // private: no flag opens it
+	} {
+		body := strings.NewReader(`{"input": {}, "callbackUrl": "` + tt.url + `"}`)
+		req := httptest.NewRequest(http.MethodPost, "/start-execution", body)
+		req.Header.Set("Authorization", "Bearer "+key.APIKey)
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		app.Handler.ServeHTTP(rec, req)
+		if rec.Code != http.StatusBadRequest {
+			t.Fatalf("%s: status %d, want 400: %s", tt.url, rec.Code, rec.Body)
+		}
+		if got := strings.Contains(rec.Body.String(), "--allow-loopback-webhooks"); got != tt.wantFlag {
+			t.Errorf("%s: names the flag %v, want %v: %s", tt.url, got, tt.wantFlag, rec.Body)
+		}
+	}
+}
+
+// The console is served beside the API; the bare address leads a browser to
+// it, while an API client there still gets the API's answer.
+func TestConsoleIsServedBesideTheAPI(t *testing.T) {
+	t.Parallel()
+	app, err := devapp.Open(context.Background(), devapp.Config{DataDir: t.TempDir(), TemplatePath: filepath.Join("..", "..", "template.yaml")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	get := func(path, auth string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		rec := httptest.NewRecorder()
+		app.Handler.ServeHTTP(rec, req)
+		return rec
+	}
+	if rec := get("/", ""); rec.Code != http.StatusFound || rec.Header().Get("Location") != "/ui/" {
+		t.Errorf("GET / from a browser: %d to %q, want 302 to /ui/", rec.Code, rec.Header().Get("Location"))
+	}
+	if rec := get("/", "Bearer lr_nope"); rec.Code != http.StatusUnauthorized {
+		t.Errorf("GET / with a bad key: %d, want the API's 401", rec.Code)
+	}
+	if rec := get("/ui/", ""); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "console.js") || rec.Header().Get("Content-Security-Policy") == "" {
+		t.Errorf("GET /ui/: %d %v", rec.Code, rec.Header())
+	}
+	if rec := get("/ui/api/executions/x/trace", ""); rec.Code != http.StatusUnauthorized {
+		t.Errorf("the console's data without a key: %d, want 401", rec.Code)
+	}
+	if rec := get("/executions", ""); rec.Code != http.StatusUnauthorized {
+		t.Errorf("the API without a key: %d, want 401", rec.Code)
+	}
+	if got, want := devapp.ConsoleURL("http://127.0.0.1:3000", "lr_a+b"), "http://127.0.0.1:3000/ui/#key=lr_a%2Bb"; got != want {
+		t.Errorf("ConsoleURL = %q, want %q", got, want)
+	}
+}
+
+// The console's trace of an execution is its tenant's only: another key gets
+// 404, exactly as from the API.
+func TestConsoleTraceIsTenantIsolated(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	app, err := devapp.Open(ctx, devapp.Config{DataDir: t.TempDir(), TemplatePath: filepath.Join("..", "..", "template.yaml")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	owner, err := tenant.CreateKey(ctx, app.Tenants, "owner", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := tenant.CreateKey(ctx, app.Tenants, "other", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &longrun.Execution{ID: "01a00000-0000-7000-8000-000000000002", Tenant: "owner", Status: longrun.StatusRunning, Input: []byte(`{}`), StartDate: time.Now()}
+	e.ARN = app.Engine.ExecutionARN(e.ID)
+	if _, _, err := app.Executions.CreateExecution(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		key  string
+		want int
+	}{{owner.APIKey, http.StatusOK}, {other.APIKey, http.StatusNotFound}} {
+		req := httptest.NewRequest(http.MethodGet, "/ui/api/executions/"+e.ID+"/trace", nil)
+		req.Header.Set("Authorization", "Bearer "+tt.key)
+		rec := httptest.NewRecorder()
+		app.Handler.ServeHTTP(rec, req)
+		if rec.Code != tt.want {
+			t.Errorf("trace with the %d-expecting key: %d %s", tt.want, rec.Code, rec.Body)
+		}
+		if tt.want == http.StatusOK && !strings.Contains(rec.Body.String(), `"graph"`) {
+			t.Errorf("trace: %s", rec.Body)
+		}
+	}
+}

@@ -33,6 +33,8 @@ import (
 var (
 	invokeFn    = flag.String("fn", "", "TestInvoke: only this function (its directory under functions/)")
 	invokeEvent = flag.String("event", "", "TestInvoke: this event file instead of events/<fn>.json")
+	// make invoke prints this file last, so the answer is not buried in the log.
+	invokeAnswer = flag.String("answer", "", "TestInvoke: write the function's answer to this file")
 )
 
 // binaries are the functions built as linux bootstraps for this machine's
@@ -424,6 +426,11 @@ func TestInvoke(t *testing.T) {
 			e := f.runEmulator(t, fn, binary, inv.logicalID)
 			answer := e.invoke(t, inv.prepare(t, f, event))
 			t.Logf("%s answered: %s", fn, answer)
+			if *invokeAnswer != "" && *invokeFn == fn {
+				if err := os.WriteFile(*invokeAnswer, []byte(answer), 0o600); err != nil {
+					t.Error(err)
+				}
+			}
 			inv.check(t, f, answer)
 		})
 	}
