@@ -81,7 +81,7 @@ func TestBrowser(t *testing.T) {
 		TemplatePath:          filepath.Join("..", "..", "template.yaml"),
 		AllowLoopbackWebhooks: true,
 		WebhookSchedule:       "1s",
-		Job:                   job,
+		Jobs:                  jobs(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -202,4 +202,11 @@ func waitFor(t *testing.T, c *client.Client, id string, ok func(*client.Executio
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// jobs registers the test's job as the only kind, as a user would.
+func jobs() *longrun.Registry {
+	r := longrun.NewRegistry()
+	r.Handle("test", job, longrun.JobOptions{})
+	return r
 }
