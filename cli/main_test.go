@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bufio"
@@ -113,7 +113,7 @@ func startDev(t *testing.T, args ...string) *devStack {
 
 func repoFile(t *testing.T, name string) string {
 	t.Helper()
-	p, err := filepath.Abs(filepath.Join("..", "..", name))
+	p, err := filepath.Abs(filepath.Join("..", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,7 +337,7 @@ func waitDelivered(t *testing.T, c *client.Client, id string) {
 // test can kill -9 it.
 func TestMain(m *testing.M) {
 	if os.Getenv("LONGRUN_TEST_MAIN") == "1" {
-		main()
+		Main()
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
