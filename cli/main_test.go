@@ -337,7 +337,7 @@ func waitDelivered(t *testing.T, c *client.Client, id string) {
 // test can kill -9 it.
 func TestMain(m *testing.M) {
 	if os.Getenv("LONGRUN_TEST_MAIN") == "1" {
-		Main()
+		Main(nil)
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
