@@ -216,3 +216,17 @@ func TestDevDataDirFromAnywhere(t *testing.T) {
 		t.Fatalf("a key of another data dir: %d %s, want a 401 naming %s", resp.StatusCode, body, data)
 	}
 }
+
+func TestProjectName(t *testing.T) {
+	t.Parallel()
+	for module, want := range map[string]string{
+		"example.com/exports":           "exports",
+		"github.com/acme/Video_Tools/v2": "video-tools",
+		"example.com/9lives":            "jobs-9lives",
+		"exports":                       "exports",
+	} {
+		if got := projectName(module); got != want {
+			t.Errorf("projectName(%q) = %q, want %q", module, got, want)
+		}
+	}
+}

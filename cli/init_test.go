@@ -43,6 +43,7 @@ func TestInitUserPath(t *testing.T) {
 	}
 	goCmd(t, dir, nil, "mod", "edit", "-replace", "github.com/longrun/longrun="+repo)
 	addResizeKind(t, dir)
+	addReadmeKind(t, dir, repo)
 	// -e: cmd/lambda imports github.com/longrun/longrun/awslambda, which
 	// lands with branch issue7; TestInitUserPath/lambda checks it after that.
 	goCmd(t, dir, nil, "mod", "tidy", "-e")
@@ -84,6 +85,10 @@ func TestInitUserPath(t *testing.T) {
 		id := startHTTP(t, srv, `{"job": "hello", "input": {"name": "Grace"}}`, http.StatusAccepted)
 		if got := waitDone(t, srv, id); got.Status != "SUCCEEDED" || !jsonEqual(got.Output, `{"greeting": "Hello, Grace!"}`) {
 			t.Errorf("hello: %s %s %s, want SUCCEEDED with the greeting", got.Status, got.Output, got.Cause)
+		}
+		id = startHTTP(t, srv, `{"job": "count", "input": {"text": "to be or not"}}`, http.StatusAccepted)
+		if got := waitDone(t, srv, id); got.Status != "SUCCEEDED" || !jsonEqual(got.Output, `{"words": 4}`) {
+			t.Errorf("count (README's example): %s %s %s, want SUCCEEDED with 4 words", got.Status, got.Output, got.Cause)
 		}
 		id = startHTTP(t, srv, `{"job": "resize", "input": {"width": 640}}`, http.StatusAccepted)
 		if got := waitDone(t, srv, id); got.Status != "SUCCEEDED" || !jsonEqual(got.Output, `{"resized": 640}`) {
@@ -151,20 +156,47 @@ func Run(ctx context.Context, raw json.RawMessage, report func(longrun.Progress)
 	if err := os.WriteFile(filepath.Join(pkg, "resize.go"), []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	editRegistry(t, dir, "resize", `reg.Handle("resize", resize.Run, longrun.JobOptions{InputSchema: resize.InputSchema})`)
+}
+
+// editRegistry adds a Handle call and the import of jobs/pkg to the
+// generated jobs.Registry, where a user adds them.
+func editRegistry(t *testing.T, dir, pkg, handle string) {
+	t.Helper()
 	reg := filepath.Join(dir, "jobs", "registry.go")
 	b, err := os.ReadFile(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := strings.Replace(string(b), "\treturn reg\n",
-		"\treg.Handle(\"resize\", resize.Run, longrun.JobOptions{InputSchema: resize.InputSchema})\n\treturn reg\n", 1)
-	s = strings.Replace(s, "\"example.com/acme/exports/jobs/hello\"", "\"example.com/acme/exports/jobs/hello\"\n\t\"example.com/acme/exports/jobs/resize\"", 1)
-	if s == string(b) || !strings.Contains(s, "jobs/resize\"") {
+	s := strings.Replace(string(b), "\treturn reg\n", "\t"+handle+"\n\treturn reg\n", 1)
+	s = strings.Replace(s, "\"example.com/acme/exports/jobs/hello\"", "\"example.com/acme/exports/jobs/hello\"\n\t\"example.com/acme/exports/jobs/"+pkg+"\"", 1)
+	if !strings.Contains(s, handle) || !strings.Contains(s, "jobs/"+pkg+"\"") {
 		t.Fatalf("jobs/registry.go is not shaped as expected:\n%s", b)
 	}
 	if err := os.WriteFile(reg, []byte(s), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// addReadmeKind adds the job of README's "Write your own job" exactly as
+// written there, so the example a reader copies is known to build.
+func addReadmeKind(t *testing.T, dir, repo string) {
+	t.Helper()
+	readme, err := os.ReadFile(filepath.Join(repo, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?s)cat > jobs/count/count.go <<'GO'\n(.*?)\nGO\n.*?#   (reg\.Handle\("count".*?)\n`).FindSubmatch(readme)
+	if m == nil {
+		t.Fatal("README.md: no count job in \"Write your own job\"")
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "jobs", "count"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "jobs", "count", "count.go"), m[1], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	editRegistry(t, dir, "count", string(m[2]))
 }
 
 func goCmd(t *testing.T, dir string, env []string, args ...string) {

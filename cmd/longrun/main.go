@@ -4,6 +4,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"strconv"
 
@@ -13,8 +14,13 @@ import (
 )
 
 func main() {
+	seconds, err := timerSeconds(os.Getenv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "longrun:", err)
+		os.Exit(1)
+	}
 	reg := longrun.NewRegistry()
-	reg.Handle("ramen", ramen.New(timerSeconds(os.Getenv)), longrun.JobOptions{
+	reg.Handle("ramen", ramen.New(seconds), longrun.JobOptions{
 		Description: `waits input.seconds (default TIMER), then says the ramen is boiled; {"fail": "why"} fails`,
 	})
 	cli.Main(reg)
@@ -23,9 +29,14 @@ func main() {
 // timerSeconds is the ramen's default TIMER: LONGRUN_RAMEN_TIMER_SECONDS
 // (which template.yaml gives the worker from RamenTimerSeconds), else that
 // parameter's default, 10.
-func timerSeconds(getenv func(string) string) float64 {
-	if s, err := strconv.ParseFloat(getenv("LONGRUN_RAMEN_TIMER_SECONDS"), 64); err == nil && s >= 0 && s <= ramen.MaxSeconds {
-		return s
+func timerSeconds(getenv func(string) string) (float64, error) {
+	s := getenv("LONGRUN_RAMEN_TIMER_SECONDS")
+	if s == "" {
+		return 10, nil
 	}
-	return 10
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || v < 0 || v > ramen.MaxSeconds {
+		return 0, fmt.Errorf("LONGRUN_RAMEN_TIMER_SECONDS=%q: want seconds from 0 to %d", s, ramen.MaxSeconds)
+	}
+	return v, nil
 }
