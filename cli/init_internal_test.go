@@ -220,10 +220,10 @@ func TestDevDataDirFromAnywhere(t *testing.T) {
 func TestProjectName(t *testing.T) {
 	t.Parallel()
 	for module, want := range map[string]string{
-		"example.com/exports":           "exports",
+		"example.com/exports":            "exports",
 		"github.com/acme/Video_Tools/v2": "video-tools",
-		"example.com/9lives":            "jobs-9lives",
-		"exports":                       "exports",
+		"example.com/9lives":             "jobs-9lives",
+		"exports":                        "exports",
 	} {
 		if got := projectName(module); got != want {
 			t.Errorf("projectName(%q) = %q, want %q", module, got, want)
