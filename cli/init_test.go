@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"go/format"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -41,6 +43,7 @@ func TestInitUserPath(t *testing.T) {
 	if !strings.Contains(out.String(), "make run") {
 		t.Errorf("init's output does not say what to run next:\n%s", out.String())
 	}
+	checkGofmt(t, dir)
 	goCmd(t, dir, nil, "mod", "edit", "-replace", "github.com/longrun/longrun="+repo)
 	addResizeKind(t, dir)
 	addReadmeKind(t, dir, repo)
@@ -112,12 +115,20 @@ func TestInitUserPath(t *testing.T) {
 	t.Run("lambda", func(t *testing.T) {
 		t.Skip("cmd/lambda calls awslambda.Main, which lands with branch issue7 (remove this skip at merge)")
 		goCmd(t, dir, nil, "mod", "tidy", "-diff")
-		goCmd(t, dir, nil, "vet", "./...")
-		goCmd(t, dir, []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=arm64"}, "build", "-tags", "lambda.norpc", "-o", os.DevNull, "./cmd/lambda")
-		build := exec.Command("make", "build-WorkerFunction", "ARTIFACTS_DIR="+t.TempDir())
+		test := exec.Command("make", "test")
+		test.Dir = dir
+		if b, err := test.CombinedOutput(); err != nil {
+			t.Fatalf("make test in the generated project: %v\n%s", err, b)
+		}
+		// As sam build runs it: linux/arm64, CGO_ENABLED=0, lambda.norpc.
+		artifacts := t.TempDir()
+		build := exec.Command("make", "build-WorkerFunction", "ARTIFACTS_DIR="+artifacts)
 		build.Dir = dir
 		if b, err := build.CombinedOutput(); err != nil {
 			t.Fatalf("make build-WorkerFunction (as sam build runs it): %v\n%s", err, b)
+		}
+		if _, err := os.Stat(filepath.Join(artifacts, "bootstrap")); err != nil {
+			t.Fatalf("make build-WorkerFunction made no bootstrap: %v", err)
 		}
 	})
 }
@@ -197,6 +208,27 @@ func addReadmeKind(t *testing.T, dir, repo string) {
 		t.Fatal(err)
 	}
 	editRegistry(t, dir, "count", string(m[2]))
+}
+
+// checkGofmt: the generated Go files are as gofmt writes them.
+func checkGofmt(t *testing.T, dir string) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".go") {
+			return err
+		}
+		src, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if got, err := format.Source(src); err != nil || !bytes.Equal(got, src) {
+			t.Errorf("%s is not gofmt-clean (%v)", p, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 func goCmd(t *testing.T, dir string, env []string, args ...string) {
