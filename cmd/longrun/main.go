@@ -1,33 +1,42 @@
-// Command longrun is the longrun CLI: `longrun dev` runs the whole app on one
-// machine; `longrun worker` runs jobs from SQS for hours; start, describe, wait,
-// stop, list and redeliver talk to any longrun API; keys, webhook and asl are
-// tools for tenants, receivers and state machine authors. `longrun --help` lists
-// them all.
+// Command longrun is the longrun CLI with the example job, the ramen timer,
+// registered through the same public API a project of its own jobs uses
+// (package cli holds the whole command line).
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
+	"strconv"
 
-	"github.com/longrun/longrun/internal/term"
+	"github.com/longrun/longrun"
+	"github.com/longrun/longrun/cli"
+	"github.com/longrun/longrun/jobs/ramen"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
-		var ee *exitError
-		if errors.As(err, &ee) {
-			if ee.msg != "" {
-				fmt.Fprintln(os.Stderr, ee.msg)
-			}
-			os.Exit(ee.code)
-		}
-		fmt.Fprintln(os.Stderr, term.ErrorLine(err))
+	seconds, err := timerSeconds(os.Getenv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "longrun:", err)
 		os.Exit(1)
 	}
+	reg := longrun.NewRegistry()
+	reg.Handle("ramen", ramen.New(seconds), longrun.JobOptions{
+		Description: `waits input.seconds (default TIMER), then says the ramen is boiled; {"fail": "why"} fails`,
+	})
+	cli.Main(reg)
+}
+
+// timerSeconds is the ramen's default TIMER: LONGRUN_RAMEN_TIMER_SECONDS
+// (which template.yaml gives the worker from RamenTimerSeconds), else that
+// parameter's default, 10.
+func timerSeconds(getenv func(string) string) (float64, error) {
+	s := getenv("LONGRUN_RAMEN_TIMER_SECONDS")
+	if s == "" {
+		return 10, nil
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || v < 0 || v > ramen.MaxSeconds {
+		return 0, fmt.Errorf("LONGRUN_RAMEN_TIMER_SECONDS=%q: want seconds from 0 to %d", s, ramen.MaxSeconds)
+	}
+	return v, nil
 }

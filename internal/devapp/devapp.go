@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -54,6 +55,10 @@ const (
 type Config struct {
 	DataDir      string // holds longrun.db
 	TemplatePath string // default template.yaml
+	// TemplateFS, when set, holds the template (at TemplatePath) and its
+	// state machines: the files a binary carries with go:embed, so that
+	// `longrun dev` runs from any directory.
+	TemplateFS fs.FS
 
 	// AllowLoopbackWebhooks lets callback URLs point at 127.0.0.1/::1 (for
 	// `longrun webhook listen`); nothing else private is ever allowed.
@@ -104,9 +109,15 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	tpl, err := template.Load(cfg.TemplatePath)
+	var tpl *template.Template
+	var err error
+	if cfg.TemplateFS != nil {
+		tpl, err = template.LoadFS(cfg.TemplateFS, cfg.TemplatePath)
+	} else {
+		tpl, err = template.Load(cfg.TemplatePath)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("read %s (run longrun dev from the repository root, or pass --template): %w", cfg.TemplatePath, err)
+		return nil, fmt.Errorf("read %s (pass --template with the path of a SAM template): %w", cfg.TemplatePath, err)
 	}
 	settings, err := readSettings(tpl, cfg)
 	if err != nil {
@@ -170,8 +181,12 @@ func readSettings(tpl *template.Template, cfg Config) (*settings, error) {
 	if s.limits.HeartbeatSeconds, err = param("JobHeartbeatSeconds"); err != nil {
 		return nil, err
 	}
-	if s.ramenTimer, err = param("RamenTimerSeconds"); err != nil {
-		return nil, err
+	// Only the default registry (the ramen example) reads RamenTimerSeconds:
+	// a project of its own jobs has no such parameter.
+	if cfg.Jobs == nil {
+		if s.ramenTimer, err = param("RamenTimerSeconds"); err != nil {
+			return nil, err
+		}
 	}
 	text := cfg.WebhookSchedule
 	if text == "" {
@@ -336,6 +351,7 @@ func (a *App) assemble(ctx context.Context, tpl *template.Template, s *settings,
 		Executions:       a.Executions,
 		Tenants:          a.Tenants,
 		Orchestrator:     engine,
+		Authenticate:     bearerAuthIn(a.Tenants, cfg.DataDir),
 		CheckCallbackURL: func(u string) error { return checkCallbackURL(u, policy) },
 		Limits:           s.limits,
 		Clock:            a.DB.Now,
@@ -417,6 +433,25 @@ func withConsole(apiHandler, ui http.Handler) http.Handler {
 // the key rides in the fragment, which browsers never send to a server.
 func ConsoleURL(baseURL, apiKey string) string {
 	return strings.TrimRight(baseURL, "/") + "/ui/#key=" + url.QueryEscape(apiKey)
+}
+
+// bearerAuthIn checks API keys as on AWS, and says where this server looks
+// when a key is unknown: the commonest cause locally is a key made by
+// `longrun keys create` in another data directory.
+func bearerAuthIn(tenants longrun.TenantStore, dataDir string) func(*http.Request) (string, error) {
+	check := api.BearerAuth(tenants)
+	if abs, err := filepath.Abs(dataDir); err == nil {
+		dataDir = abs
+	}
+	return func(r *http.Request) (string, error) {
+		tenant, err := check(r)
+		if longrun.IsCode(err, longrun.EUNAUTHORIZED) && strings.HasPrefix(longrun.ErrorMessage(err), "unknown API key") {
+			return "", longrun.Errorf(longrun.EUNAUTHORIZED,
+				"unknown API key: this server reads its keys from the data directory %s; create one there with 'longrun keys create --data-dir %s --tenant <tenant>' (or set LONGRUN_DATA_DIR)",
+				dataDir, dataDir)
+		}
+		return tenant, err
+	}
 }
 
 func (a *App) describeURL(id string) string {

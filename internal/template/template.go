@@ -15,7 +15,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -30,6 +32,7 @@ type Template struct {
 	// Dir is the directory the template was loaded from; DefinitionUri and
 	// CodeUri are relative to it. Empty for Parse.
 	Dir         string
+	fsys        fs.FS // set by LoadFS: Dir is a path in it
 	Description string
 	Parameters  map[string]Parameter
 	Conditions  map[string]any
@@ -77,6 +80,21 @@ func Load(path string) (*Template, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	t.Dir = filepath.Dir(path)
+	return t, nil
+}
+
+// LoadFS reads and parses the template name in fsys, for a template built
+// into a binary (go:embed); its DefinitionUri paths are read from fsys too.
+func LoadFS(fsys fs.FS, name string) (*Template, error) {
+	data, err := fs.ReadFile(fsys, name)
+	if err != nil {
+		return nil, fmt.Errorf("read template: %w", err)
+	}
+	t, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	t.fsys, t.Dir = fsys, path.Dir(name)
 	return t, nil
 }
 
@@ -325,7 +343,13 @@ func (t *Template) StateMachine(id string) (StateMachine, error) {
 // Definition reads the state machine's definition file, as written (before
 // substitution).
 func (t *Template) Definition(sm StateMachine) ([]byte, error) {
-	data, err := os.ReadFile(filepath.Join(t.Dir, filepath.FromSlash(sm.DefinitionURI)))
+	var data []byte
+	var err error
+	if t.fsys != nil {
+		data, err = fs.ReadFile(t.fsys, path.Join(t.Dir, sm.DefinitionURI))
+	} else {
+		data, err = os.ReadFile(filepath.Join(t.Dir, filepath.FromSlash(sm.DefinitionURI)))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("state machine %s: %w", sm.LogicalID, err)
 	}

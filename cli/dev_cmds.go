@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -24,19 +26,38 @@ import (
 )
 
 func dataDirFlag(env envSource) *cli.StringFlag {
-	return &cli.StringFlag{Name: "data-dir", Value: ".longrun", Usage: "directory of the local SQLite file", Sources: env.vars("LONGRUN_DATA_DIR")}
+	return &cli.StringFlag{Name: "data-dir", Value: ".longrun", Usage: "directory of the local SQLite file, shared by dev, keys and history", Sources: env.vars("LONGRUN_DATA_DIR")}
 }
 
 func templateFlag() *cli.StringFlag {
-	return &cli.StringFlag{Name: "template", Value: "template.yaml", Usage: "the SAM template the local app follows"}
+	return &cli.StringFlag{Name: "template", Usage: "a SAM template file to follow (its state machines are read beside it) instead of the one built into this binary"}
+}
+
+// appFiles is where the local app's template comes from: the --template
+// file, or the files built into the binary.
+func appFiles(cmd *cli.Command) (cfg devapp.Config, where string) {
+	if path := cmd.String("template"); path != "" {
+		return devapp.Config{TemplatePath: path}, path
+	}
+	return devapp.Config{TemplateFS: settingsOf(cmd).files, TemplatePath: "template.yaml"}, "built into this binary"
+}
+
+// absDir is dir made absolute for messages, or dir where that fails.
+func absDir(dir string) string {
+	if abs, err := filepath.Abs(dir); err == nil {
+		return abs
+	}
+	return dir
 }
 
 func devCommand(env envSource) *cli.Command {
 	return &cli.Command{
 		Name:  "dev",
 		Usage: "run the whole app on this machine: HTTP API, state machines, queue, worker and webhooks, on SQLite",
-		Description: "Reads template.yaml (state machines, substitutions, queue settings, parameters) and serves\n" +
-			"the same routes as the deployed API. Everything lives in DATA-DIR/longrun.db; after a crash or\n" +
+		Description: "Follows template.yaml (state machines, substitutions, queue settings, parameters) and serves\n" +
+			"the same routes as the deployed API, running this binary's jobs. The template and its state machines\n" +
+			"are built into the binary, so it runs from any directory; --template follows a file instead.\n" +
+			"Everything lives in DATA-DIR/longrun.db (dev, keys and history share it); after a crash or\n" +
 			"kill -9, start it again and every execution continues where it was.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:3000", Usage: "address of the HTTP API"},
@@ -63,15 +84,15 @@ func devCommand(env envSource) *cli.Command {
 			if ip := ln.Addr().(*net.TCPAddr).IP; !ip.IsLoopback() {
 				logger.Warn("the API listens beyond this machine; longrun dev is meant for 127.0.0.1", "addr", ln.Addr().String())
 			}
-			app, err := devapp.Open(ctx, devapp.Config{
-				DataDir:               cmd.String("data-dir"),
-				TemplatePath:          cmd.String("template"),
-				AllowLoopbackWebhooks: cmd.Bool("allow-loopback-webhooks"),
-				WebhookSchedule:       cmd.String("webhook-schedule"),
-				Workers:               int(cmd.Int("workers")),
-				RatePerTenant:         cmd.Float("rate-limit"),
-				Logger:                logger,
-			})
+			cfg, where := appFiles(cmd)
+			cfg.DataDir = cmd.String("data-dir")
+			cfg.AllowLoopbackWebhooks = cmd.Bool("allow-loopback-webhooks")
+			cfg.WebhookSchedule = cmd.String("webhook-schedule")
+			cfg.Workers = int(cmd.Int("workers"))
+			cfg.RatePerTenant = cmd.Float("rate-limit")
+			cfg.Jobs = settingsOf(cmd).jobs
+			cfg.Logger = logger
+			app, err := devapp.Open(ctx, cfg)
 			if err != nil {
 				return err
 			}
@@ -80,16 +101,36 @@ func devCommand(env envSource) *cli.Command {
 			if err != nil {
 				return err
 			}
-			printBanner(stdout, "http://"+ln.Addr().String(), key, app)
+			printBanner(stdout, "http://"+ln.Addr().String(), key, app, banner{
+				dataDir:  absDir(cmd.String("data-dir")),
+				template: where,
+				jobs:     settingsOf(cmd).jobs,
+			})
 			return app.Serve(ctx, ln)
 		},
 	}
 }
 
-func printBanner(w io.Writer, url string, key *tenant.Key, app *devapp.App) {
+// banner is what the banner says beyond the app itself.
+type banner struct {
+	dataDir  string
+	template string
+	jobs     *longrun.Registry // nil: the ramen example
+}
+
+func printBanner(w io.Writer, url string, key *tenant.Key, app *devapp.App, b banner) {
+	jobs, input := "ramen", `{"seconds": 2}`
+	if b.jobs != nil {
+		jobs = strings.Join(b.jobs.Kinds(), ", ")
+		if kinds := b.jobs.Kinds(); len(kinds) == 0 || kinds[0] != "ramen" {
+			input = "{}"
+		}
+	}
 	fmt.Fprintf(w, `longrun dev is serving %s
   console:  %s
-  data:     %s
+  data dir: %s   (keys and history read it too: --data-dir or LONGRUN_DATA_DIR)
+  template: %s
+  jobs:     %s   (the first runs when a start names none)
   limits:   job timeout %ds, heartbeat %ds; webhook retries after %s
 
   export LONGRUN_URL=%s
@@ -98,10 +139,10 @@ func printBanner(w io.Writer, url string, key *tenant.Key, app *devapp.App) {
 
   curl -s -X POST $LONGRUN_URL/start-execution \
     -H "Authorization: Bearer $LONGRUN_API_KEY" -H 'Content-Type: application/json' \
-    -d '{"input": {"seconds": 2}}'
+    -d '{"input": %s}'
 
-`, url, devapp.ConsoleURL(url, key.APIKey), app.DB.Path(), app.Limits.TimeoutSeconds, app.Limits.HeartbeatSeconds, formatSchedule(app.Schedule),
-		url, key.APIKey, key.Tenant, key.WebhookSecret)
+`, url, devapp.ConsoleURL(url, key.APIKey), b.dataDir, b.template, jobs, app.Limits.TimeoutSeconds, app.Limits.HeartbeatSeconds, formatSchedule(app.Schedule),
+		url, key.APIKey, key.Tenant, key.WebhookSecret, input)
 }
 
 func formatSchedule(ds []time.Duration) string {
@@ -137,6 +178,9 @@ func workerCommand(env envSource) *cli.Command {
 			app, err := awsapp.FromEnv(ctx, getenv, logger)
 			if err != nil {
 				return err
+			}
+			if jobs := settingsOf(cmd).jobs; jobs != nil {
+				app.Jobs = jobs
 			}
 			p, err := app.Poller(int(cmd.Int("concurrency")), cmd.Duration("drain-timeout"))
 			if err != nil {
@@ -219,6 +263,11 @@ func withTenants(ctx context.Context, cmd *cli.Command, fn func(longrun.TenantSt
 		}
 		return fn(dynamostore.New(dynamodb.NewFromConfig(cfg), dynamostore.Config{TableName: table}))
 	}
+	// `keys create` before the first `longrun dev` makes the directory dev
+	// will then read.
+	if err := os.MkdirAll(cmd.String("data-dir"), 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
 	db, err := devapp.OpenDB(ctx, cmd.String("data-dir"))
 	if err != nil {
 		return err
@@ -238,7 +287,10 @@ func historyCommand(env envSource) *cli.Command {
 			if id == "" {
 				return errors.New("history takes an execution id or ARN")
 			}
-			app, err := devapp.Open(ctx, devapp.Config{DataDir: cmd.String("data-dir"), TemplatePath: cmd.String("template")})
+			cfg, _ := appFiles(cmd)
+			cfg.DataDir = cmd.String("data-dir")
+			cfg.Jobs = settingsOf(cmd).jobs
+			app, err := devapp.Open(ctx, cfg)
 			if err != nil {
 				return err
 			}

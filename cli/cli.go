@@ -1,18 +1,69 @@
-package main
+package cli
 
 import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"strings"
+
+	"github.com/longrun/longrun"
 
 	"github.com/longrun/longrun/internal/version"
 	"github.com/urfave/cli/v3"
 )
 
-// run is the whole program: main only adds the process (signals, exit codes),
-// so tests run it in-process with their own args, environment and streams.
+// Option changes what Main and Run build in.
+type Option func(*settings)
+
+// Files makes fsys the app `longrun dev` and `longrun history` follow when no
+// --template is given: fsys holds template.yaml at its root and the state
+// machine files it names, typically a go:embed of the project's own
+// template.yaml and statemachine/. Without it the binary carries longrun's
+// (longrun.SAMFiles).
+func Files(fsys fs.FS) Option {
+	return func(s *settings) { s.files = fsys }
+}
+
+// settings are what the program was built with: the registry and the files.
+type settings struct {
+	jobs  *longrun.Registry
+	files fs.FS
+}
+
+// settingsKey is where Run keeps the settings, in the root command's Metadata,
+// so each command reads them without a parameter of its own.
+const settingsKey = "longrun.settings"
+
+func settingsOf(cmd *cli.Command) *settings {
+	s, _ := cmd.Root().Metadata[settingsKey].(*settings)
+	if s == nil {
+		s = &settings{}
+	}
+	if s.files == nil {
+		s.files = longrun.SAMFiles
+	}
+	return s
+}
+
+// Run is the whole program with reg's jobs: Main only adds the process
+// (signals, exit codes), so tests run it in-process with their own args
+// (args[0] is the program name), environment and streams. A nil reg is the
+// ramen example only.
+func Run(ctx context.Context, reg *longrun.Registry, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer, opts ...Option) error {
+	s := &settings{jobs: reg}
+	for _, o := range opts {
+		o(s)
+	}
+	return runWith(ctx, s, args, getenv, stdin, stdout, stderr)
+}
+
+// run is Run with the ramen example, as the package's own tests use it.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	return Run(ctx, nil, args, getenv, stdin, stdout, stderr)
+}
+
+func runWith(ctx context.Context, s *settings, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	env := envSource(getenv)
 	app := &cli.Command{
 		Name:  "longrun",
@@ -29,6 +80,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		ErrWriter:             stderr,
 		// Errors are returned to main, which prints them once and picks the exit code.
 		ExitErrHandler: func(context.Context, *cli.Command, error) {},
+		Metadata:       map[string]any{settingsKey: s},
 		Commands: []*cli.Command{
 			devCommand(env),
 			workerCommand(env),
@@ -42,6 +94,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			keysCommand(env),
 			webhookCommand(env),
 			aslCommand(env),
+			initCommand(),
 			{
 				Name:  "version",
 				Usage: "print longrun's version",
