@@ -125,6 +125,9 @@ func IsPermanent(err error) bool {
 // CLI flags, so it stays short and plain.
 var kindName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,63}$`)
 
+// ValidKindName reports whether name may name a kind.
+func ValidKindName(name string) bool { return kindName.MatchString(name) }
+
 // NewRegistry returns an empty Registry.
 func NewRegistry() *Registry {
 	return &Registry{byName: make(map[string]*Kind)}
