@@ -106,8 +106,10 @@ type StateInput struct {
 	Input        json.RawMessage `json:"input"`
 	Limits       Limits          `json:"limits"`
 	// Job is the kind of job to run; the Work state copies it into the
-	// TaskMessage, so the worker runs the job the client asked for.
-	Job string `json:"job,omitempty"`
+	// TaskMessage, so the worker runs the job the client asked for. Always
+	// present ("" for the default kind): a JSONPath to a missing field is a
+	// States.Runtime error.
+	Job string `json:"job"`
 }
 
 // Limits bound the Work state: statemachine/longrun.asl.json reads them through
