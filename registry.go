@@ -121,6 +121,18 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &p)
 }
 
+// The longest a job kind's Timeout can be, and why: the bound
+// Registry.CheckTimeouts is given where jobs run through SQS (AWS, and
+// `longrun dev`, which keeps the same rule). The Lambda worker is bounded
+// further, by MaxLambdaJobTimeout.
+const (
+	MaxJobTimeout       = 12 * time.Hour
+	MaxJobTimeoutReason = "SQS keeps a message in flight at most 12 h after it is received; a longer job would be received, and run, twice"
+
+	MaxLambdaJobTimeout       = 15 * time.Minute
+	MaxLambdaJobTimeoutReason = "a Lambda function runs at most 15 minutes: run this kind on `longrun worker`"
+)
+
 // kindName is what a kind may be called: it appears in URLs, metric names and
 // CLI flags, so it stays short and plain.
 var kindName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,63}$`)
