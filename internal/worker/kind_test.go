@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
+
 	longrun "github.com/longrun/longrun"
 )
 
@@ -176,5 +178,27 @@ func TestDispatchByKindWithJobInfo(t *testing.T) {
 		if info.ExecutionID != m.ExecutionID || info.ExecutionARN != m.ExecutionARN || info.Attempt != 1 || (info.Kind != "export" && info.Kind != "transcode") {
 			t.Errorf("JobInfo = %+v, want the message's ids, attempt 1 and the kind's name", info)
 		}
+	}
+}
+
+// The Lambda worker counts attempts on from SQS's ApproximateReceiveCount,
+// and the poller from the queue's receive count.
+func TestAttemptFromReceiveCount(t *testing.T) {
+	t.Parallel()
+	l := &attemptLog{}
+	reg := longrun.NewRegistry()
+	reg.Handle("export", failingTimes(0, nil, l), longrun.JobOptions{})
+	h := setup(t, jobReturning(`{}`, nil), withJobs(reg))
+	body, _ := json.Marshal(message(`{}`))
+	for _, count := range []string{"3", ""} {
+		res, err := SQSHandler(h.p)(context.Background(), events.SQSEvent{Records: []events.SQSMessage{{
+			MessageId: "m-" + count, Body: string(body), Attributes: map[string]string{"ApproximateReceiveCount": count},
+		}}})
+		if err != nil || len(res.BatchItemFailures) != 0 {
+			t.Fatalf("SQSHandler = %+v, %v", res, err)
+		}
+	}
+	if got := l.attempts(); !slices.Equal(got, []int{3, 1}) {
+		t.Fatalf("attempts = %v, want [3 1]: the third receive is attempt 3; no count is the first", got)
 	}
 }
