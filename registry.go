@@ -187,8 +187,8 @@ func checkKind(kind string, job Job, opts JobOptions) error {
 	return nil
 }
 
-// Limits are the bounds of the Work state for an execution of k: deployment's,
-// with the kind's Timeout as TimeoutSeconds when it has one.
+// Limits are the bounds of the Work state for an execution of k: the
+// deployment's, with the kind's Timeout as TimeoutSeconds when it has one.
 func (k *Kind) Limits(deployment Limits) Limits {
 	if k.Options.Timeout > 0 {
 		deployment.TimeoutSeconds = int(math.Ceil(k.Options.Timeout.Seconds()))
@@ -199,8 +199,8 @@ func (k *Kind) Limits(deployment Limits) Limits {
 // CheckTimeouts reports the kinds whose Timeout a deployment cannot honour:
 // not above its HeartbeatSeconds (Step Functions needs the heartbeat timeout
 // to be the shorter), or over longest, the longest a job can run on the
-// workers that run it (0: no bound); why says what sets it, for the message. It returns nil when
-// every kind fits.
+// workers that run it (0: no bound); why says what sets that bound, for the
+// message. It returns nil when every kind fits.
 func (r *Registry) CheckTimeouts(deployment Limits, longest time.Duration, why string) error {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
