@@ -37,6 +37,7 @@ type Execution struct {
 	ARN         string // executionArn
 	Tenant      string // owner; other tenants never see the record
 	Name        string // optional client-chosen label
+	Job         string // the kind of job it runs (Registry); "" in records older than kinds
 	Status      Status
 	Input       json.RawMessage // the user's input, as posted
 	Output      json.RawMessage // the job's output once SUCCEEDED
@@ -74,6 +75,7 @@ type Progress struct {
 // ListQuery selects a page of a tenant's executions, newest first.
 type ListQuery struct {
 	Status    Status // empty for all
+	Job       string // a job kind; empty for all
 	Limit     int    // 1..MaxListLimit
 	NextToken string // opaque, from the previous page
 }
@@ -103,6 +105,11 @@ type StateInput struct {
 	ExecutionARN string          `json:"executionArn"`
 	Input        json.RawMessage `json:"input"`
 	Limits       Limits          `json:"limits"`
+	// Job is the kind of job to run; the Work state copies it into the
+	// TaskMessage, so the worker runs the job the client asked for. Always
+	// present ("" for the default kind): a JSONPath to a missing field is a
+	// States.Runtime error.
+	Job string `json:"job"`
 }
 
 // Limits bound the Work state: statemachine/longrun.asl.json reads them through

@@ -3,10 +3,14 @@ package longrun
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"sync"
 	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
 // Registry holds the kinds of job one deployment runs. A user builds one in
@@ -29,14 +33,21 @@ type Kind struct {
 	Name    string
 	Job     Job
 	Options JobOptions
+
+	schema *jsonschema.Schema // Options.InputSchema, compiled; nil accepts any input
 }
 
 // JobOptions are a kind's settings. The zero value is valid: the deployment's
 // limits, any input, no retries.
 type JobOptions struct {
-	// Timeout is the job's own limit on one attempt; 0 means the deployment's
-	// (JobTimeoutSeconds in template.yaml). It cannot exceed what the queue
-	// and the worker allow; where it would, starting the app says so.
+	// Timeout is how long an execution of this kind may run in all, its
+	// retries and their backoff included: it becomes the Work state's
+	// TimeoutSeconds (rounded up to whole seconds) for executions of this
+	// kind. 0 means the deployment's (JobTimeoutSeconds in template.yaml).
+	// It must be over the deployment's heartbeat and within what the queue
+	// and the worker allow (12 h on SQS; 15 min on the Lambda worker):
+	// Registry.CheckTimeouts says where it is not, and the apps call it at
+	// start-up (docs/jobs.md).
 	Timeout time.Duration
 
 	// InputSchema is a JSON Schema the start request's input must satisfy;
@@ -52,20 +63,82 @@ type JobOptions struct {
 	Description string
 }
 
-// RetryPolicy says how often and how soon a failed job is tried again.
+// RetryPolicy says how often and how soon a failed job is tried again, in
+// the worker, while the execution's task stays the same: a job that returned
+// an error or panicked runs again after a backoff, up to MaxAttempts runs,
+// and the execution fails with the last error only when they are used up. A
+// job marks an error not worth retrying with Permanent.
 type RetryPolicy struct {
 	// MaxAttempts is the most times the job runs, the first included; 0 and
 	// 1 mean once.
 	MaxAttempts int
 	// Backoff is the wait before the second attempt; each later wait doubles,
 	// up to MaxBackoff. 0 means one second.
-	Backoff    time.Duration
+	Backoff time.Duration
+	// MaxBackoff caps the wait; 0 means an hour.
 	MaxBackoff time.Duration
 }
+
+// Attempts is the most times a job under p runs: at least once.
+func (p RetryPolicy) Attempts() int { return max(p.MaxAttempts, 1) }
+
+// Delay is the wait after the failed attempt number attempt (from 1) before
+// the next: Backoff, doubled for each attempt after the first, capped at
+// MaxBackoff.
+func (p RetryPolicy) Delay(attempt int) time.Duration {
+	d, limit := p.Backoff, p.MaxBackoff
+	if d <= 0 {
+		d = time.Second
+	}
+	if limit <= 0 {
+		limit = time.Hour
+	}
+	for i := 1; i < attempt && d < limit; i++ {
+		d *= 2
+	}
+	return min(d, limit)
+}
+
+// Permanent marks err as not worth retrying (the input is wrong, the
+// resource is gone): the worker fails the execution with it at once,
+// whatever the kind's RetryPolicy.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err}
+}
+
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// IsPermanent reports whether err, or an error it wraps, was marked with
+// Permanent.
+func IsPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
+}
+
+// The longest a job kind's Timeout can be, and why: the bound
+// Registry.CheckTimeouts is given where jobs run through SQS (AWS, and
+// `longrun dev`, which keeps the same rule). The Lambda worker is bounded
+// further, by MaxLambdaJobTimeout.
+const (
+	MaxJobTimeout       = 12 * time.Hour
+	MaxJobTimeoutReason = "SQS keeps a message in flight at most 12 h after it is received; a longer job would be received, and run, twice"
+
+	MaxLambdaJobTimeout       = 15 * time.Minute
+	MaxLambdaJobTimeoutReason = "a Lambda function runs at most 15 minutes: run this kind on `longrun worker`"
+)
 
 // kindName is what a kind may be called: it appears in URLs, metric names and
 // CLI flags, so it stays short and plain.
 var kindName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,63}$`)
+
+// ValidKindName reports whether name may name a kind.
+func ValidKindName(name string) bool { return kindName.MatchString(name) }
 
 // NewRegistry returns an empty Registry.
 func NewRegistry() *Registry {
@@ -79,12 +152,19 @@ func (r *Registry) Handle(kind string, job Job, opts JobOptions) {
 	if err := checkKind(kind, job, opts); err != nil {
 		panic(fmt.Sprintf("longrun: Registry.Handle(%q): %v", kind, err))
 	}
+	var schema *jsonschema.Schema
+	if opts.InputSchema != nil {
+		var err error
+		if schema, err = compileSchema(opts.InputSchema); err != nil {
+			panic(fmt.Sprintf("longrun: Registry.Handle(%q): %v", kind, err))
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, dup := r.byName[kind]; dup {
 		panic(fmt.Sprintf("longrun: Registry.Handle(%q): the kind is already registered", kind))
 	}
-	k := &Kind{Name: kind, Job: job, Options: opts}
+	k := &Kind{Name: kind, Job: job, Options: opts, schema: schema}
 	r.kinds = append(r.kinds, k)
 	r.byName[kind] = k
 }
@@ -101,8 +181,41 @@ func checkKind(kind string, job Job, opts JobOptions) error {
 		return fmt.Errorf("the Retry policy %+v has a negative field", opts.Retry)
 	case opts.InputSchema != nil && !json.Valid(opts.InputSchema):
 		return fmt.Errorf("the InputSchema is not valid JSON")
+	case opts.Retry.MaxBackoff > 0 && opts.Retry.Backoff > opts.Retry.MaxBackoff:
+		return fmt.Errorf("the Retry policy's Backoff %s is over its MaxBackoff %s", opts.Retry.Backoff, opts.Retry.MaxBackoff)
 	}
 	return nil
+}
+
+// Limits are the bounds of the Work state for an execution of k: the
+// deployment's, with the kind's Timeout as TimeoutSeconds when it has one.
+func (k *Kind) Limits(deployment Limits) Limits {
+	if k.Options.Timeout > 0 {
+		deployment.TimeoutSeconds = int(math.Ceil(k.Options.Timeout.Seconds()))
+	}
+	return deployment
+}
+
+// CheckTimeouts reports the kinds whose Timeout a deployment cannot honour:
+// not above its HeartbeatSeconds (Step Functions needs the heartbeat timeout
+// to be the shorter), or over longest, the longest a job can run on the
+// workers that run it (0: no bound); why says what sets that bound, for the
+// message. It returns nil when every kind fits.
+func (r *Registry) CheckTimeouts(deployment Limits, longest time.Duration, why string) error {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var errs []error
+	for _, k := range r.kinds {
+		t := k.Options.Timeout
+		switch {
+		case t == 0:
+		case longest > 0 && t > longest:
+			errs = append(errs, fmt.Errorf("job %q: Timeout %s cannot be honoured: it is over %s (%s)", k.Name, t, longest, why))
+		case k.Limits(deployment).TimeoutSeconds <= deployment.HeartbeatSeconds:
+			errs = append(errs, fmt.Errorf("job %q: Timeout %s cannot be honoured: it must be over the deployment's heartbeat timeout of %d s (JobHeartbeatSeconds)", k.Name, t, deployment.HeartbeatSeconds))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Lookup returns the kind registered as name; "" is the default kind.

@@ -84,7 +84,6 @@ func TestInitUserPath(t *testing.T) {
 	})
 
 	t.Run("kinds", func(t *testing.T) {
-		t.Skip("needs the \"job\" field and InputSchema checks at start: lands with branch issue7 (remove this skip at merge)")
 		id := startHTTP(t, srv, `{"job": "hello", "input": {"name": "Grace"}}`, http.StatusAccepted)
 		if got := waitDone(t, srv, id); got.Status != "SUCCEEDED" || !jsonEqual(got.Output, `{"greeting": "Hello, Grace!"}`) {
 			t.Errorf("hello: %s %s %s, want SUCCEEDED with the greeting", got.Status, got.Output, got.Cause)
@@ -113,7 +112,6 @@ func TestInitUserPath(t *testing.T) {
 	})
 
 	t.Run("lambda", func(t *testing.T) {
-		t.Skip("cmd/lambda calls awslambda.Main, which lands with branch issue7 (remove this skip at merge)")
 		goCmd(t, dir, nil, "mod", "tidy", "-diff")
 		test := exec.Command("make", "test")
 		test.Dir = dir

@@ -23,6 +23,7 @@ type Execution struct {
 	ExecutionARN string          `json:"executionArn"`
 	ExecutionID  string          `json:"executionId"`
 	Name         string          `json:"name,omitempty"`
+	Job          string          `json:"job,omitempty"` // the kind of job it runs
 	Status       string          `json:"status"`
 	Input        json.RawMessage `json:"input"`
 	Output       json.RawMessage `json:"output,omitempty"`
@@ -64,9 +65,12 @@ type Attempt struct {
 
 // StartRequest is the body of POST /start-execution.
 type StartRequest struct {
-	Input       json.RawMessage `json:"input"`
-	CallbackURL string          `json:"callbackUrl,omitempty"`
-	Name        string          `json:"name,omitempty"`
+	Input json.RawMessage `json:"input"`
+	// Job is the kind of job to run; empty runs the deployment's default
+	// (the kind registered first).
+	Job         string `json:"job,omitempty"`
+	CallbackURL string `json:"callbackUrl,omitempty"`
+	Name        string `json:"name,omitempty"`
 }
 
 // Page is one page of GET /executions.
@@ -80,6 +84,7 @@ type Summary struct {
 	ExecutionARN string     `json:"executionArn"`
 	ExecutionID  string     `json:"executionId"`
 	Name         string     `json:"name,omitempty"`
+	Job          string     `json:"job,omitempty"`
 	Status       string     `json:"status"`
 	StartDate    time.Time  `json:"startDate"`
 	StopDate     *time.Time `json:"stopDate,omitempty"`
@@ -91,6 +96,16 @@ type Problem struct {
 	Title  string `json:"title"`
 	Status int    `json:"status"`
 	Detail string `json:"detail"`
+	// Errors are the fields of a start's input that break its job kind's
+	// input schema, each with why.
+	Errors []FieldError `json:"errors,omitempty"`
+}
+
+// FieldError is one rule an input breaks: Pointer is the JSON pointer of the
+// field in the request body ("/input/email"), Detail the rule.
+type FieldError struct {
+	Pointer string `json:"pointer"`
+	Detail  string `json:"detail"`
 }
 
 func (p *Problem) Error() string {
@@ -136,19 +151,36 @@ func (c *Client) Describe(ctx context.Context, id string) (*Execution, error) {
 
 // List returns a page of the tenant's executions, newest first.
 func (c *Client) List(ctx context.Context, status string, limit int, nextToken string) (*Page, error) {
-	q := url.Values{}
-	if status != "" {
-		q.Set("status", status)
+	return c.ListExecutions(ctx, ListQuery{Status: status, Limit: limit, NextToken: nextToken})
+}
+
+// ListQuery selects executions for ListExecutions; zero fields select all.
+type ListQuery struct {
+	Status    string // RUNNING, SUCCEEDED, FAILED, TIMED_OUT or ABORTED
+	Job       string // a job kind
+	Limit     int    // page size, 1 to 100; 0 for the API's default
+	NextToken string // from the previous page
+}
+
+// ListExecutions returns a page of the tenant's executions that match q,
+// newest first.
+func (c *Client) ListExecutions(ctx context.Context, q ListQuery) (*Page, error) {
+	v := url.Values{}
+	if q.Status != "" {
+		v.Set("status", q.Status)
 	}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
+	if q.Job != "" {
+		v.Set("job", q.Job)
 	}
-	if nextToken != "" {
-		q.Set("nextToken", nextToken)
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	if q.NextToken != "" {
+		v.Set("nextToken", q.NextToken)
 	}
 	path := "/executions"
-	if len(q) > 0 {
-		path += "?" + q.Encode()
+	if len(v) > 0 {
+		path += "?" + v.Encode()
 	}
 	var out Page
 	if err := c.do(ctx, http.MethodGet, path, nil, nil, &out); err != nil {

@@ -20,6 +20,7 @@ type Event struct {
 type Data struct {
 	ExecutionARN string          `json:"executionArn"`
 	ExecutionID  string          `json:"executionId"`
+	Job          string          `json:"job,omitempty"` // the kind of job that ran
 	Status       longrun.Status  `json:"status"`
 	Output       json.RawMessage `json:"output,omitempty"` // SUCCEEDED, unless too large (see DescribeURL)
 	Error        string          `json:"error,omitempty"`  // FAILED, TIMED_OUT, ABORTED

@@ -21,6 +21,7 @@ func TestEventWireFormat(t *testing.T) {
 	data := webhook.Data{
 		ExecutionARN: "arn:aws:states:eu-west-1:123456789012:execution:longrun:0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
 		ExecutionID:  "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+		Job:          "ramen",
 		StartDate:    start,
 		StopDate:     stop,
 	}

@@ -1,9 +1,23 @@
-// Command worker runs jobs from the jobs queue (WorkerFunction): an SQS event source with
-// ReportBatchItemFailures, completing each task token through Step Functions.
-// Configuration comes from the environment template.yaml sets; see
-// internal/awsapp.
+// Command worker runs jobs from the jobs queue (WorkerFunction): an SQS event
+// source with ReportBatchItemFailures, running each task message's job kind
+// and completing its token through Step Functions. It is built, as a user's
+// is, from the registry of the example's jobs through the public API
+// (awslambda); template.yaml sets LONGRUN_FUNCTION=worker and the rest of its
+// configuration.
 package main
 
-import "github.com/longrun/longrun/internal/awsapp"
+import (
+	"os"
 
-func main() { awsapp.Main("worker", (*awsapp.App).Worker) }
+	"github.com/longrun/longrun"
+	"github.com/longrun/longrun/awslambda"
+	"github.com/longrun/longrun/jobs/ramen"
+)
+
+func main() {
+	reg := longrun.NewRegistry()
+	// A malformed value fails awslambda.Main's init, which reads it too.
+	seconds, _ := ramen.SecondsFromEnv(os.Getenv)
+	ramen.Register(reg, seconds)
+	awslambda.Main(reg)
+}

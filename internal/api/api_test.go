@@ -541,6 +541,10 @@ func TestList(t *testing.T) {
 			if i%2 == 0 {
 				e.Status, e.StopDate = longrun.StatusSucceeded, t0.Add(time.Minute)
 			}
+			e.Job = "ramen"
+			if i == 1 || i == 4 {
+				e.Job = "export"
+			}
 			hs.store.put(e)
 		}
 		hs.store.put(running("0193a6f0-0000-7000-8000-000000000009", "globex"))
@@ -557,6 +561,10 @@ func TestList(t *testing.T) {
 		{name: "limit", query: "?limit=2", status: 200, wantIDs: []string{"4", "3"}, more: true},
 		{name: "status", query: "?status=RUNNING", status: 200, wantIDs: []string{"3", "1"}},
 		{name: "next page", query: "?limit=2&nextToken=page:2", status: 200, wantIDs: []string{"2", "1"}, more: true},
+		{name: "job", query: "?job=export", status: 200, wantIDs: []string{"4", "1"}},
+		{name: "job and status", query: "?job=export&status=RUNNING", status: 200, wantIDs: []string{"1"}},
+		{name: "job never run", query: "?job=transcode", status: 200},
+		{name: "bad job", query: "?job=no%20such%20thing", status: 400, details: []string{"not a job kind name"}},
 		{name: "limit zero", query: "?limit=0", status: 400, details: []string{"1 to 100"}},
 		{name: "limit over max", query: "?limit=101", status: 400, details: []string{"1 to 100"}},
 		{name: "limit not a number", query: "?limit=ten", status: 400, details: []string{"whole number"}},
@@ -578,6 +586,9 @@ func TestList(t *testing.T) {
 			var got []string
 			for _, e := range res.Executions {
 				got = append(got, e.ExecutionID[len(e.ExecutionID)-1:])
+				if e.Job == "" {
+					t.Errorf("listed execution %s has no job kind", e.ExecutionID)
+				}
 			}
 			if fmt.Sprint(got) != fmt.Sprint(tt.wantIDs) || (res.NextToken != "") != tt.more {
 				t.Fatalf("page %v next %q; want %v more %v", got, res.NextToken, tt.wantIDs, tt.more)

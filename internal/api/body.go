@@ -82,7 +82,7 @@ func jsonKind(goKind string) string {
 // reads are one definition.
 func describeJSON(e *longrun.Execution) client.Execution {
 	out := client.Execution{
-		ExecutionARN: e.ARN, ExecutionID: e.ID, Name: e.Name, Status: string(e.Status),
+		ExecutionARN: e.ARN, ExecutionID: e.ID, Name: e.Name, Job: e.Job, Status: string(e.Status),
 		Input: e.Input, Output: e.Output, Error: e.Error, Cause: e.Cause,
 		CallbackURL: e.CallbackURL, StartDate: e.StartDate.UTC(), StopDate: timePtr(e.StopDate),
 	}

@@ -54,9 +54,14 @@ const DefaultListLimit = 20
 
 func (s *server) handleList(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	lq := longrun.ListQuery{Limit: DefaultListLimit, Status: longrun.Status(q.Get("status")), NextToken: q.Get("nextToken")}
+	lq := longrun.ListQuery{Limit: DefaultListLimit, Status: longrun.Status(q.Get("status")), Job: q.Get("job"), NextToken: q.Get("nextToken")}
 	if lq.Status != "" && !lq.Status.Valid() {
 		return longrun.Errorf(longrun.EINVALID, "status %q is not one of RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED", lq.Status)
+	}
+	// Any kind name, registered now or not: executions of a kind since
+	// removed are still listed by it.
+	if lq.Job != "" && !longrun.ValidKindName(lq.Job) {
+		return longrun.Errorf(longrun.EINVALID, "job %q is not a job kind name: 1 to 64 letters, digits, '_', '.' or '-', starting with a letter", lq.Job)
 	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -75,7 +80,7 @@ func (s *server) handleList(w http.ResponseWriter, r *http.Request) error {
 	out := listResponse{Executions: make([]client.Summary, 0, len(page.Executions)), NextToken: page.NextToken}
 	for _, e := range page.Executions {
 		out.Executions = append(out.Executions, client.Summary{
-			ExecutionARN: e.ARN, ExecutionID: e.ID, Name: e.Name, Status: string(e.Status),
+			ExecutionARN: e.ARN, ExecutionID: e.ID, Name: e.Name, Job: e.Job, Status: string(e.Status),
 			StartDate: e.StartDate.UTC(), StopDate: timePtr(e.StopDate),
 		})
 	}

@@ -80,7 +80,7 @@ func (s *executionStore) ListExecutions(_ context.Context, tenant string, q long
 	}
 	var all []longrun.Execution
 	for _, e := range s.execs {
-		if e.Tenant == tenant && (q.Status == "" || e.Status == q.Status) {
+		if e.Tenant == tenant && (q.Status == "" || e.Status == q.Status) && (q.Job == "" || e.Job == q.Job) {
 			all = append(all, e)
 		}
 	}

@@ -18,6 +18,10 @@ type problem struct {
 	Status    int    `json:"status"`
 	Detail    string `json:"detail"`
 	RequestID string `json:"requestId,omitempty"` // on 5xx, so a report can be matched to the log
+	// Errors lists each rule of a kind's InputSchema the input breaks: the
+	// JSON pointer of the field in the request body and why (RFC 9457 §3.2
+	// extension member, in the shape its example uses).
+	Errors []longrun.FieldError `json:"errors,omitempty"`
 }
 
 // problemTypePrefix makes each error code a stable problem type URI.
@@ -55,6 +59,9 @@ func writeProblem(w http.ResponseWriter, requestID string, err error) {
 	}
 	status := statusFor(code)
 	p := problem{Type: problemTypePrefix + code, Title: http.StatusText(status), Status: status, Detail: longrun.ErrorMessage(err)}
+	if ie := (*longrun.InputError)(nil); errors.As(err, &ie) {
+		p.Errors = ie.Fields
+	}
 	switch {
 	case status == http.StatusServiceUnavailable:
 		p.Detail = "A service longrun depends on is unavailable. Retry the request in a moment; retrying is safe."

@@ -34,8 +34,15 @@ type Config struct {
 	// http(s) URL, which is only right in tests.
 	CheckCallbackURL func(string) error
 
-	// Limits bound every execution's Work state (StateInput.Limits).
+	// Limits bound every execution's Work state (StateInput.Limits); a
+	// kind with its own JobOptions.Timeout replaces TimeoutSeconds.
 	Limits longrun.Limits
+
+	// Jobs are the kinds of job a start may name ("job"); the first is the
+	// default. Start checks the kind and its InputSchema before anything
+	// runs. Nil accepts only starts that name no kind, with any input, for
+	// the routes that never start anything.
+	Jobs *longrun.Registry
 
 	Clock  longrun.Clock // nil means time.Now
 	Logger *slog.Logger  // nil discards

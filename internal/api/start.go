@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
+	"strings"
 	"time"
 
 	longrun "github.com/longrun/longrun"
@@ -18,9 +20,12 @@ type startRequest struct {
 	Input       json.RawMessage `json:"input"`
 	CallbackURL string          `json:"callbackUrl"`
 	Name        string          `json:"name"`
+	// Job is the kind to run; "" the default. omitempty keeps the
+	// idempotency hash of a request without it what it was before kinds.
+	Job string `json:"job,omitempty"`
 }
 
-const startFields = `"input" (required), "callbackUrl", "name"`
+const startFields = `"input" (required), "job", "callbackUrl", "name"`
 
 type startResponse struct {
 	ExecutionARN string         `json:"executionArn"`
@@ -51,11 +56,15 @@ func (s *server) handleStart(w http.ResponseWriter, r *http.Request) error {
 	if err := s.validateStart(&req); err != nil {
 		return err
 	}
+	kind, err := s.kind(req)
+	if err != nil {
+		return err
+	}
 
 	now := s.now().UTC()
 	id := longrun.NewExecutionID()
 	e := &longrun.Execution{
-		ID: id, ARN: s.cfg.Orchestrator.ExecutionARN(id), Tenant: tenantOf(r), Name: req.Name,
+		ID: id, ARN: s.cfg.Orchestrator.ExecutionARN(id), Tenant: tenantOf(r), Name: req.Name, Job: kind,
 		Status: longrun.StatusRunning, Input: req.Input, CallbackURL: req.CallbackURL, StartDate: now,
 	}
 	state := s.stateInput(e)
@@ -104,7 +113,7 @@ func (s *server) handleStart(w http.ResponseWriter, r *http.Request) error {
 		}
 		return fmt.Errorf("start execution %s: %w", id, asUnavailable(err))
 	}
-	s.log.InfoContext(r.Context(), "execution started", "execution_id", id, "tenant", e.Tenant)
+	s.log.InfoContext(r.Context(), "execution started", "execution_id", id, "tenant", e.Tenant, "job", e.Job)
 	return s.accepted(w, stored)
 }
 
@@ -126,8 +135,56 @@ func asUnavailable(err error) error {
 	return fmt.Errorf("%w: %w", longrun.Errorf(longrun.EUNAVAILABLE, "dependency unavailable"), err)
 }
 
+// stateInput is what the state machine starts with: the kind travels in it
+// to the worker, and the kind's Timeout, if it has one, bounds the Work state.
 func (s *server) stateInput(e *longrun.Execution) longrun.StateInput {
-	return longrun.StateInput{ExecutionID: e.ID, ExecutionARN: e.ARN, Input: e.Input, Limits: s.cfg.Limits}
+	limits := s.cfg.Limits
+	if k, ok := s.lookupKind(e.Job); ok {
+		limits = k.Limits(limits)
+	}
+	return longrun.StateInput{ExecutionID: e.ID, ExecutionARN: e.ARN, Input: e.Input, Limits: limits, Job: e.Job}
+}
+
+func (s *server) lookupKind(name string) (*longrun.Kind, bool) {
+	if s.cfg.Jobs == nil {
+		return nil, false
+	}
+	return s.cfg.Jobs.Lookup(name)
+}
+
+// kind checks the request's job kind and its input against the kind's
+// InputSchema, and returns the kind's name ("" without a registry).
+func (s *server) kind(req startRequest) (string, error) {
+	if s.cfg.Jobs == nil {
+		if req.Job != "" {
+			return "", longrun.Errorf(longrun.EINVALID, `"job" %q is not a kind this deployment runs: it has no job kinds registered`, req.Job)
+		}
+		return "", nil
+	}
+	k, ok := s.cfg.Jobs.Lookup(req.Job)
+	if !ok {
+		return "", longrun.Errorf(longrun.EINVALID, `"job" %q is not a kind this deployment runs; known kinds: %s (omit "job" for %q)`,
+			req.Job, quoted(s.cfg.Jobs.Kinds()), firstOr(s.cfg.Jobs.Kinds()))
+	}
+	if err := k.ValidateInput(req.Input); err != nil {
+		return "", err
+	}
+	return k.Name, nil
+}
+
+func quoted(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = strconv.Quote(n)
+	}
+	return strings.Join(q, ", ")
+}
+
+func firstOr(names []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	return names[0]
 }
 
 func stateInputSize(in longrun.StateInput) (int, error) {

@@ -44,7 +44,7 @@ const (
 	EnvJobHeartbeatSeconds    = "LONGRUN_JOB_HEARTBEAT_SECONDS"
 	EnvWebhookSchedule        = "LONGRUN_WEBHOOK_SCHEDULE"
 	EnvWebhookRequireHTTPS    = "LONGRUN_WEBHOOK_REQUIRE_HTTPS"
-	EnvRamenTimerSeconds      = "LONGRUN_RAMEN_TIMER_SECONDS"
+	EnvRamenTimerSeconds      = ramen.EnvTimerSeconds
 	EnvAPIURL                 = "LONGRUN_API_URL"
 )
 
@@ -104,10 +104,8 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			return Config{}, fmt.Errorf("%s=%q: want true or false", EnvWebhookRequireHTTPS, s)
 		}
 	}
-	if s := getenv(EnvRamenTimerSeconds); s != "" {
-		if c.RamenTimerSeconds, err = strconv.ParseFloat(s, 64); err != nil || c.RamenTimerSeconds < 0 || c.RamenTimerSeconds > ramen.MaxSeconds {
-			return Config{}, fmt.Errorf("%s=%q: want seconds from 0 to %d", EnvRamenTimerSeconds, s, ramen.MaxSeconds)
-		}
+	if c.RamenTimerSeconds, err = ramen.SecondsFromEnv(getenv); err != nil {
+		return Config{}, err
 	}
 	return c, nil
 }
@@ -164,8 +162,9 @@ type App struct {
 	Store    *dynamostore.Store
 	Engine   *sfnengine.Engine
 	Logger   *slog.Logger
-	// Jobs are the kinds of job the worker runs: the ramen timer unless
-	// replaced before Worker or Poller is called.
+	// Jobs are the kinds of job start accepts and the worker runs: the
+	// ramen timer unless replaced before a handler is made
+	// (awslambda.Main does, with the user's registry).
 	Jobs *longrun.Registry
 }
 
@@ -204,6 +203,6 @@ func FromEnv(ctx context.Context, getenv func(string) string, logger *slog.Logge
 
 func ramenRegistry(seconds float64) *longrun.Registry {
 	r := longrun.NewRegistry()
-	r.Handle("ramen", ramen.New(seconds), longrun.JobOptions{})
+	ramen.Register(r, seconds)
 	return r
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/longrun/longrun"
 	"github.com/longrun/longrun/internal/api"
 	"github.com/longrun/longrun/internal/auth"
 	"github.com/longrun/longrun/internal/delivery"
@@ -41,9 +42,26 @@ func (a *App) Authorizer() (AuthorizerHandler, error) {
 	return az.Handle, nil
 }
 
-// Start is the handler of StartFunction (POST /start-execution).
+// Start is the handler of StartFunction (POST /start-execution). It checks
+// starts against App.Jobs, so it is built with the user's registry; a kind
+// whose Timeout the deployment cannot honour fails its init, naming it.
 func (a *App) Start() (APIHandler, error) {
+	if err := a.checkTimeouts(longrun.MaxJobTimeout, longrun.MaxJobTimeoutReason); err != nil {
+		return nil, fmt.Errorf("start: %w", err)
+	}
 	return a.api("start", EnvTableName, EnvStateMachineARN, EnvJobTimeoutSeconds, EnvJobHeartbeatSeconds)
+}
+
+// checkTimeouts is Registry.CheckTimeouts on the deployment's limits; without
+// them (a function that is not given them) only the upper bound is checked.
+func (a *App) checkTimeouts(longest time.Duration, why string) error {
+	if a.Jobs == nil {
+		return fmt.Errorf("no job kinds: App.Jobs is nil")
+	}
+	if err := a.Jobs.CheckTimeouts(a.Config.Limits, longest, why); err != nil {
+		return fmt.Errorf("job kinds: %w", err)
+	}
+	return nil
 }
 
 // Describe is the handler of DescribeFunction (describe and list).
@@ -72,16 +90,23 @@ func (a *App) api(fn string, required ...string) (APIHandler, error) {
 		Authenticate:     api.GatewayAuth,
 		CheckCallbackURL: func(u string) error { return delivery.CheckURL(u, policy) },
 		Limits:           a.Config.Limits,
+		Jobs:             a.Jobs,
 		Logger:           a.Logger,
 	})
 	return api.LambdaHandler(h), nil
 }
 
-// Worker is the handler of WorkerFunction: App.Job for each task message,
-// heartbeating at a third of the Work state's HeartbeatSeconds.
+// Worker is the handler of WorkerFunction: the job of each task message's
+// kind (App.Jobs), heartbeating at a third of the Work state's
+// HeartbeatSeconds. A kind whose Timeout is over what a Lambda function can
+// run is logged at init, as an error that names it: its executions run out
+// of time here (Job.OutOfTime) unless they are routed to `longrun worker`.
 func (a *App) Worker() (WorkerHandler, error) {
 	if err := a.Config.require(EnvTableName); err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
+	}
+	if err := a.checkTimeouts(longrun.MaxLambdaJobTimeout, longrun.MaxLambdaJobTimeoutReason); err != nil {
+		a.Logger.Error("job kinds this Lambda worker cannot finish", "err", err)
 	}
 	return worker.SQSHandler(a.processor()), nil
 }
@@ -106,6 +131,9 @@ func (a *App) processor() *worker.Processor {
 // worker's default).
 func (a *App) Poller(concurrency int, drain time.Duration) (*worker.Poller, error) {
 	if err := a.Config.require(EnvTableName, EnvJobsQueueURL); err != nil {
+		return nil, fmt.Errorf("worker poller: %w", err)
+	}
+	if err := a.checkTimeouts(longrun.MaxJobTimeout, longrun.MaxJobTimeoutReason); err != nil {
 		return nil, fmt.Errorf("worker poller: %w", err)
 	}
 	return worker.NewPoller(worker.PollerConfig{

@@ -72,6 +72,8 @@ type Config struct {
 	RatePerTenant float64
 	// Jobs are the kinds of job the worker runs; default the ramen timer
 	// with the template's RamenTimerSeconds.
+	// A kind whose Timeout the deployment cannot honour (Registry.
+	// CheckTimeouts) makes Open fail, naming it.
 	Jobs *longrun.Registry
 	// BaseURL is where clients reach the API (for thin webhooks' describeUrl);
 	// Serve sets it from its listener when empty.
@@ -294,6 +296,17 @@ func machineARN(logicalID string) string {
 }
 
 func (a *App) assemble(ctx context.Context, tpl *template.Template, s *settings, cfg Config) error {
+	kinds := cfg.Jobs
+	if kinds == nil {
+		kinds = longrun.NewRegistry()
+		ramen.Register(kinds, float64(s.ramenTimer))
+	}
+	// The same bound as on AWS, so a kind that runs here also runs there
+	// (on `longrun worker`; the Lambda worker's 15 minutes are checked by
+	// the worker function).
+	if err := kinds.CheckTimeouts(s.limits, longrun.MaxJobTimeout, longrun.MaxJobTimeoutReason); err != nil {
+		return fmt.Errorf("job kinds: %w", err)
+	}
 	jobs := sqlite.NewQueue(a.DB, JobsQueue, sqlite.QueueConfig{MaxReceiveCount: s.queue.MaxReceiveCount, DeadLetter: s.queue.DeadLetterQueue})
 
 	var machines []local.Machine
@@ -354,6 +367,7 @@ func (a *App) assemble(ctx context.Context, tpl *template.Template, s *settings,
 		Authenticate:     bearerAuthIn(a.Tenants, cfg.DataDir),
 		CheckCallbackURL: func(u string) error { return checkCallbackURL(u, policy) },
 		Limits:           s.limits,
+		Jobs:             kinds,
 		Clock:            a.DB.Now,
 		Logger:           a.log.With("component", "api"),
 		RatePerTenant:    cfg.RatePerTenant,
@@ -374,11 +388,6 @@ func (a *App) assemble(ctx context.Context, tpl *template.Template, s *settings,
 	}
 	a.Handler = withConsole(apiHandler, ui)
 
-	kinds := cfg.Jobs
-	if kinds == nil {
-		kinds = longrun.NewRegistry()
-		kinds.Handle("ramen", ramen.New(float64(s.ramenTimer)), longrun.JobOptions{})
-	}
 	a.poller = worker.NewPoller(worker.PollerConfig{
 		Queue: jobs,
 		Processor: worker.NewProcessor(worker.Config{

@@ -16,7 +16,7 @@ import (
 )
 
 // ListExecutions queries gsi1 for the tenant's executions, newest first. A
-// status filter is applied by DynamoDB after reading, so one page may take
+// status or job filter is applied by DynamoDB after reading, so one page may take
 // several queries; the next token is the key of the last execution returned,
 // so no execution is skipped or repeated whatever the filter left behind.
 func (s *Store) ListExecutions(ctx context.Context, tenant string, q longrun.ListQuery) (*longrun.ExecutionPage, error) {
@@ -38,10 +38,21 @@ func (s *Store) ListExecutions(ctx context.Context, tenant string, q longrun.Lis
 		// One more than a page: if it is there, there is a next page.
 		Limit: aws.Int32(int32(limit) + 1),
 	}
+	var filters []string
+	names := map[string]string{}
 	if q.Status != "" {
-		in.FilterExpression = aws.String("#status = :status")
-		in.ExpressionAttributeNames = map[string]string{"#status": "status"}
+		filters = append(filters, "#status = :status")
+		names["#status"] = "status"
 		in.ExpressionAttributeValues[":status"] = &types.AttributeValueMemberS{Value: string(q.Status)}
+	}
+	if q.Job != "" {
+		filters = append(filters, "#job = :job")
+		names["#job"] = "job"
+		in.ExpressionAttributeValues[":job"] = &types.AttributeValueMemberS{Value: q.Job}
+	}
+	if len(filters) > 0 {
+		in.FilterExpression = aws.String(strings.Join(filters, " AND "))
+		in.ExpressionAttributeNames = names
 	}
 
 	page := &longrun.ExecutionPage{}

@@ -56,6 +56,7 @@ type execItem struct {
 	Webhook        *deliveryItem `dynamodbav:"webhook,omitempty"`
 	IdempotencyKey string        `dynamodbav:"idempotencyKey,omitempty"`
 	RequestHash    string        `dynamodbav:"requestHash,omitempty"`
+	Job            string        `dynamodbav:"job,omitempty"`
 }
 
 type progressItem struct {
@@ -175,6 +176,7 @@ func toExecItem(e *longrun.Execution) execItem {
 		Webhook:        toDeliveryItem(e.Webhook),
 		IdempotencyKey: e.IdempotencyKey,
 		RequestHash:    e.RequestHash,
+		Job:            e.Job,
 	}
 	it.Input, it.InputZ = packJSON(e.Input)
 	it.Output, it.OutputZ = packJSON(e.Output)
@@ -195,6 +197,7 @@ func (it *execItem) execution() (*longrun.Execution, error) {
 		StopDate:       fromMillis(it.StopDate),
 		IdempotencyKey: it.IdempotencyKey,
 		RequestHash:    it.RequestHash,
+		Job:            it.Job,
 	}
 	var err error
 	if e.Input, err = unpackJSON(it.Input, it.InputZ); err != nil {

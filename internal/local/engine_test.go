@@ -353,12 +353,14 @@ func TestJobHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.waitEnd(arn)
-	want := []string{"ExecutionStarted", "TaskStateEntered:Work", "TaskScheduled:Work", "TaskStarted:Work", "TaskSubmitted:Work",
+	want := []string{"ExecutionStarted", "ChoiceStateEntered:Kind", "ChoiceStateExited:Kind", "TaskStateEntered:Work", "TaskScheduled:Work", "TaskStarted:Work", "TaskSubmitted:Work",
 		"TaskSucceeded:Work", "TaskStateExited:Work", "TaskStateEntered:Finalize", "TaskScheduled:Finalize", "TaskStarted:Finalize",
 		"TaskSucceeded:Finalize", "TaskStateExited:Finalize", "ExecutionSucceeded"}
-	if got := historyTypes(t, f.e, arn); !slices.Equal(got, want) {
+	got := historyTypes(t, f.e, arn)
+	if !slices.Equal(got, want) {
 		t.Errorf("history\n got %v\nwant %v", got, want)
 	}
+	at := func(typ string) int { return max(slices.Index(got, typ), 0) }
 	h, err := f.e.History(f.ctx, arn)
 	if err != nil {
 		t.Fatal(err)
@@ -377,24 +379,24 @@ func TestJobHistory(t *testing.T) {
 		}
 		TimeoutInSeconds, HeartbeatInSeconds int
 	}
-	if err := json.Unmarshal(h[2].Detail, &scheduled); err != nil {
+	if err := json.Unmarshal(h[at("TaskScheduled:Work")].Detail, &scheduled); err != nil {
 		t.Fatal(err)
 	}
 	if scheduled.Resource != resourceSendMessage || scheduled.Pattern != "WaitForTaskToken" || scheduled.Parameters.QueueURL != testQueueURL ||
 		scheduled.Parameters.MessageBody.TaskToken != tm.TaskToken || scheduled.TimeoutInSeconds != 60 || scheduled.HeartbeatInSeconds != 30 {
-		t.Errorf("TaskScheduled detail %s", h[2].Detail)
+		t.Errorf("TaskScheduled detail %s", h[at("TaskScheduled:Work")].Detail)
 	}
 	var submitted struct {
 		Output struct{ MessageID, MD5OfMessageBody string }
 	}
-	if err := json.Unmarshal(h[4].Detail, &submitted); err != nil {
+	if err := json.Unmarshal(h[at("TaskSubmitted:Work")].Detail, &submitted); err != nil {
 		t.Fatal(err)
 	}
 	if submitted.Output.MessageID != msg.ID || len(submitted.Output.MD5OfMessageBody) != 32 {
-		t.Errorf("TaskSubmitted detail %s", h[4].Detail)
+		t.Errorf("TaskSubmitted detail %s", h[at("TaskSubmitted:Work")].Detail)
 	}
 	var finalized struct{ Output json.RawMessage }
-	if err := json.Unmarshal(h[10].Detail, &finalized); err != nil {
+	if err := json.Unmarshal(h[at("TaskSucceeded:Finalize")].Detail, &finalized); err != nil {
 		t.Fatal(err)
 	}
 	jsonEqual(t, "Finalize result", finalized.Output, `{"ExecutedVersion":"$LATEST","Payload":{},"StatusCode":200}`)

@@ -351,6 +351,7 @@ func (n *Notifier) body(ctx context.Context, e *longrun.Execution) []byte {
 		Data: webhook.Data{
 			ExecutionARN: e.ARN,
 			ExecutionID:  e.ID,
+			Job:          e.Job,
 			Status:       e.Status,
 			Output:       e.Output,
 			Error:        e.Error,

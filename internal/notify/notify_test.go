@@ -73,7 +73,7 @@ func setup(t *testing.T, configure ...func(*Config, *longrun.Execution)) *fixtur
 		t.Fatal(err)
 	}
 	e := longrun.Execution{
-		ID: execID, ARN: execARN, Tenant: tenant, Status: longrun.StatusRunning,
+		ID: execID, ARN: execARN, Tenant: tenant, Job: "ramen", Status: longrun.StatusRunning,
 		Input: json.RawMessage(`{"timer":3}`), CallbackURL: f.srv.URL + "/hook", StartDate: t0.Add(-3 * time.Second),
 	}
 	cfg := Config{
@@ -206,7 +206,7 @@ func TestFinalizeDelivers(t *testing.T) {
 			}
 			ev := f.verified(t, reqs[0])
 			want := webhook.Event{Type: tc.event, Timestamp: t0, Data: webhook.Data{
-				ExecutionARN: execARN, ExecutionID: execID, Status: tc.status, Error: tc.errName, Cause: tc.cause,
+				ExecutionARN: execARN, ExecutionID: execID, Job: "ramen", Status: tc.status, Error: tc.errName, Cause: tc.cause,
 				StartDate: t0.Add(-3 * time.Second), StopDate: t0,
 			}}
 			if tc.output != "" {
@@ -216,7 +216,7 @@ func TestFinalizeDelivers(t *testing.T) {
 			if string(reqs[0].body) != string(wantJSON) {
 				t.Fatalf("webhook body\n%s\nwant\n%s", reqs[0].body, wantJSON)
 			}
-			if ev.Type != tc.event || ev.Data.Status != tc.status {
+			if ev.Type != tc.event || ev.Data.Status != tc.status || ev.Data.Job != "ramen" {
 				t.Fatalf("webhook %+v, want %s", ev, tc.event)
 			}
 			if e.Webhook == nil || e.Webhook.State != longrun.DeliveryDelivered || len(e.Webhook.Attempts) != 1 || e.Webhook.Type != tc.event {

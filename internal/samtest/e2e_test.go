@@ -1,6 +1,7 @@
 package samtest_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
@@ -141,8 +142,18 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	close(ready)
+	// Two kinds, as a user's main registers them: the ramen timer (the
+	// default) and echo, with an input schema; start and the worker get the
+	// same registry, as awslambda.Main gives it to both.
+	kinds := longrun.NewRegistry()
+	ramen.Register(kinds, 0)
+	kinds.Handle("echo", func(ctx context.Context, input json.RawMessage, _ func(longrun.Progress)) (json.RawMessage, error) {
+		info, _ := longrun.JobInfoFromContext(ctx)
+		return json.Marshal(map[string]any{"echo": input, "kind": info.Kind, "attempt": info.Attempt, "executionId": info.ExecutionID})
+	}, longrun.JobOptions{InputSchema: json.RawMessage(`{"type":"object","required":["say"],"properties":{"say":{"type":"string"}}}`)})
 	startApp := f.app(t, "StartFunction", nil, nil)
 	startApp.Config.WebhookPolicy = loopback
+	startApp.Jobs = kinds
 	start, err := startApp.Start()
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +162,9 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	work, err := f.app(t, "WorkerFunction", nil, nil).Worker()
+	workApp := f.app(t, "WorkerFunction", nil, nil)
+	workApp.Jobs = kinds
+	work, err := workApp.Worker()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,6 +172,7 @@ func TestEndToEnd(t *testing.T) {
 	tests := []struct {
 		name         string
 		input        string
+		job          string // the kind named in the start; "" for none (ramen runs)
 		path         string // of the callback URL
 		wantStatus   longrun.Status
 		wantAttempts int
@@ -170,6 +184,20 @@ func TestEndToEnd(t *testing.T) {
 				var out struct{ Message string }
 				if err := json.Unmarshal(e.Data.Output, &out); err != nil || out.Message != ramen.Message {
 					t.Errorf("webhook output %s, want the ramen message", e.Data.Output)
+				}
+			},
+		},
+		{
+			name: "a named kind runs", input: `{"say":"hello"}`, job: "echo", path: "/hooks", wantStatus: longrun.StatusSucceeded, wantAttempts: 1,
+			check: func(t *testing.T, e webhook.Event) {
+				var out struct {
+					Echo        struct{ Say string }
+					Kind        string
+					Attempt     int
+					ExecutionID string
+				}
+				if err := json.Unmarshal(e.Data.Output, &out); err != nil || out.Echo.Say != "hello" || out.Kind != "echo" || out.Attempt != 1 || out.ExecutionID != e.Data.ExecutionID {
+					t.Errorf("webhook output %s, want the echo kind's output with its JobInfo", e.Data.Output)
 				}
 			},
 		},
@@ -193,7 +221,11 @@ func TestEndToEnd(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ev := httpEvent(t, "start.json", "", func(ev *events.APIGatewayV2HTTPRequest) {
-				ev.Body = `{"input":` + tt.input + `,"callbackUrl":"` + recv.srv.URL + tt.path + `"}`
+				ev.Body = `{"input":` + tt.input + `,"callbackUrl":"` + recv.srv.URL + tt.path + `"`
+				if tt.job != "" {
+					ev.Body += `,"job":"` + tt.job + `"`
+				}
+				ev.Body += `}`
 				ev.Headers["content-length"] = ""
 			})
 			res, err := start(ctx, ev)
@@ -215,8 +247,9 @@ func TestEndToEnd(t *testing.T) {
 			}
 
 			wh := recv.event(t, id)
-			if wh.Type != longrun.EventTypeFor(tt.wantStatus) || wh.Data.Status != tt.wantStatus {
-				t.Errorf("webhook %s %s, want %s", wh.Type, wh.Data.Status, tt.wantStatus)
+			wantJob := cmp.Or(tt.job, ramen.Kind)
+			if wh.Type != longrun.EventTypeFor(tt.wantStatus) || wh.Data.Status != tt.wantStatus || wh.Data.Job != wantJob {
+				t.Errorf("webhook %s %s job %q, want %s of kind %s", wh.Type, wh.Data.Status, wh.Data.Job, tt.wantStatus, wantJob)
 			}
 			tt.check(t, wh)
 
@@ -224,6 +257,7 @@ func TestEndToEnd(t *testing.T) {
 			// attempt after making it, so the receiver can be a moment ahead.
 			var rec struct {
 				Status  longrun.Status
+				Job     string
 				Webhook struct {
 					State    string
 					Attempts []struct{ StatusCode int }
@@ -241,7 +275,7 @@ func TestEndToEnd(t *testing.T) {
 				}
 				time.Sleep(50 * time.Millisecond)
 			}
-			if rec.Status != tt.wantStatus || rec.Webhook.State != string(longrun.DeliveryDelivered) || len(rec.Webhook.Attempts) != tt.wantAttempts {
+			if rec.Status != tt.wantStatus || rec.Job != wantJob || rec.Webhook.State != string(longrun.DeliveryDelivered) || len(rec.Webhook.Attempts) != tt.wantAttempts {
 				t.Errorf("describe = %s, want %s with the webhook delivered in %d attempts", res.Body, tt.wantStatus, tt.wantAttempts)
 			}
 
@@ -253,7 +287,7 @@ func TestEndToEnd(t *testing.T) {
 					t.Errorf("execution ended %s, want SUCCEEDED", sfnOut.Status)
 				}
 				// Finalize's OutputPath $.result: the execution's output is the job's.
-				if !strings.Contains(aws.ToString(sfnOut.Output), ramen.Message) {
+				if want := map[string]string{"": ramen.Message, "echo": `"kind":"echo"`}[tt.job]; !strings.Contains(aws.ToString(sfnOut.Output), want) {
 					t.Errorf("execution output %s, want the job's output", aws.ToString(sfnOut.Output))
 				}
 			case longrun.StatusFailed:
@@ -274,6 +308,24 @@ func TestEndToEnd(t *testing.T) {
 			}
 		})
 	}
+
+	// The start function refuses an unknown kind and an input that breaks
+	// the kind's schema with a 400 that says why, before anything runs.
+	t.Run("refused kinds and inputs", func(t *testing.T) {
+		for _, tc := range []struct{ body, want string }{
+			{`{"input":{},"job":"transcode"}`, `known kinds: \"ramen\", \"echo\"`},
+			{`{"input":{"say":7},"job":"echo"}`, `"pointer":"/input/say","detail":"got number, want string"`},
+		} {
+			res, err := start(ctx, httpEvent(t, "start.json", "", func(ev *events.APIGatewayV2HTTPRequest) {
+				ev.Body = tc.body
+				ev.Headers["content-length"] = ""
+			}))
+			wantStatus(t, "start", res, err, http.StatusBadRequest)
+			if !strings.Contains(res.Body, tc.want) {
+				t.Errorf("start %s = %s, want it to say %s", tc.body, res.Body, tc.want)
+			}
+		}
+	})
 
 	// A stop: StopFunction's handler stops the execution and records
 	// ABORTED; on AWS the EventBridge rule then invokes notify with the

@@ -231,7 +231,15 @@ func TestKumoStop(t *testing.T) {
 		t.Errorf("execution = %s %q, want ABORTED %q", out.Status, aws.ToString(out.Error), longrun.ErrNameStopped)
 	}
 	wantCode(t, "second StopExecution", e.engine.StopExecution(ctx, in.ExecutionARN, longrun.ErrNameStopped, "again"), longrun.ENOTRUNNING)
-	wantCode(t, "SendTaskHeartbeat(stopped execution)", e.engine.SendTaskHeartbeat(ctx, task.TaskToken), longrun.ETASKGONE)
+	// kumo closes the stopped execution's token when its waiting state
+	// unwinds, a moment after StopExecution returns (docs/emulators.md).
+	deadline := time.Now().Add(5 * time.Second)
+	err := e.engine.SendTaskHeartbeat(ctx, task.TaskToken)
+	for err == nil && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+		err = e.engine.SendTaskHeartbeat(ctx, task.TaskToken)
+	}
+	wantCode(t, "SendTaskHeartbeat(stopped execution)", err, longrun.ETASKGONE)
 	wantCode(t, "StopExecution(unknown)", e.engine.StopExecution(ctx, e.engine.ExecutionARN(longrun.NewExecutionID()), "x", "y"), longrun.ENOTFOUND)
 }
 

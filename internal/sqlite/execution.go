@@ -25,13 +25,13 @@ var _ longrun.ExecutionStore = (*ExecutionStore)(nil)
 func NewExecutionStore(db *DB) *ExecutionStore { return &ExecutionStore{db: db} }
 
 const executionColumns = `id, tenant, arn, name, status, input, output, error, cause, progress,
-	callback_url, start_date, stop_date, webhook, idempotency_key, request_hash`
+	callback_url, start_date, stop_date, webhook, idempotency_key, request_hash, job`
 
 // The statements of the store, prepared once (see prepared).
 const (
 	getExecutionSQL    = `SELECT ` + executionColumns + ` FROM executions WHERE id = ?`
 	idempotencyKeySQL  = `SELECT execution_id, request_hash, start_date FROM idempotency_keys WHERE tenant = ? AND key = ?`
-	insertExecutionSQL = `INSERT INTO executions (` + executionColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	insertExecutionSQL = `INSERT INTO executions (` + executionColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			RETURNING ` + executionColumns
 	insertIdempotencySQL = `INSERT OR REPLACE INTO idempotency_keys (tenant, key, execution_id, request_hash, start_date) VALUES (?, ?, ?, ?, ?)`
 	deleteExecutionSQL   = `DELETE FROM executions WHERE id = ?`
@@ -41,12 +41,15 @@ const (
 	saveDeliverySQL = `UPDATE executions SET webhook = ? WHERE id = ?`
 )
 
-// listExecutionsSQL is ListExecutions' query with or without a status and a
-// next token.
-func listExecutionsSQL(status, after bool) string {
+// listExecutionsSQL is ListExecutions' query with or without a status, a
+// job kind and a next token.
+func listExecutionsSQL(status, job, after bool) string {
 	query := `SELECT ` + executionColumns + ` FROM executions WHERE tenant = ?`
 	if status {
 		query += ` AND status = ?`
+	}
+	if job {
+		query += ` AND job = ?`
 	}
 	if after {
 		query += ` AND id < ?`
@@ -67,7 +70,7 @@ func scanExecution(row rowScanner) (*longrun.Execution, error) {
 		status            string
 	)
 	if err := row.Scan(&e.ID, &e.Tenant, &e.ARN, &e.Name, &status, &input, &output, &e.Error, &e.Cause, &progress,
-		&e.CallbackURL, &startDate, &stopDate, &webhook, &e.IdempotencyKey, &e.RequestHash); err != nil {
+		&e.CallbackURL, &startDate, &stopDate, &webhook, &e.IdempotencyKey, &e.RequestHash, &e.Job); err != nil {
 		return nil, err
 	}
 	e.Status = longrun.Status(status)
@@ -157,7 +160,7 @@ func (s *ExecutionStore) CreateExecution(ctx context.Context, e *longrun.Executi
 		// without reading it back.
 		created, err := scanExecution(s.db.w.queryRow(ctx, tx, insertExecutionSQL,
 			e.ID, e.Tenant, e.ARN, e.Name, string(e.Status), nullJSON(e.Input), nullJSON(e.Output), e.Error, e.Cause, nil,
-			e.CallbackURL, toMillis(e.StartDate), nullMillis(e.StopDate), nil, e.IdempotencyKey, e.RequestHash))
+			e.CallbackURL, toMillis(e.StartDate), nullMillis(e.StopDate), nil, e.IdempotencyKey, e.RequestHash, e.Job))
 		if isConstraint(err) {
 			return longrun.Errorf(longrun.EDUPLICATE, "execution %s already exists", e.ID)
 		}
@@ -234,6 +237,9 @@ func (s *ExecutionStore) ListExecutions(ctx context.Context, tenant string, q lo
 	if q.Status != "" {
 		args = append(args, string(q.Status))
 	}
+	if q.Job != "" {
+		args = append(args, q.Job)
+	}
 	if q.NextToken != "" {
 		after, err := decodeToken(q.NextToken)
 		if err != nil {
@@ -242,7 +248,7 @@ func (s *ExecutionStore) ListExecutions(ctx context.Context, tenant string, q lo
 		args = append(args, after)
 	}
 	args = append(args, limit+1)
-	query := listExecutionsSQL(q.Status != "", q.NextToken != "")
+	query := listExecutionsSQL(q.Status != "", q.Job != "", q.NextToken != "")
 
 	page := &longrun.ExecutionPage{}
 	err := s.db.Read(ctx, func(tx *sql.Tx) error {

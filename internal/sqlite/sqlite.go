@@ -269,12 +269,21 @@ var (
 		putTenantSQL, putAPIKeySQL, deleteAPIKeySQL,
 		savepointSQL, releaseSQL, rollbackToSQL,
 	}
-	readQueries = []string{
-		getExecutionSQL, getTenantSQL, tenantForKeySQL,
-		listExecutionsSQL(false, false), listExecutionsSQL(true, false),
-		listExecutionsSQL(false, true), listExecutionsSQL(true, true),
-	}
+	readQueries = append([]string{getExecutionSQL, getTenantSQL, tenantForKeySQL}, listQueries()...)
 )
+
+// listQueries is every form of listExecutionsSQL: with or without each filter.
+func listQueries() []string {
+	var qs []string
+	for _, status := range []bool{false, true} {
+		for _, job := range []bool{false, true} {
+			for _, after := range []bool{false, true} {
+				qs = append(qs, listExecutionsSQL(status, job, after))
+			}
+		}
+	}
+	return qs
+}
 
 func prepare(ctx context.Context, pool *sql.DB, queries []string) (prepared, error) {
 	p := make(prepared, len(queries))

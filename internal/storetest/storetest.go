@@ -63,6 +63,7 @@ func Run(t *testing.T, setup func(t *testing.T) Harness) {
 		{"DeleteFreesKey", testDeleteFreesKey},
 		{"ListNewestFirstPaginated", testListNewestFirstPaginated},
 		{"ListStatusFilter", testListStatusFilter},
+		{"ListJobFilter", testListJobFilter},
 		{"ListBadToken", testListBadToken},
 		{"FinishRecordsOutcome", testFinishRecordsOutcome},
 		{"FinishExactlyOnceConcurrent", testFinishExactlyOnceConcurrent},
@@ -98,6 +99,7 @@ func newExecution(tenant string, start time.Time) *longrun.Execution {
 		ARN:         "arn:aws:states:us-east-1:123456789012:execution:longrun:" + id,
 		Tenant:      tenant,
 		Name:        "nightly-export",
+		Job:         "export",
 		Status:      longrun.StatusRunning,
 		Input:       json.RawMessage(`{"timer":3,"items":["a","b"],"nested":{"ok":true}}`),
 		CallbackURL: "https://hooks.example.com/longrun",
@@ -163,6 +165,9 @@ func diffExecution(got, want *longrun.Execution) []string {
 	}
 	if got.Name != want.Name {
 		add("Name", got.Name, want.Name)
+	}
+	if got.Job != want.Job {
+		add("Job", got.Job, want.Job)
 	}
 	if got.Status != want.Status {
 		add("Status", got.Status, want.Status)
@@ -516,6 +521,48 @@ func testListStatusFilter(t *testing.T, h Harness) {
 		if !reflect.DeepEqual(got, c.want) {
 			t.Errorf("status %s, pages of 2 = %v, want %v", c.status, got, c.want)
 		}
+	}
+}
+
+// testListJobFilter lists by job kind, alone and with a status, across pages.
+func testListJobFilter(t *testing.T, h Harness) {
+	ctx := context.Background()
+	tenant := unique("tenant")
+	start := h.now()
+	kinds := []string{"export", "transcode", "export", "report", "export", "transcode"}
+	want := map[string][]string{}
+	var exportSucceeded []string
+	for i, kind := range kinds {
+		e := newExecution(tenant, start.Add(time.Duration(i)*time.Second))
+		e.Job = kind
+		create(t, h, e)
+		want[kind] = append([]string{e.ID}, want[kind]...)
+		if kind == "export" && i > 0 {
+			if _, _, err := h.Executions.FinishExecution(ctx, e.ID, longrun.Outcome{Status: longrun.StatusSucceeded, StopDate: start.Add(time.Minute)}); err != nil {
+				t.Fatalf("FinishExecution: %v", err)
+			}
+			exportSucceeded = append([]string{e.ID}, exportSucceeded...)
+		}
+	}
+	for _, c := range []struct {
+		q    longrun.ListQuery
+		want []string
+	}{
+		{longrun.ListQuery{Job: "export", Limit: 2}, want["export"]},
+		{longrun.ListQuery{Job: "transcode", Limit: 1}, want["transcode"]},
+		{longrun.ListQuery{Job: "report", Limit: 10}, want["report"]},
+		{longrun.ListQuery{Job: "missing", Limit: 10}, nil},
+		{longrun.ListQuery{Job: "export", Status: longrun.StatusSucceeded, Limit: 1}, exportSucceeded},
+	} {
+		got := flatten(listAll(t, h, tenant, c.q))
+		if !reflect.DeepEqual(got, c.want) {
+			t.Errorf("job %q status %q, pages of %d = %v, want %v", c.q.Job, c.q.Status, c.q.Limit, got, c.want)
+		}
+	}
+	// The records say which kind they run.
+	page, err := h.Executions.ListExecutions(ctx, tenant, longrun.ListQuery{Job: "report", Limit: 10})
+	if err != nil || len(page.Executions) != 1 || page.Executions[0].Job != "report" {
+		t.Errorf("ListExecutions(job report) = %+v, %v; want one execution of kind report", page, err)
 	}
 }
 

@@ -51,14 +51,14 @@ func (p *Processor) rejectMessage(ctx context.Context, body string, decodeErr er
 	return true
 }
 
-// handleBody processes one queue message body; it returns whether the
-// message is done with.
-func (p *Processor) handleBody(ctx context.Context, body string, log *slog.Logger) bool {
+// handleBody processes one queue message body, received for the receives-th
+// time; it returns whether the message is done with.
+func (p *Processor) handleBody(ctx context.Context, body string, receives int, log *slog.Logger) bool {
 	msg, err := decodeMessage(body)
 	if err != nil {
 		return p.rejectMessage(ctx, body, err)
 	}
-	if err := p.Process(ctx, msg); err != nil {
+	if err := p.process(ctx, msg, receives); err != nil {
 		if ctx.Err() != nil {
 			// Shutting down (SIGTERM, Ctrl-C): expected, and already logged
 			// as an interrupted job whose message comes back.

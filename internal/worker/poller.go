@@ -161,7 +161,7 @@ func (p *Poller) handle(ctx context.Context, m longrun.Message) {
 	extendCtx, stopExtending := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { p.extendVisibility(extendCtx, m.Receipt, log) })
-	done := p.cfg.Processor.handleBody(ctx, m.Body, log)
+	done := p.cfg.Processor.handleBody(ctx, m.Body, m.ReceiveCount, log)
 	stopExtending()
 	wg.Wait()
 

@@ -102,6 +102,13 @@ var errTaskGone = errors.New("the task is gone: the execution was stopped or its
 // error when the message should be processed again: ctx ended before the job
 // did (a shutdown), or reporting the outcome kept failing.
 func (p *Processor) Process(ctx context.Context, msg longrun.TaskMessage) error {
+	return p.process(ctx, msg, 1)
+}
+
+// process is Process of a message received the receives-th time: each earlier
+// receive ran the job at least once (a worker crashed or lost the message), so
+// attempts count on from there.
+func (p *Processor) process(ctx context.Context, msg longrun.TaskMessage, receives int) error {
 	log := p.log.With("execution_id", msg.ExecutionID)
 	jobCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -113,7 +120,7 @@ func (p *Processor) Process(ctx context.Context, msg longrun.TaskMessage) error 
 	go func() { defer wg.Done(); p.heartbeat(jobCtx, done, cancel, msg.TaskToken, log) }()
 	go func() { defer wg.Done(); p.flushProgress(jobCtx, done, msg.ExecutionID, prog, log) }()
 
-	output, jobErr := p.run(jobCtx, msg, prog.report(p.cfg.Clock), log)
+	output, jobErr := p.run(jobCtx, msg, max(receives, 1), prog.report(p.cfg.Clock), log)
 	close(done)
 	wg.Wait()
 
@@ -140,20 +147,42 @@ func (p *Processor) Process(ctx context.Context, msg longrun.TaskMessage) error 
 	return p.complete(ctx, msg, output, jobErr, log)
 }
 
-// run calls the job of msg's kind, turning a panic into an error.
-func (p *Processor) run(ctx context.Context, msg longrun.TaskMessage, report func(longrun.Progress), log *slog.Logger) (out json.RawMessage, err error) {
+// run calls the job of msg's kind, and again after a backoff while it fails
+// and its kind's RetryPolicy allows, from attempt number first. The task's
+// heartbeats go on through the backoff, so a retry keeps the same task.
+func (p *Processor) run(ctx context.Context, msg longrun.TaskMessage, first int, report func(longrun.Progress), log *slog.Logger) (json.RawMessage, error) {
 	kind, ok := p.cfg.Jobs.Lookup(msg.Job)
 	if !ok {
 		return nil, &longrun.JobError{Name: longrun.ErrNameUnknownKind, Cause: fmt.Sprintf(
 			"this worker has no job of kind %q (it has %q): deploy the worker built with that kind registered", msg.Job, p.cfg.Jobs.Kinds())}
 	}
+	retry := kind.Options.Retry
+	info := longrun.JobInfo{ExecutionID: msg.ExecutionID, ExecutionARN: msg.ExecutionARN, Kind: kind.Name}
+	for info.Attempt = first; ; info.Attempt++ {
+		out, err := p.runOnce(longrun.WithJobInfo(ctx, info), kind, msg.Input, report, log)
+		if err == nil || ctx.Err() != nil || longrun.IsPermanent(err) || info.Attempt >= retry.Attempts() {
+			if err != nil && info.Attempt > 1 {
+				log.InfoContext(ctx, "job failed; no attempts left", "job", kind.Name, "attempt", info.Attempt, "max_attempts", retry.Attempts(), "err", err)
+			}
+			return out, err
+		}
+		wait := retry.Delay(info.Attempt)
+		log.WarnContext(ctx, "job failed; retrying", "job", kind.Name, "attempt", info.Attempt, "max_attempts", retry.Attempts(), "backoff", wait, "err", err)
+		if serr := p.cfg.Sleep(ctx, wait); serr != nil {
+			return out, err // stopped, timed out or shutting down: Process says which
+		}
+	}
+}
+
+// runOnce calls the job once, turning a panic into an error.
+func (p *Processor) runOnce(ctx context.Context, kind *longrun.Kind, input json.RawMessage, report func(longrun.Progress), log *slog.Logger) (out json.RawMessage, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			log.ErrorContext(ctx, "job panicked", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			err = &panicError{value: v}
 		}
 	}()
-	return kind.Job(ctx, msg.Input, report)
+	return kind.Job(ctx, input, report)
 }
 
 type panicError struct{ value any }

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"time"
 
@@ -35,7 +36,9 @@ func SQSHandler(p *Processor) func(context.Context, events.SQSEvent) (events.SQS
 		for _, rec := range ev.Records {
 			wg.Go(func() {
 				log := p.log.With("message_id", rec.MessageId)
-				if p.handleBody(ctx, rec.Body, log) {
+				// 0 when the attribute is missing: counted as the first.
+				receives, _ := strconv.Atoi(rec.Attributes["ApproximateReceiveCount"])
+				if p.handleBody(ctx, rec.Body, receives, log) {
 					return
 				}
 				mu.Lock()

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 
 	longrun "github.com/longrun/longrun"
@@ -111,4 +112,39 @@ func sleepReal(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// Kind is the name the example registers the ramen timer under.
+const Kind = "ramen"
+
+// Register adds the ramen timer to reg as Kind, boiling for seconds when the
+// input does not say: the one definition of the example that `longrun`
+// (cli.Main) and the Lambda functions (awslambda.Main) share. Its input is
+// any JSON, as in the seed, so it has no InputSchema.
+func Register(reg *longrun.Registry, seconds float64) {
+	reg.Handle(Kind, New(seconds), longrun.JobOptions{
+		Description: `the seed's ramen timer: input {"seconds"?: number, "fail"?: "reason"}`,
+	})
+}
+
+// EnvTimerSeconds is the variable template.yaml sets to the RamenTimerSeconds
+// parameter: the default boiling time on AWS.
+const EnvTimerSeconds = "LONGRUN_RAMEN_TIMER_SECONDS"
+
+// DefaultSeconds is the boiling time when EnvTimerSeconds is unset: the
+// default of template.yaml's RamenTimerSeconds.
+const DefaultSeconds = 10
+
+// SecondsFromEnv reads EnvTimerSeconds: DefaultSeconds when unset, an error
+// when it is not a number of seconds from 0 to MaxSeconds.
+func SecondsFromEnv(getenv func(string) string) (float64, error) {
+	s := getenv(EnvTimerSeconds)
+	if s == "" {
+		return DefaultSeconds, nil
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || v < 0 || v > MaxSeconds || math.IsNaN(v) {
+		return 0, fmt.Errorf("%s=%q: want seconds from 0 to %d", EnvTimerSeconds, s, MaxSeconds)
+	}
+	return v, nil
 }

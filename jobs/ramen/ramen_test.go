@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -108,5 +109,43 @@ func TestTimerRealSleepHonoursContext(t *testing.T) {
 	_, err := New(3600)(ctx, json.RawMessage(`{}`), func(longrun.Progress) {})
 	if !errors.Is(err, context.Canceled) || time.Since(start) > time.Second {
 		t.Fatalf("err = %v after %v; want an immediate context.Canceled", err, time.Since(start))
+	}
+}
+
+func TestRegister(t *testing.T) {
+	t.Parallel()
+	reg := longrun.NewRegistry()
+	Register(reg, 0)
+	k, ok := reg.Lookup("")
+	if !ok || k.Name != Kind || k.Options.Description == "" {
+		t.Fatalf("default kind = %+v, %v; want the ramen timer described", k, ok)
+	}
+	out, err := k.Job(context.Background(), json.RawMessage(`{"seconds":0}`), func(longrun.Progress) {})
+	if err != nil || !strings.Contains(string(out), Message) {
+		t.Fatalf("registered job = %s, %v; want the ramen message", out, err)
+	}
+	if err := k.ValidateInput([]byte(`"any JSON, as in the seed"`)); err != nil {
+		t.Fatalf("the ramen kind refuses an input the seed accepted: %v", err)
+	}
+}
+
+func TestSecondsFromEnv(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		value   string
+		want    float64
+		wantErr bool
+	}{
+		{"", DefaultSeconds, false}, {"0", 0, false}, {"2.5", 2.5, false}, {"-1", 0, true}, {"NaN", 0, true}, {"ten", 0, true}, {"86401", 0, true},
+	} {
+		got, err := SecondsFromEnv(func(k string) string {
+			if k == EnvTimerSeconds {
+				return tc.value
+			}
+			return ""
+		})
+		if got != tc.want || (err != nil) != tc.wantErr {
+			t.Errorf("SecondsFromEnv(%q) = %g, %v; want %g, error %v", tc.value, got, err, tc.want, tc.wantErr)
+		}
 	}
 }
