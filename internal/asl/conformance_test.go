@@ -15,7 +15,11 @@ import (
 // conformanceCase is one case of testdata/conformance/*.json: a definition
 // run on an input with mocked task answers, and what must come out.
 type conformanceCase struct {
-	Name       string          `json:"name"`
+	Name string `json:"name"`
+	// Source cites where the expected behaviour comes from: an AWS
+	// developer guide page or a states-language.net section. Every case of
+	// the feature tables (citedFiles) has one.
+	Source     string          `json:"source"`
 	Definition json.RawMessage `json:"definition"`
 	// File, instead of Definition, names one of the repository's
 	// statemachine/*.asl.json, used after Substitute with dummy values.
@@ -143,10 +147,19 @@ func TestStateMachines(t *testing.T) {
 	runCases(t, "testdata/statemachines.json")
 }
 
+// citedFiles are the per-feature conformance tables whose every case must
+// cite its source.
+var citedFiles = map[string]bool{
+	"fixes.json": true, "variables.json": true, "map.json": true, "parallel.json": true,
+}
+
 func runCases(t *testing.T, file string) {
 	var cases []conformanceCase
 	readJSON(t, file, &cases)
 	for _, c := range cases {
+		if citedFiles[filepath.Base(file)] && !strings.HasPrefix(c.Source, "https://") {
+			t.Errorf("%s: case %q cites no source (an AWS developer guide or states-language.net URL)", file, c.Name)
+		}
 		t.Run(strings.TrimSuffix(filepath.Base(file), ".json")+"/"+c.Name, func(t *testing.T) {
 			t.Parallel()
 			{

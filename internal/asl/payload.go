@@ -116,7 +116,9 @@ func (p *payload) eval(input any, ctx func() any) (any, error) {
 		case f.path != nil:
 			v, err = f.path.get(input, ctx)
 			if err != nil {
-				err = &stateError{ErrParameterPathFailure, fmt.Sprintf("The JSONPath '%s' specified for the field '%s.$' could not be found in the input '%s'", f.src, f.key, truncate(encodeJSON(input)))}
+				// Step Functions names this States.Runtime, which no
+				// Catch can handle (States.ALL does not match it).
+				err = &stateError{ErrRuntime, fmt.Sprintf("The JSONPath '%s' specified for the field '%s.$' could not be found in the input '%s'", f.src, f.key, truncate(encodeJSON(input)))}
 			}
 		case f.call != nil:
 			v, err = f.call.eval(input, ctx)
