@@ -119,6 +119,25 @@ type Context struct {
 	StateMachine StateMachineContext `json:"StateMachine"`
 	State        StateContext        `json:"State"`
 	Task         TaskContext         `json:"Task"`
+	// Map is $$.Map inside a Map iteration (nil elsewhere).
+	Map *MapContext `json:"Map,omitempty"`
+	// Variables is the JSON object of the workflow variables the state
+	// sees (nil: none). The engine keeps the Variables of the last Step
+	// that had some and passes them to every later state; a Parallel
+	// branch or Map iteration starts with its parent's.
+	Variables json.RawMessage `json:"-"`
+}
+
+// MapContext is $$.Map.
+type MapContext struct {
+	Item MapItem `json:"Item"`
+}
+
+// MapItem is $$.Map.Item: the iteration's index and item (before
+// ItemSelector).
+type MapItem struct {
+	Index int             `json:"Index"`
+	Value json.RawMessage `json:"Value"`
 }
 
 // ExecutionContext is $$.Execution.
@@ -228,6 +247,10 @@ type Step struct {
 	// Caught is the ErrorEquals-matching error when a Catch moved the
 	// execution to Next (StepNext), so an engine can record it in history.
 	Caught *TaskError `json:"caught,omitempty"`
+	// Variables, when not nil, is the JSON object of all the workflow
+	// variables after this state's Assign (StepNext, StepSucceed,
+	// StepWait): the engine passes it as Context.Variables from then on.
+	Variables json.RawMessage `json:"variables,omitempty"`
 }
 
 // Pattern is a Task's service integration pattern.

@@ -27,6 +27,7 @@ type choiceRule struct {
 	valuePath *path
 	match     []string // StringMatches pattern split at unescaped '*'
 	next      string
+	assign    *assignment // top-level rules only
 }
 
 // operand says what kind of literal an operator compares with.
@@ -55,6 +56,7 @@ func parseChoice(f *fields, b base) *choiceState {
 	s := &choiceState{base: b}
 	s.inputPath = f.filter("InputPath")
 	s.outputPath = f.filter("OutputPath")
+	s.assign = f.assign("Assign")
 	for _, k := range []string{"Next", "End"} {
 		if f.has(k) {
 			f.get(k)
@@ -94,6 +96,7 @@ func parseRule(ck *checker, stateName, at string, raw any, top bool) *choiceRule
 	r := &choiceRule{}
 	if top {
 		r.next = f.required("Next")
+		r.assign = f.assign("Assign")
 	} else if f.has("Next") {
 		f.get("Next")
 		f.problem("Next", "only top-level Choice rules have Next")
@@ -204,29 +207,34 @@ func checkOperand(f *fields, op string, r *choiceRule) {
 }
 
 func (s *choiceState) enter(cl *call) Step {
-	eff, err := s.inputPath.apply(cl.input, cl.ctx, "InputPath")
+	eff, err := s.inputPath.apply(cl.input, cl, "InputPath")
 	if err != nil {
 		return failStep(asStateError(err))
 	}
-	next := s.def
+	// A matching rule's Assign applies; the state's own Assign applies
+	// when Default is taken.
+	next, assign := s.def, s.assign
 	for _, r := range s.choices {
 		ok, serr := r.eval(eff, cl)
 		if serr != nil {
 			return failStep(serr)
 		}
 		if ok {
-			next = r.next
+			next, assign = r.next, r.assign
 			break
 		}
 	}
 	if next == "" {
 		return failStep(&stateError{ErrNoChoiceMatched, fmt.Sprintf("No Choice Rule matched and no Default is specified in state '%s'", s.name)})
 	}
-	out, err := s.outputPath.apply(eff, cl.ctx, "OutputPath")
+	out, err := s.outputPath.apply(eff, cl, "OutputPath")
 	if err != nil {
 		return failStep(asStateError(err))
 	}
-	step := s.proceed(out)
+	step, serr := withAssign(assign, eff, cl, s.proceed(out))
+	if serr != nil {
+		return failStep(serr)
+	}
 	if step.Kind == StepFail {
 		return step
 	}
@@ -256,7 +264,7 @@ func (r *choiceRule) eval(in any, cl *call) (bool, *stateError) {
 		ok, err := r.not.eval(in, cl)
 		return !ok, err
 	}
-	v, err := r.variable.get(in, cl.ctx)
+	v, err := r.variable.get(in, cl)
 	if err != nil {
 		if r.op == "IsPresent" {
 			return r.value == false, nil
@@ -265,7 +273,7 @@ func (r *choiceRule) eval(in any, cl *call) (bool, *stateError) {
 	}
 	want := r.value
 	if r.valuePath != nil {
-		if want, err = r.valuePath.get(in, cl.ctx); err != nil {
+		if want, err = r.valuePath.get(in, cl); err != nil {
 			return false, &stateError{ErrRuntime, fmt.Sprintf("Invalid path '%s': The choice state's condition path references an invalid value.", r.valuePath.src)}
 		}
 	}

@@ -56,12 +56,12 @@ func (s *failState) value(cl *call, lit string, p *path, in *intrinsic, field st
 	var err error
 	switch {
 	case p != nil:
-		v, err = p.get(cl.input, cl.ctx)
+		v, err = p.get(cl.input, cl)
 		if err != nil {
 			return "", &stateError{ErrRuntime, fmt.Sprintf("Invalid path '%s' in %s of state '%s': the path selects nothing", p.src, field, s.name)}
 		}
 	case in != nil:
-		if v, err = in.eval(cl.input, cl.ctx); err != nil {
+		if v, err = in.eval(cl.input, cl); err != nil {
 			return "", asStateError(err)
 		}
 	default:

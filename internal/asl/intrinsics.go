@@ -309,18 +309,18 @@ func splitFormat(raw string) []string {
 // eval evaluates the call against a state's data. Failures are
 // States.IntrinsicFailure (or States.Runtime for an argument path that
 // selects nothing, as for any path of a payload template).
-func (in *intrinsic) eval(input any, ctx func() any) (any, error) {
+func (in *intrinsic) eval(input any, env *call) (any, error) {
 	args := make([]any, len(in.args))
 	for i, a := range in.args {
 		switch {
 		case a.call != nil:
-			v, err := a.call.eval(input, ctx)
+			v, err := a.call.eval(input, env)
 			if err != nil {
 				return nil, err
 			}
 			args[i] = v
 		case a.path != nil:
-			v, err := a.path.get(input, ctx)
+			v, err := a.path.get(input, env)
 			if err != nil {
 				return nil, &stateError{ErrRuntime, fmt.Sprintf("The JSONPath '%s' specified for the argument %d of %s could not be found in the input", a.path.src, i+1, in.name)}
 			}

@@ -79,6 +79,9 @@ func run(ctx context.Context, m *StateMachine, input json.RawMessage, o RunOptio
 		if err != nil || done {
 			return r.res, err
 		}
+		if step.Variables != nil {
+			c.Variables = step.Variables
+		}
 		switch step.Kind {
 		case StepWait:
 			if err := o.Sleep(ctx, r.capped(step.Until)); err != nil {

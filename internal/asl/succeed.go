@@ -15,11 +15,11 @@ func parseSucceed(f *fields, b base) *succeedState {
 }
 
 func (s *succeedState) enter(cl *call) Step {
-	eff, err := s.inputPath.apply(cl.input, cl.ctx, "InputPath")
+	eff, err := s.inputPath.apply(cl.input, cl, "InputPath")
 	if err != nil {
 		return failStep(asStateError(err))
 	}
-	out, err := s.outputPath.apply(eff, cl.ctx, "OutputPath")
+	out, err := s.outputPath.apply(eff, cl, "OutputPath")
 	if err != nil {
 		return failStep(asStateError(err))
 	}

@@ -39,6 +39,7 @@ type catcher struct {
 	errorEquals []string
 	next        string
 	resultPath  *resultPath
+	assign      *assignment
 }
 
 // maxTaskSeconds bounds task timeouts as Step Functions does (99999999).
@@ -53,6 +54,7 @@ func parseTask(f *fields, b base) *taskState {
 	s.parameters = f.payload("Parameters")
 	s.resultSelector = f.payload("ResultSelector")
 	s.resultPath = f.resultPath("ResultPath")
+	s.assign = f.assign("Assign")
 
 	res := f.required("Resource")
 	s.resource, s.pattern = res, RequestResponse
@@ -149,6 +151,7 @@ func parseCatcher(parent *fields, at string, raw any, i, n int) catcher {
 		errorEquals: checkErrorEquals(f, i, n),
 		next:        f.required("Next"),
 		resultPath:  f.resultPath("ResultPath"),
+		assign:      f.assign("Assign"),
 	}
 }
 
@@ -162,18 +165,18 @@ func (s *taskState) enter(cl *call) Step {
 
 // prepare computes the task to run from the state's input.
 func (s *taskState) prepare(cl *call) (*Task, *stateError) {
-	eff, err := s.inputPath.apply(cl.input, cl.ctx, "InputPath")
+	eff, err := s.inputPath.apply(cl.input, cl, "InputPath")
 	if err != nil {
 		return nil, asStateError(err)
 	}
 	t := &Task{State: s.name, Resource: s.resource, Pattern: s.pattern, TimeoutSeconds: s.timeoutSeconds, HeartbeatSeconds: s.heartbeatSeconds}
 	if s.timeoutPath != nil {
-		if t.TimeoutSeconds, err = secondsAt(s.timeoutPath, eff, "TimeoutSecondsPath"); err != nil {
+		if t.TimeoutSeconds, err = secondsAt(s.timeoutPath, eff, cl, "TimeoutSecondsPath"); err != nil {
 			return nil, asStateError(err)
 		}
 	}
 	if s.heartbeatPath != nil {
-		if t.HeartbeatSeconds, err = secondsAt(s.heartbeatPath, eff, "HeartbeatSecondsPath"); err != nil {
+		if t.HeartbeatSeconds, err = secondsAt(s.heartbeatPath, eff, cl, "HeartbeatSecondsPath"); err != nil {
 			return nil, asStateError(err)
 		}
 	}
@@ -182,7 +185,7 @@ func (s *taskState) prepare(cl *call) (*Task, *stateError) {
 	}
 	params := eff
 	if s.parameters != nil {
-		if params, err = s.parameters.eval(eff, cl.ctx); err != nil {
+		if params, err = s.parameters.eval(eff, cl); err != nil {
 			return nil, asStateError(err)
 		}
 	}
@@ -193,8 +196,8 @@ func (s *taskState) prepare(cl *call) (*Task, *stateError) {
 	return t, nil
 }
 
-func secondsAt(p *path, eff any, field string) (int, error) {
-	v, err := p.get(eff, nil)
+func secondsAt(p *path, eff any, cl *call, field string) (int, error) {
+	v, err := p.get(eff, cl)
 	if err != nil {
 		return 0, &stateError{ErrRuntime, fmt.Sprintf("Invalid path '%s' in %s: the path selects nothing", p.src, field)}
 	}
@@ -210,7 +213,7 @@ func secondsAt(p *path, eff any, field string) (int, error) {
 func (s *taskState) succeeded(cl *call, result any) Step {
 	var err error
 	if s.resultSelector != nil {
-		if result, err = s.resultSelector.eval(result, cl.ctx); err != nil {
+		if result, err = s.resultSelector.eval(result, cl); err != nil {
 			return s.recover(cl, asStateError(err))
 		}
 	}
@@ -218,10 +221,13 @@ func (s *taskState) succeeded(cl *call, result any) Step {
 	if err != nil {
 		return s.recover(cl, asStateError(err))
 	}
-	if out, err = s.outputPath.apply(out, cl.ctx, "OutputPath"); err != nil {
+	if out, err = s.outputPath.apply(out, cl, "OutputPath"); err != nil {
 		return s.recover(cl, asStateError(err))
 	}
-	step := s.proceed(out)
+	step, serr := withAssign(s.assign, result, cl, s.proceed(out))
+	if serr != nil {
+		return s.recover(cl, serr)
+	}
 	if step.Kind == StepFail {
 		return s.recover(cl, &stateError{step.Error, step.Cause})
 	}
@@ -293,7 +299,8 @@ func (s *taskState) recover(cl *call, e *stateError) Step {
 			continue
 		}
 		caught := &TaskError{Name: e.name, Cause: e.cause}
-		out, err := c.resultPath.apply(cl.input, map[string]any{"Error": e.name, "Cause": e.cause})
+		errOut := map[string]any{"Error": e.name, "Cause": e.cause}
+		out, err := c.resultPath.apply(cl.input, errOut)
 		if err != nil {
 			return failStep(asStateError(err))
 		}
@@ -301,7 +308,11 @@ func (s *taskState) recover(cl *call, e *stateError) Step {
 		if len(b) > maxPayload {
 			return failStep(&stateError{ErrDataLimitExceeded, fmt.Sprintf("The state '%s' caught an error but its output is larger than %d bytes", s.name, maxPayload)})
 		}
-		return Step{Kind: StepNext, Next: c.next, Output: b, Caught: caught}
+		step, serr := withAssign(c.assign, errOut, cl, Step{Kind: StepNext, Next: c.next, Output: b, Caught: caught})
+		if serr != nil {
+			return failStep(serr)
+		}
+		return step
 	}
 	return failStep(e)
 }

@@ -22,7 +22,6 @@ const maxStateName = 80
 var unsupported = map[string]string{
 	"Arguments":                  "Arguments belongs to JSONata, which is not supported; use Parameters",
 	"Output":                     "Output belongs to JSONata, which is not supported; use OutputPath/ResultSelector",
-	"Assign":                     "workflow variables (Assign) are not supported",
 	"Credentials":                "Credentials (cross-account tasks) is not supported",
 	"ItemReader":                 "ItemReader (distributed Map) is not supported",
 	"ItemSelector":               "Map is not supported yet",
@@ -203,7 +202,7 @@ func (f *fields) filter(name string) *inputFilter {
 	if p == nil {
 		return nil
 	}
-	if p.singular && len(p.ref) == 0 {
+	if p.singular && len(p.ref) == 0 && p.variable == "" {
 		return nil // "$" keeps everything, the default
 	}
 	return &inputFilter{p: p}
@@ -219,6 +218,10 @@ func (f *fields) resultPath(name string) *resultPath {
 		return &resultPath{discard: true}
 	}
 	p := f.path(name, true, false)
+	if p != nil && p.variable != "" {
+		f.problem(name, "%q: ResultPath places the result in the state's output; it cannot name a variable (use Assign)", p.src)
+		return nil
+	}
 	if p == nil || len(p.ref) == 0 {
 		return nil // "$": the result replaces the input, the default
 	}

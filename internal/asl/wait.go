@@ -27,6 +27,7 @@ func parseWait(f *fields, b base) *waitState {
 	s.addTarget("Next", s.next)
 	s.inputPath = f.filter("InputPath")
 	s.outputPath = f.filter("OutputPath")
+	s.assign = f.assign("Assign")
 	set := 0
 	for _, k := range []string{"Seconds", "Timestamp", "SecondsPath", "TimestampPath"} {
 		if f.has(k) {
@@ -50,7 +51,7 @@ func parseWait(f *fields, b base) *waitState {
 }
 
 func (s *waitState) enter(cl *call, now time.Time) Step {
-	eff, err := s.inputPath.apply(cl.input, cl.ctx, "InputPath")
+	eff, err := s.inputPath.apply(cl.input, cl, "InputPath")
 	if err != nil {
 		return failStep(asStateError(err))
 	}
@@ -58,21 +59,24 @@ func (s *waitState) enter(cl *call, now time.Time) Step {
 	if serr != nil {
 		return failStep(serr)
 	}
-	out, err := s.outputPath.apply(eff, cl.ctx, "OutputPath")
+	out, err := s.outputPath.apply(eff, cl, "OutputPath")
 	if err != nil {
 		return failStep(asStateError(err))
 	}
-	step := s.proceed(out)
+	step, serr := withAssign(s.assign, eff, cl, s.proceed(out))
+	if serr != nil {
+		return failStep(serr)
+	}
 	if step.Kind == StepFail {
 		return step
 	}
-	return Step{Kind: StepWait, Next: step.Next, Output: step.Output, Until: until}
+	return Step{Kind: StepWait, Next: step.Next, Output: step.Output, Until: until, Variables: step.Variables}
 }
 
 func (s *waitState) until(eff any, cl *call, now time.Time) (time.Time, *stateError) {
 	switch {
 	case s.secondsPath != nil:
-		v, err := s.secondsPath.get(eff, cl.ctx)
+		v, err := s.secondsPath.get(eff, cl)
 		if err != nil {
 			return time.Time{}, &stateError{ErrRuntime, fmt.Sprintf("Invalid path '%s' in SecondsPath: the path selects nothing", s.secondsPath.src)}
 		}
@@ -83,7 +87,7 @@ func (s *waitState) until(eff any, cl *call, now time.Time) (time.Time, *stateEr
 		}
 		return now.Add(time.Duration(f) * time.Second), nil
 	case s.timestampPath != nil:
-		v, err := s.timestampPath.get(eff, cl.ctx)
+		v, err := s.timestampPath.get(eff, cl)
 		if err != nil {
 			return time.Time{}, &stateError{ErrRuntime, fmt.Sprintf("Invalid path '%s' in TimestampPath: the path selects nothing", s.timestampPath.src)}
 		}

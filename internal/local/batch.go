@@ -282,6 +282,9 @@ func (b *batch) follow(ex *execution, st asl.Step) {
 				fmt.Sprintf("the execution reached the limit of %d history events", maxHistory))
 			return
 		}
+		if st.Variables != nil {
+			ex.vars = st.Variables
+		}
 		switch st.Kind {
 		case asl.StepNext:
 			b.exited(ex, st.Output)

@@ -149,6 +149,7 @@ type execution struct {
 	sendResult   json.RawMessage // a RequestResponse send's result, until applied
 	taskDeadline time.Time
 	heartbeat    time.Time
+	vars         json.RawMessage // the workflow variables (asl.Context.Variables)
 
 	// In memory only.
 	events     []byte     // this batch's history events, a JSON array being built
@@ -180,6 +181,7 @@ func (ex *execution) context() asl.Context {
 		StateMachine: asl.StateMachineContext{ID: ex.m.arn, Name: ex.m.name},
 		State:        asl.StateContext{Name: ex.state, EnteredTime: ex.entered, RetryCount: rc},
 		Task:         asl.TaskContext{Token: ex.token},
+		Variables:    ex.vars,
 	}
 }
 
@@ -469,7 +471,7 @@ func (e *Engine) apply(ctx context.Context, b *batch, now time.Time, ticks []*ex
 		}
 		// The timer heap may hold the execution until its timers pass;
 		// what it no longer needs is only on disk from now on.
-		ex.input, ex.stateInput, ex.nextInput, ex.output, ex.task, ex.retries = nil, nil, nil, nil, nil, nil
+		ex.input, ex.stateInput, ex.nextInput, ex.output, ex.task, ex.retries, ex.vars = nil, nil, nil, nil, nil, nil, nil
 		ex.events = nil
 	}
 	e.signalCommit()

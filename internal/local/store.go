@@ -33,6 +33,7 @@ type runRecord struct {
 	SendResult   json.RawMessage `json:"sendResult,omitempty"`
 	TaskDeadline int64           `json:"taskDeadline,omitempty"`
 	Heartbeat    int64           `json:"heartbeat,omitempty"`
+	Vars         json.RawMessage `json:"vars,omitempty"`
 }
 
 func ms(t time.Time) int64 {
@@ -73,7 +74,7 @@ func (b *batch) persist() error {
 				Deadline: ms(ex.deadline), Seq: ex.seq, State: ex.state, StateInput: ex.stateInput,
 				Entered: ms(ex.entered), Phase: ex.phase, Wake: ms(ex.wake), Next: ex.next, NextInput: ex.nextInput,
 				Task: ex.task, Attempt: ex.attempt, Retries: ex.retries, Token: ex.token, Sent: ex.sent, SendResult: ex.sendResult,
-				TaskDeadline: ms(ex.taskDeadline), Heartbeat: ms(ex.heartbeat),
+				TaskDeadline: ms(ex.taskDeadline), Heartbeat: ms(ex.heartbeat), Vars: ex.vars,
 			}
 			// Payloads are the bulk of a row and often repeat one another:
 			// the first state's input is the execution's, and a sent task's
@@ -155,7 +156,7 @@ func (e *Engine) load(ctx context.Context) (pending []*execution, outbox []outbo
 				deadline: fromMS(rec.Deadline), seq: rec.Seq, state: rec.State, stateInput: rec.StateInput,
 				entered: fromMS(rec.Entered), phase: rec.Phase, wake: fromMS(rec.Wake), next: rec.Next, nextInput: rec.NextInput,
 				task: rec.Task, attempt: rec.Attempt, retries: rec.Retries, token: rec.Token, sent: rec.Sent, sendResult: rec.SendResult,
-				taskDeadline: fromMS(rec.TaskDeadline), heartbeat: fromMS(rec.Heartbeat),
+				taskDeadline: fromMS(rec.TaskDeadline), heartbeat: fromMS(rec.Heartbeat), vars: rec.Vars,
 			}
 			if rec.InputIsState {
 				ex.stateInput = ex.input
