@@ -32,7 +32,22 @@ type StateMachine struct {
 	startAt        string
 	timeoutSeconds int
 	states         map[string]state
+	// path names a nested machine in its root (Machine): "" for the top,
+	// "Fan/0" for branch 0 of Parallel state Fan, "Each" for Map state
+	// Each's ItemProcessor, "Fan/0/Each" nested further.
+	path     string
+	root     *StateMachine
+	machines map[string]*StateMachine // the root's index of every machine by path
 }
+
+// Path names m in its top-level machine: "" for the top-level one. A
+// durable engine stores it to find a branch's machine again with Machine.
+func (m *StateMachine) Path() string { return m.path }
+
+// Machine returns the machine named path (see Path) among m's top-level
+// machine and all the Parallel branches and Map processors nested in it,
+// or nil.
+func (m *StateMachine) Machine(path string) *StateMachine { return m.root.machines[path] }
 
 // Parse parses and validates a definition (after Substitute, if it has
 // DefinitionSubstitutions). If the definition is not one this package can run
@@ -187,13 +202,18 @@ const (
 	// TaskFailed with States.Timeout or States.HeartbeatTimeout).
 	StepTask
 	// StepRetry: a retrier matched a task failure; at Until run Task again
-	// and keep Retries for the next TaskFailed of this state.
+	// (for Parallel and Map: run Branches again) and keep Retries for the
+	// next TaskFailed (BranchesDone) of this state.
 	StepRetry
+	// StepBranches: a Parallel or Map state; run each of Branches as a
+	// child execution, at most MaxConcurrency at once (0: no limit), then
+	// call BranchesDone with their outcomes in the same order.
+	StepBranches
 )
 
 var stepKindNames = map[StepKind]string{
 	StepNext: "Next", StepSucceed: "Succeed", StepFail: "Fail",
-	StepWait: "Wait", StepTask: "Task", StepRetry: "Retry",
+	StepWait: "Wait", StepTask: "Task", StepRetry: "Retry", StepBranches: "Branches",
 }
 
 // MarshalText writes a StepKind by name ("Task"), so persisted Steps read
@@ -247,6 +267,11 @@ type Step struct {
 	// Caught is the ErrorEquals-matching error when a Catch moved the
 	// execution to Next (StepNext), so an engine can record it in history.
 	Caught *TaskError `json:"caught,omitempty"`
+	// Branches are the child executions to run (StepBranches, and
+	// StepRetry of a Parallel or Map state), MaxConcurrency how many may
+	// run at once (0: all).
+	Branches       []Branch `json:"branches,omitempty"`
+	MaxConcurrency int      `json:"maxConcurrency,omitempty"`
 	// Variables, when not nil, is the JSON object of all the workflow
 	// variables after this state's Assign (StepNext, StepSucceed,
 	// StepWait): the engine passes it as Context.Variables from then on.
@@ -349,6 +374,27 @@ func (m *StateMachine) TaskSucceeded(name string, input, result json.RawMessage,
 // name is not a Task state.
 func (m *StateMachine) TaskFailed(name string, input json.RawMessage, errName, cause string, retries []int, c *Context, now time.Time, rnd *rand.Rand) Step {
 	return m.taskFailed(name, input, errName, cause, retries, c, now, rnd)
+}
+
+// BranchesDone applies a Parallel or Map state's child executions'
+// outcomes (in the order of the Branches of its StepBranches): the array of
+// their outputs through ResultSelector, Assign, ResultPath and OutputPath,
+// or the first failure (for a distributed Map, once more fail than it
+// tolerates: States.ExceedToleratedFailureThreshold) through Retry and
+// Catch. Like TaskFailed it takes the Retries of the previous StepRetry.
+// It panics if name is not a Parallel or Map state.
+func (m *StateMachine) BranchesDone(name string, input json.RawMessage, results []BranchResult, retries []int, c *Context, now time.Time, rnd *rand.Rand) Step {
+	s, cl, err := m.newCall(name, input, c)
+	if err != nil {
+		return failStep(&stateError{ErrRuntime, err.Error()})
+	}
+	switch s := s.(type) {
+	case *parallelState:
+		return s.done(cl, results, retries, now, rnd)
+	case *mapState:
+		return s.done(cl, results, retries, now, rnd)
+	}
+	panic(fmt.Sprintf("asl: %q is not a Parallel or Map state", name))
 }
 
 // RunOptions configures Run. Only Invoke is required.

@@ -130,6 +130,10 @@ func (m *StateMachine) enter(name string, input json.RawMessage, c *Context, now
 		return s.enter(cl), nil
 	case *failState:
 		return s.enter(cl), nil
+	case *parallelState:
+		return s.enter(cl), nil
+	case *mapState:
+		return s.enter(cl), nil
 	}
 	return Step{}, fmt.Errorf("asl: state %q has no stepping code", name)
 }

@@ -22,8 +22,32 @@ type taskState struct {
 	heartbeatSeconds int
 	timeoutPath      *path
 	heartbeatPath    *path
-	retry            []retrier
-	catch            []catcher
+	handlers
+}
+
+// handlers are the Retry and Catch of a Task, Parallel or Map state.
+type handlers struct {
+	stateName string
+	retry     []retrier
+	catch     []catcher
+}
+
+func parseHandlers(f *fields, b *base) handlers {
+	h := handlers{stateName: b.name}
+	if arr, ok := f.array("Retry"); ok {
+		for i, raw := range arr {
+			h.retry = append(h.retry, parseRetrier(f, fmt.Sprintf("Retry[%d]", i), raw, i, len(arr)))
+		}
+	}
+	if arr, ok := f.array("Catch"); ok {
+		for i, raw := range arr {
+			at := fmt.Sprintf("Catch[%d]", i)
+			c := parseCatcher(f, at, raw, i, len(arr))
+			h.catch = append(h.catch, c)
+			b.addTarget(at+".Next", c.next)
+		}
+	}
+	return h
 }
 
 type retrier struct {
@@ -83,19 +107,7 @@ func parseTask(f *fields, b base) *taskState {
 		f.problem("HeartbeatSeconds", "must be smaller than TimeoutSeconds")
 	}
 
-	if arr, ok := f.array("Retry"); ok {
-		for i, raw := range arr {
-			s.retry = append(s.retry, parseRetrier(f, fmt.Sprintf("Retry[%d]", i), raw, i, len(arr)))
-		}
-	}
-	if arr, ok := f.array("Catch"); ok {
-		for i, raw := range arr {
-			at := fmt.Sprintf("Catch[%d]", i)
-			c := parseCatcher(f, at, raw, i, len(arr))
-			s.catch = append(s.catch, c)
-			s.addTarget(at+".Next", c.next)
-		}
-	}
+	s.handlers = parseHandlers(f, &s.base)
 	return s
 }
 
@@ -236,16 +248,31 @@ func (s *taskState) succeeded(cl *call, result any) Step {
 
 // failed applies Retry, then Catch, to a failed attempt.
 func (s *taskState) failed(cl *call, e *stateError, retries []int, now time.Time, rnd *rand.Rand) Step {
-	if terminal(e.name) {
-		return failStep(e)
+	counts, until, ok := s.retryAt(cl, e, retries, now, rnd)
+	if !ok {
+		return s.recover(cl, e)
 	}
-	for i, r := range s.retry {
+	t, err := s.prepare(cl)
+	if err != nil {
+		return s.recover(cl, err)
+	}
+	return Step{Kind: StepRetry, Until: until, Task: t, Retries: counts}
+}
+
+// retryAt finds the retrier for e: ok reports that the state runs again at
+// until, with counts as the attempts used per retrier (and
+// $$.State.RetryCount in cl set for the next attempt).
+func (h *handlers) retryAt(cl *call, e *stateError, retries []int, now time.Time, rnd *rand.Rand) (counts []int, until time.Time, ok bool) {
+	if terminal(e.name) {
+		return nil, time.Time{}, false
+	}
+	for i, r := range h.retry {
 		if !anyMatches(r.errorEquals, e.name) {
 			continue
 		}
 		// Only the first matching retrier counts; once it is used up the
 		// error goes to the catchers.
-		counts := make([]int, len(s.retry))
+		counts := make([]int, len(h.retry))
 		copy(counts, retries)
 		if counts[i] >= r.maxAttempts {
 			break
@@ -257,13 +284,9 @@ func (s *taskState) failed(cl *call, e *stateError, retries []int, now time.Time
 			cl.c.State.RetryCount += n
 		}
 		cl.built = false
-		t, err := s.prepare(cl)
-		if err != nil {
-			return s.recover(cl, err)
-		}
-		return Step{Kind: StepRetry, Until: now.Add(delay), Task: t, Retries: counts}
+		return counts, now.Add(delay), true
 	}
-	return s.recover(cl, e)
+	return nil, time.Time{}, false
 }
 
 // delay is the wait before retry number attempt+1: IntervalSeconds ×
@@ -290,11 +313,11 @@ func (r retrier) delay(attempt int, rnd *rand.Rand) time.Duration {
 // recover sends an error to the first matching catcher, or fails the
 // execution. It is used directly (without Retry) for errors of the state's
 // own data processing: retrying them would give the same result.
-func (s *taskState) recover(cl *call, e *stateError) Step {
+func (h *handlers) recover(cl *call, e *stateError) Step {
 	if terminal(e.name) {
 		return failStep(e)
 	}
-	for _, c := range s.catch {
+	for _, c := range h.catch {
 		if !anyMatches(c.errorEquals, e.name) {
 			continue
 		}
@@ -306,7 +329,7 @@ func (s *taskState) recover(cl *call, e *stateError) Step {
 		}
 		b := encodeJSON(out)
 		if len(b) > maxPayload {
-			return failStep(&stateError{ErrDataLimitExceeded, fmt.Sprintf("The state '%s' caught an error but its output is larger than %d bytes", s.name, maxPayload)})
+			return failStep(&stateError{ErrDataLimitExceeded, fmt.Sprintf("The state '%s' caught an error but its output is larger than %d bytes", h.stateName, maxPayload)})
 		}
 		step, serr := withAssign(c.assign, errOut, cl, Step{Kind: StepNext, Next: c.next, Output: b, Caught: caught})
 		if serr != nil {

@@ -24,15 +24,10 @@ var unsupported = map[string]string{
 	"Output":                     "Output belongs to JSONata, which is not supported; use OutputPath/ResultSelector",
 	"Credentials":                "Credentials (cross-account tasks) is not supported",
 	"ItemReader":                 "ItemReader (distributed Map) is not supported",
-	"ItemSelector":               "Map is not supported yet",
-	"ItemProcessor":              "Map is not supported yet",
-	"Iterator":                   "Map is not supported yet",
-	"ItemsPath":                  "Map is not supported yet",
-	"Branches":                   "Parallel is not supported yet",
 	"ResultWriter":               "ResultWriter (distributed Map) is not supported",
+	"ItemBatcher":                "ItemBatcher (distributed Map) is not supported",
 	"Condition":                  "Condition belongs to JSONata, which is not supported; use Variable and a comparison",
 	"QueryLanguage":              "only the JSONPath query language is supported",
-	"ToleratedFailurePercentage": "Map is not supported yet",
 }
 
 type checker struct {
@@ -295,16 +290,32 @@ func parse(def []byte) (*StateMachine, error) {
 	}
 	ck := &checker{}
 	f := newFields(ck, "", "", top)
-	m := &StateMachine{states: map[string]state{}}
-	m.startAt = f.required("StartAt")
-	f.str("Comment")
 	f.str("Version")
 	if ql, ok := f.str("QueryLanguage"); ok && ql != "JSONPath" {
 		f.problem("QueryLanguage", "%q is not supported; only JSONPath is", ql)
 	}
-	if n, ok := f.integer("TimeoutSeconds", 1, math.MaxInt32); ok {
-		m.timeoutSeconds = n
+	timeout, _ := f.integer("TimeoutSeconds", 1, math.MaxInt32)
+	m := parseMachine(ck, f, nil, "")
+	m.timeoutSeconds = timeout
+	if len(ck.problems) > 0 {
+		return nil, &ValidationError{Problems: ck.problems}
 	}
+	return m, nil
+}
+
+// parseMachine reads StartAt, States and Comment from f (the top level, a
+// Parallel branch or a Map's ItemProcessor) and reports the other fields of
+// f as unknown. root is the top-level machine (nil when parsing it); path
+// names the machine in root (see Machine).
+func parseMachine(ck *checker, f *fields, root *StateMachine, path string) *StateMachine {
+	m := &StateMachine{states: map[string]state{}, path: path, root: root}
+	if root == nil {
+		m.root = m
+		m.machines = map[string]*StateMachine{}
+	}
+	m.root.machines[path] = m
+	m.startAt = f.required("StartAt")
+	f.str("Comment")
 	states, ok := f.object("States")
 	if !ok && !f.has("States") {
 		f.problem("States", "is required")
@@ -320,23 +331,27 @@ func parse(def []byte) (*StateMachine, error) {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		if s := parseState(ck, name, states[name]); s != nil {
+		if s := parseState(ck, m, name, states[name]); s != nil {
 			m.states[name] = s
 		}
 	}
 	if m.startAt != "" && states != nil {
 		if _, ok := states[m.startAt]; !ok {
-			ck.add("", "StartAt", fmt.Sprintf("state %q does not exist", m.startAt))
+			ck.add(f.state, strings.TrimSuffix(f.at, ".")+cond(f.at != "", ".", "")+"StartAt", fmt.Sprintf("state %q does not exist", m.startAt))
 		}
 	}
 	m.checkTransitions(ck, names)
-	if len(ck.problems) > 0 {
-		return nil, &ValidationError{Problems: ck.problems}
-	}
-	return m, nil
+	return m
 }
 
-func parseState(ck *checker, name string, raw any) state {
+func cond(ok bool, a, b string) string {
+	if ok {
+		return a
+	}
+	return b
+}
+
+func parseState(ck *checker, m *StateMachine, name string, raw any) state {
 	obj, ok := raw.(map[string]any)
 	if !ok {
 		ck.add(name, "", "a state must be a JSON object")
@@ -372,10 +387,10 @@ func parseState(ck *checker, name string, raw any) state {
 		s = parseSucceed(f, b)
 	case "Fail":
 		s = parseFail(f, b)
-	case "Parallel", "Map":
-		// Their fields are not checked: the whole state is the problem.
-		f.problem("Type", "%s is not supported yet", typ)
-		return nil
+	case "Parallel":
+		s = parseParallel(f, b, m)
+	case "Map":
+		s = parseMap(f, b, m)
 	default:
 		f.problem("Type", "unknown state type %q", typ)
 		return nil
@@ -388,6 +403,7 @@ func parseState(ck *checker, name string, raw any) state {
 // transition reaches.
 func (m *StateMachine) checkTransitions(ck *checker, names []string) {
 	exists := func(n string) bool { return slices.Contains(names, n) }
+	dangling := false
 	for _, name := range names {
 		s, ok := m.states[name]
 		if !ok {
@@ -396,8 +412,12 @@ func (m *StateMachine) checkTransitions(ck *checker, names []string) {
 		for _, t := range s.common().targets {
 			if t.to != "" && !exists(t.to) {
 				ck.add(name, t.field, fmt.Sprintf("state %q does not exist", t.to))
+				dangling = true
 			}
 		}
+	}
+	if dangling {
+		return // a misspelt Next would make its real target look unreachable
 	}
 	if _, ok := m.states[m.startAt]; !ok {
 		return // reachability means little when states failed to parse
