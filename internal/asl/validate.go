@@ -20,14 +20,14 @@ const maxStateName = 80
 // unsupported names fields this package recognises but does not run; they
 // are problems, never silently ignored.
 var unsupported = map[string]string{
-	"Arguments":                  "Arguments belongs to JSONata, which is not supported; use Parameters",
-	"Output":                     "Output belongs to JSONata, which is not supported; use OutputPath/ResultSelector",
-	"Credentials":                "Credentials (cross-account tasks) is not supported",
-	"ItemReader":                 "ItemReader (distributed Map) is not supported",
-	"ResultWriter":               "ResultWriter (distributed Map) is not supported",
-	"ItemBatcher":                "ItemBatcher (distributed Map) is not supported",
-	"Condition":                  "Condition belongs to JSONata, which is not supported; use Variable and a comparison",
-	"QueryLanguage":              "only the JSONPath query language is supported",
+	"Arguments":     "Arguments belongs to JSONata, which is not supported; use Parameters",
+	"Output":        "Output belongs to JSONata, which is not supported; use OutputPath/ResultSelector",
+	"Credentials":   "Credentials (cross-account tasks) is not supported",
+	"ItemReader":    "ItemReader (distributed Map) is not supported",
+	"ResultWriter":  "ResultWriter (distributed Map) is not supported",
+	"ItemBatcher":   "ItemBatcher (distributed Map) is not supported",
+	"Condition":     "Condition belongs to JSONata, which is not supported; use Variable and a comparison",
+	"QueryLanguage": "only the JSONPath query language is supported",
 }
 
 type checker struct {

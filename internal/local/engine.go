@@ -111,12 +111,12 @@ func (e *Engine) now() time.Time {
 type phase uint8
 
 const (
-	phaseNone   phase = iota
-	phaseWait         // a Wait state, until wake
-	phaseRetry        // a retry's backoff, until wake
-	phaseToken        // SendTaskSuccess/Failure for token
-	phaseInvoke       // a Lambda invocation (or a send after commit) to finish
-	phaseBranches     // a Parallel or Map state's child executions to end
+	phaseNone     phase = iota
+	phaseWait           // a Wait state, until wake
+	phaseRetry          // a retry's backoff, until wake
+	phaseToken          // SendTaskSuccess/Failure for token
+	phaseInvoke         // a Lambda invocation (or a send after commit) to finish
+	phaseBranches       // a Parallel or Map state's child executions to end
 )
 
 // execution is one execution in memory. Running executions are all in
