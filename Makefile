@@ -38,6 +38,7 @@ lint: check ## check + cfn-lint on template.yaml
 bench: ## the benchmarks of docs/benchmarks.md: whole executions end to end, the engine, SQLite, ASL
 	$(GO) test -run '^$$' -bench BenchmarkEndToEnd -benchtime 3000x -count 3 ./internal/devapp
 	$(GO) test -run '^$$' -bench BenchmarkExecutions -benchtime 20000x -count 3 ./internal/local
+	$(GO) test -run '^$$' -bench BenchmarkMap -benchtime 20x -count 3 ./internal/local
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/sqlite ./internal/asl ./jobs/...
 
 functions: ## cross-compile every function to build/<name>/bootstrap (linux/$(LAMBDA_ARCH))
