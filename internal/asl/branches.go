@@ -58,7 +58,8 @@ type branching struct {
 type parallelState struct {
 	branching
 	parameters *payload
-	branches   []string // machine paths
+	arguments  *jtemplate // JSONata
+	branches   []string   // machine paths
 }
 
 // mapState runs its ItemProcessor once per item.
@@ -74,6 +75,12 @@ type mapState struct {
 	toleratedPercent   float64
 	toleratedCountPath *path
 	toleratedPctPath   *path
+	// JSONata
+	items              *jtemplate
+	itemSelectorJ      *jtemplate
+	maxConcurrencyExpr *jexpr
+	toleratedCountExpr *jexpr
+	toleratedPctExpr   *jexpr
 }
 
 func parseBranching(f *fields, b base) branching {
@@ -85,6 +92,9 @@ func parseBranching(f *fields, b base) branching {
 	s.resultSelector = f.payload("ResultSelector")
 	s.resultPath = f.resultPath("ResultPath")
 	s.assign = f.assign("Assign")
+	if f.jsonata {
+		s.output = f.jtmpl("Output")
+	}
 	s.handlers = parseHandlers(f, &s.base)
 	return s
 }
@@ -92,6 +102,9 @@ func parseBranching(f *fields, b base) branching {
 func parseParallel(f *fields, b base, m *StateMachine) *parallelState {
 	s := &parallelState{branching: parseBranching(f, b)}
 	s.parameters = f.payload("Parameters")
+	if f.jsonata {
+		s.arguments = f.jtmpl("Arguments")
+	}
 	arr, ok := f.array("Branches")
 	switch {
 	case !ok && !f.has("Branches"):
@@ -124,11 +137,12 @@ func childPath(m *StateMachine, rel string) string {
 func parseMap(f *fields, b base, m *StateMachine) *mapState {
 	s := &mapState{branching: parseBranching(f, b)}
 	s.itemsPath = f.path("ItemsPath", true, true)
-	if f.has("Items") {
-		f.get("Items")
-		f.problem("Items", "Items belongs to JSONata, which is not supported; use ItemsPath")
+	if f.jsonata {
+		s.items = f.jtmpl("Items")
+		s.itemSelectorJ = f.jtmpl("ItemSelector")
+	} else {
+		s.itemSelector = f.payload("ItemSelector")
 	}
-	s.itemSelector = f.payload("ItemSelector")
 	if f.has("Parameters") {
 		if f.has("ItemSelector") {
 			f.get("Parameters")
@@ -137,9 +151,7 @@ func parseMap(f *fields, b base, m *StateMachine) *mapState {
 			s.itemSelector = f.payload("Parameters")
 		}
 	}
-	if v, ok := f.integer("MaxConcurrency", 0, math.MaxInt32); ok {
-		s.maxConcurrency = v
-	}
+	s.maxConcurrency, s.maxConcurrencyExpr = f.jint("MaxConcurrency", 0, math.MaxInt32)
 	s.maxConcurrencyPath = f.path("MaxConcurrencyPath", true, true)
 	if f.has("MaxConcurrency") && f.has("MaxConcurrencyPath") {
 		f.problem("MaxConcurrencyPath", "MaxConcurrency and MaxConcurrencyPath cannot both be set")
@@ -179,14 +191,20 @@ func parseMap(f *fields, b base, m *StateMachine) *mapState {
 		s.processor = childPath(m, b.name)
 		parseMachine(f.ck, pf, m.root, s.processor)
 	}
-	if v, ok := f.integer("ToleratedFailureCount", 0, math.MaxInt32); ok {
-		s.toleratedCount = v
-	}
-	if v, ok := f.number("ToleratedFailurePercentage"); ok {
+	s.toleratedCount, s.toleratedCountExpr = f.jint("ToleratedFailureCount", 0, math.MaxInt32)
+	if v, ok := f.obj["ToleratedFailurePercentage"].(string); ok {
+		_, s.toleratedPctExpr = f.jstring("ToleratedFailurePercentage")
+		if s.toleratedPctExpr == nil {
+			f.problem("ToleratedFailurePercentage", "must be a number or a {%% expression %%}, not %q", v)
+		}
+	} else if v, ok := f.number("ToleratedFailurePercentage"); ok {
 		if v < 0 || v > 100 {
 			f.problem("ToleratedFailurePercentage", "must be from 0 to 100")
 		}
 		s.toleratedPercent = v
+	}
+	if !f.jsonata && (s.maxConcurrencyExpr != nil || s.toleratedCountExpr != nil || s.toleratedPctExpr != nil) {
+		f.problem("MaxConcurrency", "a {%% %%} expression needs \"QueryLanguage\": \"JSONata\"")
 	}
 	s.toleratedCountPath = f.path("ToleratedFailureCountPath", true, true)
 	s.toleratedPctPath = f.path("ToleratedFailurePercentagePath", true, true)
@@ -203,6 +221,17 @@ func parseMap(f *fields, b base, m *StateMachine) *mapState {
 // enter of Parallel: every branch gets the effective input (after
 // InputPath and Parameters).
 func (s *parallelState) enter(cl *call) Step {
+	if s.base.jsonata {
+		in, err := s.branchInputJ(cl)
+		if err != nil {
+			return s.recover(cl, err)
+		}
+		step := Step{Kind: StepBranches}
+		for _, p := range s.branches {
+			step.Branches = append(step.Branches, Branch{Machine: p, Input: encodeJSON(in)})
+		}
+		return step
+	}
 	eff, err := s.inputPath.apply(cl.input, cl, "InputPath")
 	if err != nil {
 		return s.recover(cl, asStateError(err))
@@ -234,6 +263,9 @@ func (s *mapState) enter(cl *call) Step {
 }
 
 func (s *mapState) prepare(cl *call) (Step, *stateError) {
+	if s.base.jsonata {
+		return s.prepareJ(cl)
+	}
 	eff, err := s.inputPath.apply(cl.input, cl, "InputPath")
 	if err != nil {
 		return Step{}, asStateError(err)
@@ -322,6 +354,20 @@ func (s *mapState) tolerate(cl *call, results []BranchResult) *stateError {
 	eff, _ := s.inputPath.apply(cl.input, cl, "InputPath")
 	count, pct := s.toleratedCount, s.toleratedPercent
 	var err error
+	if s.toleratedCountExpr != nil {
+		n, serr := jnumber(s.toleratedCountExpr, newJEnv(cl), "ToleratedFailureCount", 0, math.MaxInt32)
+		if serr != nil {
+			return serr
+		}
+		count = n
+	}
+	if s.toleratedPctExpr != nil {
+		n, serr := jnumber(s.toleratedPctExpr, newJEnv(cl), "ToleratedFailurePercentage", 0, 100)
+		if serr != nil {
+			return serr
+		}
+		pct = float64(n)
+	}
 	if s.toleratedCountPath != nil {
 		if count, err = countAt(s.toleratedCountPath, eff, cl, "ToleratedFailureCountPath"); err != nil {
 			return asStateError(err)
@@ -386,6 +432,9 @@ func (s *branching) failedBranches(cl *call, e *stateError, retries []int, now t
 }
 
 func (s *branching) succeeded(cl *call, result any) Step {
+	if s.base.jsonata {
+		return s.jresult(&s.handlers, cl, result)
+	}
 	var err error
 	if s.resultSelector != nil {
 		if result, err = s.resultSelector.eval(result, cl); err != nil {

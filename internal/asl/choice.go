@@ -28,6 +28,8 @@ type choiceRule struct {
 	match     []string // StringMatches pattern split at unescaped '*'
 	next      string
 	assign    *assignment // top-level rules only
+	condition *jexpr      // JSONata
+	output    *jtemplate  // JSONata
 }
 
 // operand says what kind of literal an operator compares with.
@@ -57,6 +59,9 @@ func parseChoice(f *fields, b base) *choiceState {
 	s.inputPath = f.filter("InputPath")
 	s.outputPath = f.filter("OutputPath")
 	s.assign = f.assign("Assign")
+	if f.jsonata {
+		s.output = f.jtmpl("Output")
+	}
 	for _, k := range []string{"Next", "End"} {
 		if f.has(k) {
 			f.get(k)
@@ -100,6 +105,29 @@ func parseRule(ck *checker, stateName, at string, raw any, top bool) *choiceRule
 	} else if f.has("Next") {
 		f.get("Next")
 		f.problem("Next", "only top-level Choice rules have Next")
+	}
+	if f.jsonata {
+		if !top {
+			f.problem("", "a JSONata Choice has no nested rules: write the whole test in Condition")
+			return nil
+		}
+		r.output = f.jtmpl("Output")
+		src, ok := f.str("Condition")
+		if !ok && !f.has("Condition") {
+			f.problem("Condition", "is required in a JSONata Choice rule")
+			return r
+		}
+		body, isExpr := jsonataString(src)
+		if !isExpr {
+			f.problem("Condition", "must be a {%% expression %%}, not %q", src)
+			return r
+		}
+		e, err := compileJExpr(body)
+		if err != nil {
+			f.problem("Condition", "%v", err)
+		}
+		r.condition = e
+		return r
 	}
 	var ops []string
 	for k := range obj {
@@ -207,6 +235,9 @@ func checkOperand(f *fields, op string, r *choiceRule) {
 }
 
 func (s *choiceState) enter(cl *call) Step {
+	if s.jsonata {
+		return s.enterJ(cl)
+	}
 	eff, err := s.inputPath.apply(cl.input, cl, "InputPath")
 	if err != nil {
 		return failStep(asStateError(err))

@@ -14,6 +14,11 @@ func parsePass(f *fields, b base) *passState {
 	s := &passState{base: b}
 	f.transition(&s.base)
 	s.addTarget("Next", s.next)
+	if f.jsonata {
+		s.output = f.jtmpl("Output")
+		s.assign = f.assign("Assign")
+		return s
+	}
 	s.inputPath = f.filter("InputPath")
 	s.outputPath = f.filter("OutputPath")
 	s.parameters = f.payload("Parameters")
@@ -24,7 +29,10 @@ func parsePass(f *fields, b base) *passState {
 }
 
 func (s *passState) enter(cl *call) Step {
-	result, out, err := s.output(cl)
+	if s.jsonata {
+		return s.enterJ(cl)
+	}
+	result, out, err := s.compute(cl)
 	if err != nil {
 		return failStep(asStateError(err))
 	}
@@ -35,8 +43,8 @@ func (s *passState) enter(cl *call) Step {
 	return step
 }
 
-// output returns the state's result (what Assign's `$` is) and output.
-func (s *passState) output(cl *call) (any, any, error) {
+// compute returns the state's result (what Assign's `$` is) and output.
+func (s *passState) compute(cl *call) (any, any, error) {
 	eff, err := s.inputPath.apply(cl.input, cl, "InputPath")
 	if err != nil {
 		return nil, nil, err

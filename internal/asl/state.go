@@ -21,6 +21,8 @@ type base struct {
 	inputPath  *inputFilter
 	outputPath *inputFilter
 	assign     *assignment
+	jsonata    bool       // the state's QueryLanguage is JSONata
+	output     *jtemplate // JSONata Output
 	targets    []target // every transition, for validation
 }
 

@@ -22,18 +22,22 @@ type taskState struct {
 	heartbeatSeconds int
 	timeoutPath      *path
 	heartbeatPath    *path
+	arguments        *jtemplate // JSONata
+	timeoutExpr      *jexpr
+	heartbeatExpr    *jexpr
 	handlers
 }
 
 // handlers are the Retry and Catch of a Task, Parallel or Map state.
 type handlers struct {
 	stateName string
+	jsonata   bool
 	retry     []retrier
 	catch     []catcher
 }
 
 func parseHandlers(f *fields, b *base) handlers {
-	h := handlers{stateName: b.name}
+	h := handlers{stateName: b.name, jsonata: f.jsonata}
 	if arr, ok := f.array("Retry"); ok {
 		for i, raw := range arr {
 			h.retry = append(h.retry, parseRetrier(f, fmt.Sprintf("Retry[%d]", i), raw, i, len(arr)))
@@ -64,6 +68,7 @@ type catcher struct {
 	next        string
 	resultPath  *resultPath
 	assign      *assignment
+	output      *jtemplate // JSONata
 }
 
 // maxTaskSeconds bounds task timeouts as Step Functions does (99999999).
@@ -93,8 +98,15 @@ func parseTask(f *fields, b base) *taskState {
 		f.problem("Resource", "%q is not an ARN", res)
 	}
 
-	s.timeoutSeconds, _ = f.integer("TimeoutSeconds", 1, maxTaskSeconds)
-	s.heartbeatSeconds, _ = f.integer("HeartbeatSeconds", 1, maxTaskSeconds)
+	if f.jsonata {
+		s.arguments = f.jtmpl("Arguments")
+		s.output = f.jtmpl("Output")
+	}
+	s.timeoutSeconds, s.timeoutExpr = f.jint("TimeoutSeconds", 1, maxTaskSeconds)
+	s.heartbeatSeconds, s.heartbeatExpr = f.jint("HeartbeatSeconds", 1, maxTaskSeconds)
+	if !f.jsonata && (s.timeoutExpr != nil || s.heartbeatExpr != nil) {
+		f.problem("TimeoutSeconds", "a {%% %%} expression needs \"QueryLanguage\": \"JSONata\"; a JSONPath state uses TimeoutSecondsPath/HeartbeatSecondsPath")
+	}
 	s.timeoutPath = f.path("TimeoutSecondsPath", true, false)
 	s.heartbeatPath = f.path("HeartbeatSecondsPath", true, false)
 	if f.has("TimeoutSeconds") && f.has("TimeoutSecondsPath") {
@@ -159,12 +171,17 @@ func parseCatcher(parent *fields, at string, raw any, i, n int) catcher {
 	f := newFields(parent.ck, parent.state, at+".", obj)
 	defer f.finish()
 	f.str("Comment")
-	return catcher{
+	f.refuseJSONPath()
+	c := catcher{
 		errorEquals: checkErrorEquals(f, i, n),
 		next:        f.required("Next"),
 		resultPath:  f.resultPath("ResultPath"),
 		assign:      f.assign("Assign"),
 	}
+	if f.jsonata {
+		c.output = f.jtmpl("Output")
+	}
+	return c
 }
 
 func (s *taskState) enter(cl *call) Step {
@@ -177,6 +194,9 @@ func (s *taskState) enter(cl *call) Step {
 
 // prepare computes the task to run from the state's input.
 func (s *taskState) prepare(cl *call) (*Task, *stateError) {
+	if s.base.jsonata {
+		return s.prepareJ(cl)
+	}
 	eff, err := s.inputPath.apply(cl.input, cl, "InputPath")
 	if err != nil {
 		return nil, asStateError(err)
@@ -223,6 +243,9 @@ func secondsAt(p *path, eff any, cl *call, field string) (int, error) {
 
 // succeeded applies ResultSelector, ResultPath and OutputPath to a result.
 func (s *taskState) succeeded(cl *call, result any) Step {
+	if s.base.jsonata {
+		return s.jresult(&s.handlers, cl, result)
+	}
 	var err error
 	if s.resultSelector != nil {
 		if result, err = s.resultSelector.eval(result, cl); err != nil {
@@ -323,6 +346,9 @@ func (h *handlers) recover(cl *call, e *stateError) Step {
 		}
 		caught := &TaskError{Name: e.name, Cause: e.cause}
 		errOut := map[string]any{"Error": e.name, "Cause": e.cause}
+		if h.jsonata {
+			return c.jcatch(h.stateName, cl, errOut, caught)
+		}
 		out, err := c.resultPath.apply(cl.input, errOut)
 		if err != nil {
 			return failStep(asStateError(err))

@@ -20,18 +20,55 @@ const maxStateName = 80
 // unsupported names fields this package recognises but does not run; they
 // are problems, never silently ignored.
 var unsupported = map[string]string{
-	"Arguments":     "Arguments belongs to JSONata, which is not supported; use Parameters",
-	"Output":        "Output belongs to JSONata, which is not supported; use OutputPath/ResultSelector",
+	"Arguments":     "Arguments belongs to JSONata (set \"QueryLanguage\": \"JSONata\"); a JSONPath state uses Parameters",
+	"Output":        "Output belongs to JSONata (set \"QueryLanguage\": \"JSONata\"); a JSONPath state uses OutputPath and ResultSelector",
+	"Items":         "Items belongs to JSONata (set \"QueryLanguage\": \"JSONata\"); a JSONPath Map uses ItemsPath",
 	"Credentials":   "Credentials (cross-account tasks) is not supported",
 	"ItemReader":    "ItemReader (distributed Map) is not supported",
 	"ResultWriter":  "ResultWriter (distributed Map) is not supported",
 	"ItemBatcher":   "ItemBatcher (distributed Map) is not supported",
-	"Condition":     "Condition belongs to JSONata, which is not supported; use Variable and a comparison",
-	"QueryLanguage": "only the JSONPath query language is supported",
+	"Condition":     "Condition belongs to JSONata (set \"QueryLanguage\": \"JSONata\"); a JSONPath rule uses Variable and a comparison",
+}
+
+// jsonPathOnly are the fields a JSONata state cannot have, with what it
+// uses instead.
+var jsonPathOnly = map[string]string{
+	"InputPath": "$states.input in its expressions", "OutputPath": "Output", "Parameters": "Arguments",
+	"ResultSelector": "Output", "ResultPath": "Output (and Assign)", "ItemsPath": "Items",
+	"SecondsPath": "Seconds with an expression", "TimestampPath": "Timestamp with an expression",
+	"TimeoutSecondsPath": "TimeoutSeconds with an expression", "HeartbeatSecondsPath": "HeartbeatSeconds with an expression",
+	"MaxConcurrencyPath": "MaxConcurrency with an expression", "ToleratedFailureCountPath": "ToleratedFailureCount with an expression",
+	"ToleratedFailurePercentagePath": "ToleratedFailurePercentage with an expression",
+	"ErrorPath": "Error with an expression", "CausePath": "Cause with an expression",
+}
+
+// refuseJSONPath reports (and drops, so nothing else reports them again)
+// the JSONPath fields of a JSONata state's object.
+func (f *fields) refuseJSONPath() {
+	if !f.jsonata {
+		return
+	}
+	keys := make([]string, 0, len(f.obj))
+	for k := range f.obj {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if use, ok := jsonPathOnly[k]; ok {
+			f.problem(k, "%s is a JSONPath field; a JSONata state uses %s", k, use)
+			f.seen[k] = true
+			delete(f.obj, k)
+		}
+	}
 }
 
 type checker struct {
 	problems []Problem
+	// jsonata holds the states whose query language is JSONata, so every
+	// object read for them (retriers, catchers, rules) reads JSONata.
+	jsonata map[string]bool
+	// topQL is the top-level QueryLanguage.
+	topQL string
 }
 
 func (ck *checker) add(state, field, msg string) {
@@ -44,12 +81,13 @@ type fields struct {
 	ck    *checker
 	state string
 	at    string // prefix of field names: "" for a state, "Retry[0]." for a retrier
-	obj   map[string]any
-	seen  map[string]bool
+	obj     map[string]any
+	seen    map[string]bool
+	jsonata bool
 }
 
 func newFields(ck *checker, state, at string, obj map[string]any) *fields {
-	return &fields{ck: ck, state: state, at: at, obj: obj, seen: map[string]bool{}}
+	return &fields{ck: ck, state: state, at: at, obj: obj, seen: map[string]bool{}, jsonata: ck.jsonata[state]}
 }
 
 func (f *fields) problem(name, format string, args ...any) {
@@ -291,8 +329,13 @@ func parse(def []byte) (*StateMachine, error) {
 	ck := &checker{}
 	f := newFields(ck, "", "", top)
 	f.str("Version")
-	if ql, ok := f.str("QueryLanguage"); ok && ql != "JSONPath" {
-		f.problem("QueryLanguage", "%q is not supported; only JSONPath is", ql)
+	ck.topQL = queryJSONPath
+	if ql, ok := f.str("QueryLanguage"); ok {
+		if ql != queryJSONPath && ql != queryJSONata {
+			f.problem("QueryLanguage", "must be JSONPath or JSONata, not %q", ql)
+		} else {
+			ck.topQL = ql
+		}
 	}
 	timeout, _ := f.integer("TimeoutSeconds", 1, math.MaxInt32)
 	m := parseMachine(ck, f, nil, "")
@@ -369,10 +412,26 @@ func parseState(ck *checker, m *StateMachine, name string, raw any) state {
 		return nil
 	}
 	f.str("Comment")
-	if ql, ok := f.str("QueryLanguage"); ok && ql != "JSONPath" {
-		f.problem("QueryLanguage", "%q is not supported; only JSONPath is", ql)
+	ql := ck.topQL
+	if v, ok := f.str("QueryLanguage"); ok {
+		switch {
+		case v != queryJSONPath && v != queryJSONata:
+			f.problem("QueryLanguage", "must be JSONPath or JSONata, not %q", v)
+		case v == queryJSONPath && ck.topQL == queryJSONata:
+			f.problem("QueryLanguage", "a state cannot use JSONPath when the state machine's QueryLanguage is JSONata")
+		default:
+			ql = v
+		}
 	}
-	b := base{name: name, typ: typ}
+	if ql == queryJSONata {
+		if ck.jsonata == nil {
+			ck.jsonata = map[string]bool{}
+		}
+		ck.jsonata[name] = true
+		f.jsonata = true
+		f.refuseJSONPath()
+	}
+	b := base{name: name, typ: typ, jsonata: f.jsonata}
 	var s state
 	switch typ {
 	case "Pass":

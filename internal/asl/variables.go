@@ -67,7 +67,8 @@ func checkVariableName(name string) error {
 
 // assignment is a compiled Assign field.
 type assignment struct {
-	tmpl *payload
+	tmpl *payload   // JSONPath
+	jt   *jtemplate // JSONata
 }
 
 // parseAssign reads Assign: an object whose fields are variable names (with
@@ -92,13 +93,28 @@ func (f *fields) assign(name string) *assignment {
 			f.problem(name+"."+k, "%v", err)
 		}
 	}
-	return &assignment{tmpl: compilePayload(obj, f.at+name, func(field, msg string) { f.ck.add(f.state, field, msg) })}
+	problem := func(field, msg string) { f.ck.add(f.state, field, msg) }
+	if f.jsonata {
+		return &assignment{jt: compileJTemplate(obj, f.at+name, problem)}
+	}
+	return &assignment{tmpl: compilePayload(obj, f.at+name, problem)}
 }
 
-// eval evaluates the assignment with `$` bound to value and returns the
-// variables after it: the visible ones with the assigned ones replaced.
+// eval evaluates the assignment with `$` bound to value (in a JSONata
+// state, value is the *jenv its expressions see) and returns the variables
+// after it: the visible ones with the assigned ones replaced.
 func (a *assignment) eval(value any, cl *call) (map[string]any, *stateError) {
-	v, err := a.tmpl.eval(value, cl)
+	var v any
+	var err error
+	if a.jt != nil {
+		env, _ := value.(*jenv)
+		if env == nil {
+			env = newJEnv(cl)
+		}
+		v, err = a.jt.eval(env)
+	} else {
+		v, err = a.tmpl.eval(value, cl)
+	}
 	if err != nil {
 		return nil, asStateError(err)
 	}

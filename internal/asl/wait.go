@@ -16,6 +16,8 @@ type waitState struct {
 	timestamp     time.Time
 	secondsPath   *path
 	timestampPath *path
+	secondsExpr   *jexpr // JSONata
+	timestampExpr *jexpr
 }
 
 // maxWaitSeconds is the longest a Standard execution lives (a year).
@@ -28,6 +30,22 @@ func parseWait(f *fields, b base) *waitState {
 	s.inputPath = f.filter("InputPath")
 	s.outputPath = f.filter("OutputPath")
 	s.assign = f.assign("Assign")
+	if f.jsonata {
+		s.output = f.jtmpl("Output")
+		if f.has("Seconds") == f.has("Timestamp") {
+			f.problem("Seconds", "a JSONata Wait state needs exactly one of Seconds and Timestamp")
+		}
+		s.seconds, s.secondsExpr = f.jint("Seconds", 0, maxWaitSeconds)
+		var ts string
+		if ts, s.timestampExpr = f.jstring("Timestamp"); ts != "" {
+			t, err := parseTimestamp(ts)
+			if err != nil {
+				f.problem("Timestamp", "%q is not an RFC 3339 timestamp", ts)
+			}
+			s.timestamp = t
+		}
+		return s
+	}
 	set := 0
 	for _, k := range []string{"Seconds", "Timestamp", "SecondsPath", "TimestampPath"} {
 		if f.has(k) {
@@ -51,6 +69,9 @@ func parseWait(f *fields, b base) *waitState {
 }
 
 func (s *waitState) enter(cl *call, now time.Time) Step {
+	if s.jsonata {
+		return s.enterJ(cl, now)
+	}
 	eff, err := s.inputPath.apply(cl.input, cl, "InputPath")
 	if err != nil {
 		return failStep(asStateError(err))
