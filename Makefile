@@ -19,10 +19,14 @@ run: ## the whole app on 127.0.0.1:3000 (longrun dev), no AWS, no Docker
 test: lint node-deps ## everything CI runs: format, vet, staticcheck, cfn-lint, all tests
 	CI=true $(GO) test -count=1 ./...
 
-# The Node side of the interop tests (the official standardwebhooks package).
-node-deps: webhook/testdata/node_modules/.installed
+# The Node side of the interop tests (the official standardwebhooks package,
+# and the reference jsonata package that decides where the Go JSONata differs).
+node-deps: webhook/testdata/node_modules/.installed internal/asl/testdata/jsonata/node_modules/.installed
 webhook/testdata/node_modules/.installed: webhook/testdata/package-lock.json
 	npm ci --prefix webhook/testdata --no-audit --no-fund
+	touch $@
+internal/asl/testdata/jsonata/node_modules/.installed: internal/asl/testdata/jsonata/package-lock.json
+	npm ci --prefix internal/asl/testdata/jsonata --no-audit --no-fund
 	touch $@
 
 check: ## gofmt, go vet, staticcheck

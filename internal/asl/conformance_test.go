@@ -150,7 +150,7 @@ func TestStateMachines(t *testing.T) {
 // citedFiles are the per-feature conformance tables whose every case must
 // cite its source.
 var citedFiles = map[string]bool{
-	"fixes.json": true, "variables.json": true, "map.json": true, "parallel.json": true,
+	"fixes.json": true, "variables.json": true, "map.json": true, "parallel.json": true, "jsonata.json": true,
 }
 
 func runCases(t *testing.T, file string) {
