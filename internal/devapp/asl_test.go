@@ -3,6 +3,7 @@ package devapp_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -18,8 +19,8 @@ import (
 )
 
 // TestFanoutMachineEndToEnd runs a longrun machine that puts the worker's
-// task inside a Parallel, sets and reads variables and maps over the job's
-// output through the real local app: API, engine, SQLite queue, worker,
+// task inside a Parallel, sets and reads variables, maps over the job's
+// output and reshapes it in a JSONata state, through the real local app: API, engine, SQLite queue, worker,
 // notify. testdata/fanout.asl.json replaces statemachine/longrun.asl.json
 // in a copy of the template.
 func TestFanoutMachineEndToEnd(t *testing.T) {
@@ -81,13 +82,14 @@ func TestFanoutMachineEndToEnd(t *testing.T) {
 		I      int    `json:"i"`
 		Scaled int    `json:"scaled"`
 		Tag    string `json:"tag"`
+		Label  string `json:"label"`
 	}
 	if err := json.Unmarshal(e.Output, &out); err != nil || len(out) != 3 {
 		t.Fatalf("output %s: %v", e.Output, err)
 	}
 	for i, o := range out {
-		if o.I != i || o.Scaled != 2*(i+1) || o.Tag != id {
-			t.Errorf("item %d: %+v, want index %d, scaled %d, tag %s (the variable set before the Map)", i, o, i, 2*(i+1), id)
+		if o.I != i || o.Scaled != 2*(i+1) || o.Tag != id || o.Label != fmt.Sprint("item-", i) {
+			t.Errorf("item %d: %+v, want index %d, scaled %d, tag %s (the variable set before the Map), label item-%d (JSONata)", i, o, i, 2*(i+1), id, i)
 		}
 	}
 	cancel()

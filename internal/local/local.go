@@ -251,6 +251,7 @@ type rawMachine struct {
 		Type          string
 		Resource      string
 		Parameters    map[string]json.RawMessage
+		Arguments     map[string]json.RawMessage // a JSONata Task's
 		Branches      []rawMachine
 		ItemProcessor *rawMachine
 		Iterator      *rawMachine
@@ -275,7 +276,11 @@ func (m *machine) loadTasks(def rawMachine, path string, cfg Config, problems *[
 		s := def.States[name]
 		switch s.Type {
 		case "Task":
-			t, err := loadTask(s.Resource, s.Parameters, cfg)
+			params := s.Parameters
+			if params == nil {
+				params = s.Arguments
+			}
+			t, err := loadTask(s.Resource, params, cfg)
 			if err != nil {
 				*problems = append(*problems, fmt.Sprintf("state %q: %v", name, err))
 				continue
