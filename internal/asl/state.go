@@ -23,7 +23,7 @@ type base struct {
 	assign     *assignment
 	jsonata    bool       // the state's QueryLanguage is JSONata
 	output     *jtemplate // JSONata Output
-	targets    []target // every transition, for validation
+	targets    []target   // every transition, for validation
 }
 
 type target struct {

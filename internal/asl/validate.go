@@ -20,14 +20,14 @@ const maxStateName = 80
 // unsupported names fields this package recognises but does not run; they
 // are problems, never silently ignored.
 var unsupported = map[string]string{
-	"Arguments":     "Arguments belongs to JSONata (set \"QueryLanguage\": \"JSONata\"); a JSONPath state uses Parameters",
-	"Output":        "Output belongs to JSONata (set \"QueryLanguage\": \"JSONata\"); a JSONPath state uses OutputPath and ResultSelector",
-	"Items":         "Items belongs to JSONata (set \"QueryLanguage\": \"JSONata\"); a JSONPath Map uses ItemsPath",
-	"Credentials":   "Credentials (cross-account tasks) is not supported",
-	"ItemReader":    "ItemReader (distributed Map) is not supported",
-	"ResultWriter":  "ResultWriter (distributed Map) is not supported",
-	"ItemBatcher":   "ItemBatcher (distributed Map) is not supported",
-	"Condition":     "Condition belongs to JSONata (set \"QueryLanguage\": \"JSONata\"); a JSONPath rule uses Variable and a comparison",
+	"Arguments":    "Arguments belongs to JSONata (set \"QueryLanguage\": \"JSONata\"); a JSONPath state uses Parameters",
+	"Output":       "Output belongs to JSONata (set \"QueryLanguage\": \"JSONata\"); a JSONPath state uses OutputPath and ResultSelector",
+	"Items":        "Items belongs to JSONata (set \"QueryLanguage\": \"JSONata\"); a JSONPath Map uses ItemsPath",
+	"Credentials":  "Credentials (cross-account tasks) is not supported",
+	"ItemReader":   "ItemReader (distributed Map) is not supported",
+	"ResultWriter": "ResultWriter (distributed Map) is not supported",
+	"ItemBatcher":  "ItemBatcher (distributed Map) is not supported",
+	"Condition":    "Condition belongs to JSONata (set \"QueryLanguage\": \"JSONata\"); a JSONPath rule uses Variable and a comparison",
 }
 
 // jsonPathOnly are the fields a JSONata state cannot have, with what it
@@ -39,7 +39,7 @@ var jsonPathOnly = map[string]string{
 	"TimeoutSecondsPath": "TimeoutSeconds with an expression", "HeartbeatSecondsPath": "HeartbeatSeconds with an expression",
 	"MaxConcurrencyPath": "MaxConcurrency with an expression", "ToleratedFailureCountPath": "ToleratedFailureCount with an expression",
 	"ToleratedFailurePercentagePath": "ToleratedFailurePercentage with an expression",
-	"ErrorPath": "Error with an expression", "CausePath": "Cause with an expression",
+	"ErrorPath":                      "Error with an expression", "CausePath": "Cause with an expression",
 }
 
 // refuseJSONPath reports (and drops, so nothing else reports them again)
@@ -78,9 +78,9 @@ func (ck *checker) add(state, field, msg string) {
 // fields reads one JSON object of the definition (a state, a retrier, a
 // Choice rule) and remembers which fields were read.
 type fields struct {
-	ck    *checker
-	state string
-	at    string // prefix of field names: "" for a state, "Retry[0]." for a retrier
+	ck      *checker
+	state   string
+	at      string // prefix of field names: "" for a state, "Retry[0]." for a retrier
 	obj     map[string]any
 	seen    map[string]bool
 	jsonata bool
