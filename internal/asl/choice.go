@@ -139,6 +139,12 @@ func parseRule(ck *checker, stateName, at string, raw any, top bool) *choiceRule
 		}
 	}
 	sort.Strings(ops)
+	if len(ops) == 0 && f.has("Condition") {
+		// The real defect is the query language, not a missing operator.
+		f.get("Condition")
+		f.problem("Condition", "Condition belongs to JSONata: set \"QueryLanguage\": \"JSONata\" on the state (or the state machine), or write the rule with Variable and a comparison")
+		return nil
+	}
 	if len(ops) != 1 {
 		f.problem("", "a Choice rule needs exactly one of And, Or, Not or a comparison operator (found %d: %s)", len(ops), strings.Join(ops, ", "))
 		f.get("Variable")
