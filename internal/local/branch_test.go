@@ -129,3 +129,25 @@ func TestBranchFailureEndsTheExecution(t *testing.T) {
 		}
 	}
 }
+
+// TestMapRetryRunsEveryItemAgain: an iteration fails, the Map's Retry waits
+// its backoff (a durable timer, across a crash) and runs all the items again.
+func TestMapRetryRunsEveryItemAgain(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.echo.set(func(r *recorder) { r.fail = 1 })
+	arn, err := f.e.Start(f.ctx, "retrymap", "retry-1", json.RawMessage(`{"items":[1,2]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.waitEvents(arn, "MapStateFailed:Each", 1)
+	f.crash()
+	f.clock.Advance(3 * time.Second)
+	d := f.waitEnd(arn)
+	if d.Status != longrun.StatusSucceeded || string(d.Output) != `[{"v":1},{"v":2}]` {
+		t.Fatalf("status %s output %s (%s %s)", d.Status, d.Output, d.Error, d.Cause)
+	}
+	if calls := len(f.echo.payloads()); calls != 3 {
+		t.Errorf("%d calls, want 3: the failed first item, then both items again", calls)
+	}
+}
