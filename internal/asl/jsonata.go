@@ -12,6 +12,7 @@ import (
 	"hash"
 	"math"
 	"math/rand/v2"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -32,7 +33,8 @@ import (
 //
 // The evaluator is github.com/xiatechs/jsonata-go, the maintained Go port
 // (of JSONata 1.8; the blues original it forks is at 1.5). Where it and the
-// reference implementation (the jsonata npm package, 2.x) differ, the
+// reference implementation (the jsonata npm package at 2.0.6, the version
+// Step Functions runs) differ, the
 // reference decides: jsonata_test.go runs the same expressions through
 // both, and every known difference is a case there.
 
@@ -45,6 +47,10 @@ const (
 // ErrQueryEvaluation is a JSONata expression that failed or gave no value
 // where one is needed.
 const ErrQueryEvaluation = "States.QueryEvaluationError"
+
+// evalCall finds a call of $eval, the one JSONata 2.0.6 function Step
+// Functions leaves out.
+var evalCall = regexp.MustCompile(`\$eval\s*\(`)
 
 // jexpr is one compiled `{% %}` expression.
 type jexpr struct {
@@ -73,6 +79,9 @@ func jsonataString(s string) (string, bool) {
 }
 
 func compileJExpr(body string) (*jexpr, error) {
+	if evalCall.MatchString(body) {
+		return nil, fmt.Errorf("the JSONata expression %q calls $eval, which Step Functions does not offer: use $parse", body)
+	}
 	e, err := jsonata.Compile(body)
 	if err != nil {
 		return nil, fmt.Errorf("the JSONata expression %q does not parse: %v", body, err)
