@@ -65,7 +65,8 @@ type jtemplate struct {
 	obj  map[string]*jtemplate
 	arr  []*jtemplate
 	lit  any
-	kind byte // 'e' expression, 'o' object, 'a' array, 'l' literal
+	kind byte   // 'e' expression, 'o' object, 'a' array, 'l' literal
+	at   string // the field, as errors name it: "Output.items[0]"
 }
 
 // jsonataString reports whether s is a whole `{% ... %}` expression and
@@ -100,7 +101,7 @@ func compileJTemplate(raw any, at string, problem func(field, msg string)) *jtem
 				problem(at, err.Error())
 				return &jtemplate{kind: 'l', lit: v}
 			}
-			return &jtemplate{kind: 'e', expr: e}
+			return &jtemplate{kind: 'e', expr: e, at: at}
 		}
 	case map[string]any:
 		t := &jtemplate{kind: 'o', obj: map[string]*jtemplate{}}
@@ -151,49 +152,42 @@ func (env *jenv) with(key string, v any) *jenv {
 }
 
 // eval evaluates the template. An expression that fails, or gives no
-// value where a value is needed, is States.QueryEvaluationError; a field
-// of an object whose expression gives no value is left out.
+// value (undefined) for its field, wherever the field is, is
+// States.QueryEvaluationError naming the expression and the field, as
+// Step Functions reports it.
 func (t *jtemplate) eval(env *jenv) (any, error) {
-	v, undefined, err := t.value(env)
-	if err != nil {
-		return nil, err
-	}
-	if undefined {
-		return nil, &stateError{ErrQueryEvaluation, fmt.Sprintf("The JSONata expression '%s' returned nothing (undefined)", t.expr.src)}
-	}
-	return v, nil
-}
-
-func (t *jtemplate) value(env *jenv) (any, bool, error) {
 	switch t.kind {
 	case 'e':
-		return t.expr.eval(env)
+		v, undefined, err := t.expr.eval(env)
+		if err != nil {
+			return nil, err
+		}
+		if undefined {
+			return nil, &stateError{ErrQueryEvaluation, fmt.Sprintf("The JSONata expression '%s' specified for the field '%s' returned nothing (undefined).", t.expr.src, t.at)}
+		}
+		return v, nil
 	case 'o':
 		out := make(map[string]any, len(t.obj))
 		for _, k := range t.keys {
-			v, undefined, err := t.obj[k].value(env)
+			v, err := t.obj[k].eval(env)
 			if err != nil {
-				return nil, false, err
+				return nil, err
 			}
-			if !undefined {
-				out[k] = v
-			}
+			out[k] = v
 		}
-		return out, false, nil
+		return out, nil
 	case 'a':
 		out := make([]any, 0, len(t.arr))
 		for _, x := range t.arr {
-			v, undefined, err := x.value(env)
+			v, err := x.eval(env)
 			if err != nil {
-				return nil, false, err
+				return nil, err
 			}
-			if !undefined {
-				out = append(out, v)
-			}
+			out = append(out, v)
 		}
-		return out, false, nil
+		return out, nil
 	}
-	return t.lit, false, nil
+	return t.lit, nil
 }
 
 // eval runs the expression on a copy of the compiled one, so concurrent

@@ -110,7 +110,7 @@ func (s *waitState) enterJ(cl *call, now time.Time) Step {
 		}
 		until = now.Add(time.Duration(n) * time.Second)
 	case s.timestampExpr != nil:
-		v, err := (&jtemplate{kind: 'e', expr: s.timestampExpr}).eval(env)
+		v, err := (&jtemplate{kind: 'e', expr: s.timestampExpr, at: "Timestamp"}).eval(env)
 		if err != nil {
 			return failStep(asStateError(err))
 		}
