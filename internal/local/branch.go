@@ -86,7 +86,15 @@ func (b *batch) startBranches(ex *execution, branches []asl.Branch, maxConc int)
 }
 
 // startMore starts children until MaxConcurrency run (or all have started).
+// A child that ends at once (only Pass states, say) calls it again through
+// branchEnded: that call leaves the work to the loop already running, so
+// a Map of n such items is a loop, not a recursion n deep.
 func (b *batch) startMore(ex *execution) {
+	if ex.starting {
+		return
+	}
+	ex.starting = true
+	defer func() { ex.starting = false }()
 	for ex.started < len(ex.branches) && ex.status == longrun.StatusRunning && ex.phase == phaseBranches {
 		if ex.maxConc > 0 && ex.started-ex.ended() >= ex.maxConc {
 			return

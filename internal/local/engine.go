@@ -166,6 +166,7 @@ type execution struct {
 	results  []*asl.BranchResult
 	maxConc  int
 	parent   *execution // in memory only, linked at start and load
+	starting bool       // in memory only: startMore is running for it
 
 	// In memory only.
 	events     []byte     // this batch's history events, a JSON array being built
