@@ -66,7 +66,7 @@ type jtemplate struct {
 	arr  []*jtemplate
 	lit  any
 	kind byte   // 'e' expression, 'o' object, 'a' array, 'l' literal
-	at   string // the field, as errors name it: "Output.items[0]"
+	at   string // the field, as validation names it: "Output.items[0]" (at run time "Output/items[0]", as Step Functions does)
 }
 
 // jsonataString reports whether s is a whole `{% ... %}` expression and
@@ -163,7 +163,7 @@ func (t *jtemplate) eval(env *jenv) (any, error) {
 			return nil, err
 		}
 		if undefined {
-			return nil, &stateError{ErrQueryEvaluation, fmt.Sprintf("The JSONata expression '%s' specified for the field '%s' returned nothing (undefined).", t.expr.src, t.at)}
+			return nil, &stateError{ErrQueryEvaluation, fmt.Sprintf("The JSONata expression '%s' specified for the field '%s' returned nothing (undefined).", t.expr.src, strings.ReplaceAll(t.at, ".", "/"))}
 		}
 		return v, nil
 	case 'o':
