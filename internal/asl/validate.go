@@ -30,6 +30,9 @@ var unsupported = map[string]string{
 	"Condition":    "Condition belongs to JSONata (set \"QueryLanguage\": \"JSONata\"); a JSONPath rule uses Variable and a comparison",
 }
 
+// jsonataField are the fields only JSONata states have.
+var jsonataField = map[string]bool{"Arguments": true, "Output": true, "Items": true, "Condition": true}
+
 // jsonPathOnly are the fields a JSONata state cannot have, with what it
 // uses instead.
 var jsonPathOnly = map[string]string{
@@ -309,6 +312,12 @@ func (f *fields) finish() {
 	}
 	sort.Strings(unknown)
 	for _, k := range unknown {
+		if f.jsonata && jsonataField[k] {
+			// A JSONata field this state kind does not have: saying it
+			// belongs to JSONata would be false here.
+			f.problem(k, "this state has no %s field", k)
+			continue
+		}
 		if msg, ok := unsupported[k]; ok {
 			f.problem(k, "%s", msg)
 			continue
