@@ -389,18 +389,11 @@ func parseMachine(ck *checker, f *fields, root *StateMachine, path string) *Stat
 	}
 	if m.startAt != "" && states != nil {
 		if _, ok := states[m.startAt]; !ok {
-			ck.add(f.state, strings.TrimSuffix(f.at, ".")+cond(f.at != "", ".", "")+"StartAt", fmt.Sprintf("state %q does not exist", m.startAt))
+			f.problem("StartAt", "state %q does not exist", m.startAt)
 		}
 	}
 	m.checkTransitions(ck, names)
 	return m
-}
-
-func cond(ok bool, a, b string) string {
-	if ok {
-		return a
-	}
-	return b
 }
 
 func parseState(ck *checker, m *StateMachine, name string, raw any) state {
