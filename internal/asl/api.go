@@ -1,14 +1,18 @@
 // Package asl owns the Amazon States Language interpreter: it parses and
-// validates a state machine definition (JSONPath query language, per
-// states-language.net and the AWS Step Functions documentation) and steps
-// through it one state at a time.
+// validates a state machine definition (the JSONPath and JSONata query
+// languages, workflow variables, every state type, per states-language.net
+// and the AWS Step Functions documentation) and steps through it one state
+// at a time.
 //
-// The stepping API (Enter, TaskSucceeded, TaskFailed) is pure: it reads a
-// state's input and the context object and says what happens next as a Step.
-// It never sleeps, never runs a task and keeps no state between calls, so a
-// durable engine (internal/local) can persist each Step and continue after a
-// crash. Run is the in-memory runner built only on those three methods, used
-// by `longrun asl run` and by this package's conformance tests.
+// The stepping API (Enter, TaskSucceeded, TaskFailed, BranchesDone) is pure:
+// it reads a state's input, the context object and the workflow variables
+// and says what happens next as a Step. It never sleeps, never runs a task
+// or a branch and keeps no state between calls, so a durable engine
+// (internal/local) can persist each Step and continue after a crash.
+// Parallel branches and Map iterations are machines of their own (Machine),
+// run by the engine as child executions. Run is the in-memory runner built
+// only on those methods, used by `longrun asl run` and by this package's
+// conformance tests.
 //
 // Errors that the language turns into States.* errors (a path that selects
 // nothing, an intrinsic function that fails, no Choice rule matching, ...)
@@ -52,8 +56,8 @@ func (m *StateMachine) Machine(path string) *StateMachine { return m.root.machin
 // Parse parses and validates a definition (after Substitute, if it has
 // DefinitionSubstitutions). If the definition is not one this package can run
 // exactly as Step Functions would, the error is a *ValidationError listing
-// every problem found, not only the first; anything unsupported (Parallel,
-// Map, JSONata, variables, unknown fields, ...) is such a problem.
+// every problem found, not only the first; anything unsupported (ItemReader,
+// ResultWriter, Credentials, unknown fields, ...) is such a problem.
 func Parse(def []byte) (*StateMachine, error) { return parse(def) }
 
 // Problem is one reason a definition cannot be run. State is "" for problems

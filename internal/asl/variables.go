@@ -133,8 +133,9 @@ func (a *assignment) eval(value any, cl *call) (map[string]any, *stateError) {
 }
 
 // withAssign completes step with the state's Assign evaluated on value
-// (the state's result, or its error output in a Catch). A failing Assign
-// fails the state.
+// (in a JSONPath state the state's result, or its error output in a
+// Catch; in a JSONata state the *jenv its expressions see). A failing
+// Assign fails the state.
 func withAssign(a *assignment, value any, cl *call, step Step) (Step, *stateError) {
 	if a == nil || step.Kind == StepFail {
 		return step, nil
