@@ -280,7 +280,9 @@ func (s *mapState) prepareJ(cl *call) (Step, *stateError) {
 		if s.itemSelectorJ != nil {
 			cl.c.Map = &MapContext{Item: MapItem{Index: i, Value: encodeJSON(item)}}
 			cl.built = false
-			v, err := s.itemSelectorJ.eval(newJEnv(cl))
+			// Only the context changes from item to item: the state input,
+			// which holds every item, is converted once.
+			v, err := s.itemSelectorJ.eval(env.with("context", cl.ctx()))
 			if err != nil {
 				return Step{}, asStateError(err)
 			}
