@@ -21,10 +21,14 @@ run: ## the whole app on 127.0.0.1:3000 (longrun dev), no AWS, no Docker
 test: lint node-deps browser-deps ## everything CI runs: format, vet, staticcheck, cfn-lint, all tests
 	CI=true $(GO) test -count=1 ./...
 
-# The Node side of the interop tests (the official standardwebhooks package).
-node-deps: webhook/testdata/node_modules/.installed
+# The Node side of the interop tests (the official standardwebhooks package,
+# and the reference jsonata package that decides where the Go JSONata differs).
+node-deps: webhook/testdata/node_modules/.installed internal/asl/testdata/jsonata/node_modules/.installed
 webhook/testdata/node_modules/.installed: webhook/testdata/package-lock.json
 	npm ci --prefix webhook/testdata --no-audit --no-fund
+	touch $@
+internal/asl/testdata/jsonata/node_modules/.installed: internal/asl/testdata/jsonata/package-lock.json
+	npm ci --prefix internal/asl/testdata/jsonata --no-audit --no-fund
 	touch $@
 
 # The web console's browser tests: Debian's chromium and playwright-core.
@@ -47,6 +51,7 @@ lint: check ## check + cfn-lint on template.yaml
 bench: ## the benchmarks of docs/benchmarks.md: end to end beside River, the engine, SQLite, ASL
 	bench/compare.sh
 	$(GO) test -run '^$$' -bench BenchmarkExecutions -benchtime 20000x -count 3 ./internal/local
+	$(GO) test -run '^$$' -bench BenchmarkMap -benchtime 20x -count 3 ./internal/local
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/sqlite ./internal/asl ./jobs/...
 
 functions: ## cross-compile every function to build/<name>/bootstrap (linux/$(LAMBDA_ARCH))

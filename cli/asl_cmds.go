@@ -110,10 +110,12 @@ func aslRun(ctx context.Context, cmd *cli.Command) error {
 	if !json.Valid(input) {
 		return fmt.Errorf("--input is not valid JSON")
 	}
-	opts := asl.RunOptions{
-		// A local run answers from mocks, so there is nothing to wait for.
-		Sleep: func(context.Context, time.Time) error { return nil },
-	}
+	// A local run answers from mocks, so there is nothing to wait for: a
+	// Wait or a retry backoff moves a virtual clock forward instead, so the
+	// times in --history and the execution's TimeoutSeconds are those of a
+	// real run.
+	vc := &virtualClock{start: time.Now()}
+	opts := asl.RunOptions{Now: vc.now, Sleep: vc.sleep}
 	opts.Invoke = func(context.Context, *asl.Task, string) (json.RawMessage, error) {
 		return nil, &asl.TaskError{Name: asl.ErrTaskFailed, Cause: "no --mock file answers this task"}
 	}
@@ -149,5 +151,23 @@ func aslRun(ctx context.Context, cmd *cli.Command) error {
 		return fmt.Errorf("execution output: %w", err)
 	}
 	fmt.Fprintln(w, b.String())
+	return nil
+}
+
+// virtualClock is real time plus every wait skipped so far. asl.Run calls
+// it from one goroutine.
+type virtualClock struct {
+	start   time.Time
+	skipped time.Duration
+}
+
+func (c *virtualClock) now() time.Time {
+	return c.start.Add(time.Since(c.start) + c.skipped).UTC()
+}
+
+func (c *virtualClock) sleep(_ context.Context, until time.Time) error {
+	if d := until.Sub(c.now()); d > 0 {
+		c.skipped += d
+	}
 	return nil
 }

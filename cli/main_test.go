@@ -22,6 +22,7 @@ import (
 
 	"github.com/creack/pty"
 	"github.com/longrun/longrun/client"
+	"github.com/longrun/longrun/internal/asl"
 	"github.com/longrun/longrun/webhook"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 )
@@ -621,6 +622,26 @@ func TestASLCommands(t *testing.T) {
 	}
 	if !strings.Contains(out, "TaskFailed") && !strings.Contains(out, "TaskTimedOut") {
 		t.Fatalf("--history shows the retried attempt:\n%s", out)
+	}
+
+	// Skipped waits advance a virtual clock: the execution's TimeoutSeconds
+	// applies and --history shows the wait's length.
+	slow := filepath.Join(dir, "slow.asl.json")
+	os.WriteFile(slow, []byte(`{"TimeoutSeconds":30,"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":20,"Next":"W2"},"W2":{"Type":"Wait","Seconds":20,"End":true}}}`), 0o600)
+	out, err = cli("asl", "run", "--history", slow)
+	if ee, ok := err.(*exitError); !ok || !strings.Contains(ee.msg, "TIMED_OUT") {
+		t.Fatalf("a run longer than TimeoutSeconds times out: %v\n%s", err, out)
+	}
+	var first, last asl.HistoryEvent
+	hist := strings.Split(strings.TrimSpace(out), "\n")
+	if err := json.Unmarshal([]byte(hist[0]), &first); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(hist[len(hist)-1]), &last); err != nil {
+		t.Fatal(err)
+	}
+	if d := last.Timestamp.Sub(first.Timestamp); last.Type != "ExecutionTimedOut" || d < 29900*time.Millisecond || d > 31*time.Second {
+		t.Fatalf("the history ends with ExecutionTimedOut 30 s after the start, not %s after: %s", d, last.Type)
 	}
 
 	failMock := filepath.Join(dir, "fail.json")

@@ -1,14 +1,18 @@
 // Package asl owns the Amazon States Language interpreter: it parses and
-// validates a state machine definition (JSONPath query language, per
-// states-language.net and the AWS Step Functions documentation) and steps
-// through it one state at a time.
+// validates a state machine definition (the JSONPath and JSONata query
+// languages, workflow variables, every state type, per states-language.net
+// and the AWS Step Functions documentation) and steps through it one state
+// at a time.
 //
-// The stepping API (Enter, TaskSucceeded, TaskFailed) is pure: it reads a
-// state's input and the context object and says what happens next as a Step.
-// It never sleeps, never runs a task and keeps no state between calls, so a
-// durable engine (internal/local) can persist each Step and continue after a
-// crash. Run is the in-memory runner built only on those three methods, used
-// by `longrun asl run` and by this package's conformance tests.
+// The stepping API (Enter, TaskSucceeded, TaskFailed, BranchesDone) is pure:
+// it reads a state's input, the context object and the workflow variables
+// and says what happens next as a Step. It never sleeps, never runs a task
+// or a branch and keeps no state between calls, so a durable engine
+// (internal/local) can persist each Step and continue after a crash.
+// Parallel branches and Map iterations are machines of their own (Machine),
+// run by the engine as child executions. Run is the in-memory runner built
+// only on those methods, used by `longrun asl run` and by this package's
+// conformance tests.
 //
 // Errors that the language turns into States.* errors (a path that selects
 // nothing, an intrinsic function that fails, no Choice rule matching, ...)
@@ -32,13 +36,28 @@ type StateMachine struct {
 	startAt        string
 	timeoutSeconds int
 	states         map[string]state
+	// path names a nested machine in its root (Machine): "" for the top,
+	// "Fan/0" for branch 0 of Parallel state Fan, "Each" for Map state
+	// Each's ItemProcessor, "Fan/0/Each" nested further.
+	path     string
+	root     *StateMachine
+	machines map[string]*StateMachine // the root's index of every machine by path
 }
+
+// Path names m in its top-level machine: "" for the top-level one. A
+// durable engine stores it to find a branch's machine again with Machine.
+func (m *StateMachine) Path() string { return m.path }
+
+// Machine returns the machine named path (see Path) among m's top-level
+// machine and all the Parallel branches and Map processors nested in it,
+// or nil.
+func (m *StateMachine) Machine(path string) *StateMachine { return m.root.machines[path] }
 
 // Parse parses and validates a definition (after Substitute, if it has
 // DefinitionSubstitutions). If the definition is not one this package can run
 // exactly as Step Functions would, the error is a *ValidationError listing
-// every problem found, not only the first; anything unsupported (Parallel,
-// Map, JSONata, variables, unknown fields, ...) is such a problem.
+// every problem found, not only the first; anything unsupported (ItemReader,
+// ResultWriter, Credentials, unknown fields, ...) is such a problem.
 func Parse(def []byte) (*StateMachine, error) { return parse(def) }
 
 // Problem is one reason a definition cannot be run. State is "" for problems
@@ -119,6 +138,25 @@ type Context struct {
 	StateMachine StateMachineContext `json:"StateMachine"`
 	State        StateContext        `json:"State"`
 	Task         TaskContext         `json:"Task"`
+	// Map is $$.Map inside a Map iteration (nil elsewhere).
+	Map *MapContext `json:"Map,omitempty"`
+	// Variables is the JSON object of the workflow variables the state
+	// sees (nil: none). The engine keeps the Variables of the last Step
+	// that had some and passes them to every later state; a Parallel
+	// branch or Map iteration starts with its parent's.
+	Variables json.RawMessage `json:"-"`
+}
+
+// MapContext is $$.Map.
+type MapContext struct {
+	Item MapItem `json:"Item"`
+}
+
+// MapItem is $$.Map.Item: the iteration's index and item (before
+// ItemSelector).
+type MapItem struct {
+	Index int             `json:"Index"`
+	Value json.RawMessage `json:"Value"`
 }
 
 // ExecutionContext is $$.Execution.
@@ -168,13 +206,18 @@ const (
 	// TaskFailed with States.Timeout or States.HeartbeatTimeout).
 	StepTask
 	// StepRetry: a retrier matched a task failure; at Until run Task again
-	// and keep Retries for the next TaskFailed of this state.
+	// (for Parallel and Map: run Branches again) and keep Retries for the
+	// next TaskFailed (BranchesDone) of this state.
 	StepRetry
+	// StepBranches: a Parallel or Map state; run each of Branches as a
+	// child execution, at most MaxConcurrency at once (0: no limit), then
+	// call BranchesDone with their outcomes in the same order.
+	StepBranches
 )
 
 var stepKindNames = map[StepKind]string{
 	StepNext: "Next", StepSucceed: "Succeed", StepFail: "Fail",
-	StepWait: "Wait", StepTask: "Task", StepRetry: "Retry",
+	StepWait: "Wait", StepTask: "Task", StepRetry: "Retry", StepBranches: "Branches",
 }
 
 // MarshalText writes a StepKind by name ("Task"), so persisted Steps read
@@ -228,6 +271,15 @@ type Step struct {
 	// Caught is the ErrorEquals-matching error when a Catch moved the
 	// execution to Next (StepNext), so an engine can record it in history.
 	Caught *TaskError `json:"caught,omitempty"`
+	// Branches are the child executions to run (StepBranches, and
+	// StepRetry of a Parallel or Map state), MaxConcurrency how many may
+	// run at once (0: all).
+	Branches       []Branch `json:"branches,omitempty"`
+	MaxConcurrency int      `json:"maxConcurrency,omitempty"`
+	// Variables, when not nil, is the JSON object of all the workflow
+	// variables after this state's Assign (StepNext, StepSucceed,
+	// StepWait): the engine passes it as Context.Variables from then on.
+	Variables json.RawMessage `json:"variables,omitempty"`
 }
 
 // Pattern is a Task's service integration pattern.
@@ -326,6 +378,27 @@ func (m *StateMachine) TaskSucceeded(name string, input, result json.RawMessage,
 // name is not a Task state.
 func (m *StateMachine) TaskFailed(name string, input json.RawMessage, errName, cause string, retries []int, c *Context, now time.Time, rnd *rand.Rand) Step {
 	return m.taskFailed(name, input, errName, cause, retries, c, now, rnd)
+}
+
+// BranchesDone applies a Parallel or Map state's child executions'
+// outcomes (in the order of the Branches of its StepBranches): the array of
+// their outputs through ResultSelector, Assign, ResultPath and OutputPath,
+// or the first failure (for a distributed Map, once more fail than it
+// tolerates: States.ExceedToleratedFailureThreshold) through Retry and
+// Catch. Like TaskFailed it takes the Retries of the previous StepRetry.
+// It panics if name is not a Parallel or Map state.
+func (m *StateMachine) BranchesDone(name string, input json.RawMessage, results []BranchResult, retries []int, c *Context, now time.Time, rnd *rand.Rand) Step {
+	s, cl, err := m.newCall(name, input, c)
+	if err != nil {
+		return failStep(&stateError{ErrRuntime, err.Error()})
+	}
+	switch s := s.(type) {
+	case *parallelState:
+		return s.done(cl, results, retries, now, rnd)
+	case *mapState:
+		return s.done(cl, results, retries, now, rnd)
+	}
+	panic(fmt.Sprintf("asl: %q is not a Parallel or Map state", name))
 }
 
 // RunOptions configures Run. Only Invoke is required.

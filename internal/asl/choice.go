@@ -27,6 +27,9 @@ type choiceRule struct {
 	valuePath *path
 	match     []string // StringMatches pattern split at unescaped '*'
 	next      string
+	assign    *assignment // top-level rules only
+	condition *jexpr      // JSONata
+	output    *jtemplate  // JSONata
 }
 
 // operand says what kind of literal an operator compares with.
@@ -55,6 +58,10 @@ func parseChoice(f *fields, b base) *choiceState {
 	s := &choiceState{base: b}
 	s.inputPath = f.filter("InputPath")
 	s.outputPath = f.filter("OutputPath")
+	s.assign = f.assign("Assign")
+	if f.jsonata {
+		s.output = f.jtmpl("Output")
+	}
 	for _, k := range []string{"Next", "End"} {
 		if f.has(k) {
 			f.get(k)
@@ -94,9 +101,33 @@ func parseRule(ck *checker, stateName, at string, raw any, top bool) *choiceRule
 	r := &choiceRule{}
 	if top {
 		r.next = f.required("Next")
+		r.assign = f.assign("Assign")
 	} else if f.has("Next") {
 		f.get("Next")
 		f.problem("Next", "only top-level Choice rules have Next")
+	}
+	if f.jsonata {
+		if !top {
+			f.problem("", "a JSONata Choice has no nested rules: write the whole test in Condition")
+			return nil
+		}
+		r.output = f.jtmpl("Output")
+		src, ok := f.str("Condition")
+		if !ok && !f.has("Condition") {
+			f.problem("Condition", "is required in a JSONata Choice rule")
+			return r
+		}
+		body, isExpr := jsonataString(src)
+		if !isExpr {
+			f.problem("Condition", "must be a {%% expression %%}, not %q", src)
+			return r
+		}
+		e, err := compileJExpr(body)
+		if err != nil {
+			f.problem("Condition", "%v", err)
+		}
+		r.condition = e
+		return r
 	}
 	var ops []string
 	for k := range obj {
@@ -108,6 +139,12 @@ func parseRule(ck *checker, stateName, at string, raw any, top bool) *choiceRule
 		}
 	}
 	sort.Strings(ops)
+	if len(ops) == 0 && f.has("Condition") {
+		// The real defect is the query language, not a missing operator.
+		f.get("Condition")
+		f.problem("Condition", "Condition belongs to JSONata: set \"QueryLanguage\": \"JSONata\" on the state (or the state machine), or write the rule with Variable and a comparison")
+		return nil
+	}
 	if len(ops) != 1 {
 		f.problem("", "a Choice rule needs exactly one of And, Or, Not or a comparison operator (found %d: %s)", len(ops), strings.Join(ops, ", "))
 		f.get("Variable")
@@ -204,29 +241,37 @@ func checkOperand(f *fields, op string, r *choiceRule) {
 }
 
 func (s *choiceState) enter(cl *call) Step {
-	eff, err := s.inputPath.apply(cl.input, cl.ctx, "InputPath")
+	if s.jsonata {
+		return s.enterJ(cl)
+	}
+	eff, err := s.inputPath.apply(cl.input, cl, "InputPath")
 	if err != nil {
 		return failStep(asStateError(err))
 	}
-	next := s.def
+	// A matching rule's Assign applies; the state's own Assign applies
+	// when Default is taken.
+	next, assign := s.def, s.assign
 	for _, r := range s.choices {
 		ok, serr := r.eval(eff, cl)
 		if serr != nil {
 			return failStep(serr)
 		}
 		if ok {
-			next = r.next
+			next, assign = r.next, r.assign
 			break
 		}
 	}
 	if next == "" {
 		return failStep(&stateError{ErrNoChoiceMatched, fmt.Sprintf("No Choice Rule matched and no Default is specified in state '%s'", s.name)})
 	}
-	out, err := s.outputPath.apply(eff, cl.ctx, "OutputPath")
+	out, err := s.outputPath.apply(eff, cl, "OutputPath")
 	if err != nil {
 		return failStep(asStateError(err))
 	}
-	step := s.proceed(out)
+	step, serr := withAssign(assign, eff, cl, s.proceed(out))
+	if serr != nil {
+		return failStep(serr)
+	}
 	if step.Kind == StepFail {
 		return step
 	}
@@ -256,7 +301,7 @@ func (r *choiceRule) eval(in any, cl *call) (bool, *stateError) {
 		ok, err := r.not.eval(in, cl)
 		return !ok, err
 	}
-	v, err := r.variable.get(in, cl.ctx)
+	v, err := r.variable.get(in, cl)
 	if err != nil {
 		if r.op == "IsPresent" {
 			return r.value == false, nil
@@ -265,7 +310,7 @@ func (r *choiceRule) eval(in any, cl *call) (bool, *stateError) {
 	}
 	want := r.value
 	if r.valuePath != nil {
-		if want, err = r.valuePath.get(in, cl.ctx); err != nil {
+		if want, err = r.valuePath.get(in, cl); err != nil {
 			return false, &stateError{ErrRuntime, fmt.Sprintf("Invalid path '%s': The choice state's condition path references an invalid value.", r.valuePath.src)}
 		}
 	}

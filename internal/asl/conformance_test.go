@@ -15,7 +15,11 @@ import (
 // conformanceCase is one case of testdata/conformance/*.json: a definition
 // run on an input with mocked task answers, and what must come out.
 type conformanceCase struct {
-	Name       string          `json:"name"`
+	Name string `json:"name"`
+	// Source cites where the expected behaviour comes from: an AWS
+	// developer guide page or a states-language.net section. Every case of
+	// the feature tables (citedFiles) has one.
+	Source     string          `json:"source"`
 	Definition json.RawMessage `json:"definition"`
 	// File, instead of Definition, names one of the repository's
 	// statemachine/*.asl.json, used after Substitute with dummy values.
@@ -143,10 +147,33 @@ func TestStateMachines(t *testing.T) {
 	runCases(t, "testdata/statemachines.json")
 }
 
+// citedFiles are the per-feature conformance tables whose every case
+// cites its own source.
+var citedFiles = map[string]bool{
+	"fixes.json": true, "variables.json": true, "map.json": true, "parallel.json": true, "jsonata.json": true,
+}
+
+// fileSources cite the source of the tables written before cases carried
+// their own (a case's "source" is more precise where it has one). Cases
+// named "spec: ..." are the specification's own examples.
+var fileSources = map[string]string{
+	"choice.json":      "https://states-language.net/spec.html#choice-state",
+	"intrinsics.json":  "https://docs.aws.amazon.com/step-functions/latest/dg/intrinsic-functions.html",
+	"paths.json":       "https://states-language.net/spec.html#filters",
+	"retry_catch.json": "https://states-language.net/spec.html#errors",
+	"states.json":      "https://states-language.net/spec.html#state-types",
+}
+
 func runCases(t *testing.T, file string) {
 	var cases []conformanceCase
 	readJSON(t, file, &cases)
 	for _, c := range cases {
+		if citedFiles[filepath.Base(file)] && !strings.HasPrefix(c.Source, "https://") {
+			t.Errorf("%s: case %q cites no source (an AWS developer guide or states-language.net URL)", file, c.Name)
+		}
+		if c.Source == "" && strings.Contains(file, "conformance") && fileSources[filepath.Base(file)] == "" && !citedFiles[filepath.Base(file)] {
+			t.Errorf("%s: a conformance table needs a source per case or in fileSources", file)
+		}
 		t.Run(strings.TrimSuffix(filepath.Base(file), ".json")+"/"+c.Name, func(t *testing.T) {
 			t.Parallel()
 			{

@@ -10,11 +10,17 @@ type failState struct {
 	errName, cause     string
 	errPath, causePath *path
 	errCall, causeCall *intrinsic
+	errExpr, causeExpr *jexpr // JSONata
 }
 
 func parseFail(f *fields, b base) *failState {
 	s := &failState{base: b}
 	f.noTransition("Fail")
+	if f.jsonata {
+		s.errName, s.errExpr = f.jstring("Error")
+		s.cause, s.causeExpr = f.jstring("Cause")
+		return s
+	}
 	s.errName, s.errPath, s.errCall = failField(f, "Error", "ErrorPath")
 	s.cause, s.causePath, s.causeCall = failField(f, "Cause", "CausePath")
 	return s
@@ -40,6 +46,9 @@ func failField(f *fields, lit, dyn string) (string, *path, *intrinsic) {
 }
 
 func (s *failState) enter(cl *call) Step {
+	if s.jsonata {
+		return s.enterJ(cl)
+	}
 	errName, err := s.value(cl, s.errName, s.errPath, s.errCall, "ErrorPath")
 	if err != nil {
 		return failStep(err)
@@ -56,12 +65,12 @@ func (s *failState) value(cl *call, lit string, p *path, in *intrinsic, field st
 	var err error
 	switch {
 	case p != nil:
-		v, err = p.get(cl.input, cl.ctx)
+		v, err = p.get(cl.input, cl)
 		if err != nil {
 			return "", &stateError{ErrRuntime, fmt.Sprintf("Invalid path '%s' in %s of state '%s': the path selects nothing", p.src, field, s.name)}
 		}
 	case in != nil:
-		if v, err = in.eval(cl.input, cl.ctx); err != nil {
+		if v, err = in.eval(cl.input, cl); err != nil {
 			return "", asStateError(err)
 		}
 	default:

@@ -307,22 +307,22 @@ func splitFormat(raw string) []string {
 }
 
 // eval evaluates the call against a state's data. Failures are
-// States.IntrinsicFailure (or States.ParameterPathFailure for an argument
-// path that selects nothing).
-func (in *intrinsic) eval(input any, ctx func() any) (any, error) {
+// States.IntrinsicFailure (or States.Runtime for an argument path that
+// selects nothing, as for any path of a payload template).
+func (in *intrinsic) eval(input any, env *call) (any, error) {
 	args := make([]any, len(in.args))
 	for i, a := range in.args {
 		switch {
 		case a.call != nil:
-			v, err := a.call.eval(input, ctx)
+			v, err := a.call.eval(input, env)
 			if err != nil {
 				return nil, err
 			}
 			args[i] = v
 		case a.path != nil:
-			v, err := a.path.get(input, ctx)
+			v, err := a.path.get(input, env)
 			if err != nil {
-				return nil, &stateError{ErrParameterPathFailure, fmt.Sprintf("The JSONPath '%s' specified for the argument %d of %s could not be found in the input", a.path.src, i+1, in.name)}
+				return nil, &stateError{ErrRuntime, fmt.Sprintf("The JSONPath '%s' specified for the argument %d of %s could not be found in the input", a.path.src, i+1, in.name)}
 			}
 			args[i] = v
 		default:
@@ -368,6 +368,9 @@ func evalStringToJSON(_ *intrinsic, a []any) (any, error) {
 	s, ok := a[0].(string)
 	if !ok {
 		return nil, fmt.Errorf("the argument must be a string, not a %s", jsonType(a[0]))
+	}
+	if s == "" {
+		return nil, nil // Step Functions answers null for the empty string
 	}
 	v, err := decodeJSON([]byte(s))
 	if err != nil {
@@ -629,7 +632,8 @@ func stringArg(v any, n int) (string, error) {
 }
 
 // intArg reads an integer argument; like Step Functions it rounds a
-// non-integer number to the nearest integer.
+// non-integer number to the nearest integer, halves toward positive
+// infinity (Java's Math.round: 1.5 → 2, -1.5 → -1).
 func intArg(v any, n int) (int64, error) {
 	num, ok := v.(json.Number)
 	if !ok {
@@ -642,7 +646,7 @@ func intArg(v any, n int) (int64, error) {
 	if err != nil || math.IsInf(f, 0) || math.Abs(f) > 1<<53 {
 		return 0, fmt.Errorf("argument %d (%s) is not a usable integer", n, num)
 	}
-	return int64(math.Round(f)), nil
+	return int64(math.Floor(f + 0.5)), nil
 }
 
 // jsonEqual compares JSON values; numbers compare by value (1 == 1.0).

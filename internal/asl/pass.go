@@ -14,30 +14,44 @@ func parsePass(f *fields, b base) *passState {
 	s := &passState{base: b}
 	f.transition(&s.base)
 	s.addTarget("Next", s.next)
+	if f.jsonata {
+		s.output = f.jtmpl("Output")
+		s.assign = f.assign("Assign")
+		return s
+	}
 	s.inputPath = f.filter("InputPath")
 	s.outputPath = f.filter("OutputPath")
 	s.parameters = f.payload("Parameters")
 	s.result, s.hasResult = f.get("Result")
 	s.resultPath = f.resultPath("ResultPath")
+	s.assign = f.assign("Assign")
 	return s
 }
 
 func (s *passState) enter(cl *call) Step {
-	out, err := s.output(cl)
+	if s.jsonata {
+		return s.enterJ(cl)
+	}
+	result, out, err := s.compute(cl)
 	if err != nil {
 		return failStep(asStateError(err))
 	}
-	return s.proceed(out)
+	step, serr := withAssign(s.assign, result, cl, s.proceed(out))
+	if serr != nil {
+		return failStep(serr)
+	}
+	return step
 }
 
-func (s *passState) output(cl *call) (any, error) {
-	eff, err := s.inputPath.apply(cl.input, cl.ctx, "InputPath")
+// compute returns the state's result (what Assign's `$` is) and output.
+func (s *passState) compute(cl *call) (any, any, error) {
+	eff, err := s.inputPath.apply(cl.input, cl, "InputPath")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if s.parameters != nil {
-		if eff, err = s.parameters.eval(eff, cl.ctx); err != nil {
-			return nil, err
+		if eff, err = s.parameters.eval(eff, cl); err != nil {
+			return nil, nil, err
 		}
 	}
 	result := eff
@@ -46,7 +60,8 @@ func (s *passState) output(cl *call) (any, error) {
 	}
 	out, err := s.resultPath.apply(cl.input, result)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return s.outputPath.apply(out, cl.ctx, "OutputPath")
+	out, err = s.outputPath.apply(out, cl, "OutputPath")
+	return result, out, err
 }

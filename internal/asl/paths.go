@@ -52,6 +52,7 @@ func encodeJSON(v any) json.RawMessage {
 type path struct {
 	src      string
 	context  bool
+	variable string // for `$name...`: the workflow variable it starts from
 	query    *jsonpath.Path
 	singular bool
 	ref      []any // for singular paths: string names and int indexes
@@ -65,6 +66,9 @@ func parsePath(s string) (*path, error) {
 	if strings.HasPrefix(s, "$$") {
 		p.context = true
 		q = s[1:]
+	} else if name, rest, ok := cutVariable(s); ok {
+		p.variable = name
+		q = "$" + rest
 	}
 	if !strings.HasPrefix(q, "$") {
 		return nil, fmt.Errorf("%q is not a path: it must start with $", s)
@@ -166,10 +170,17 @@ var errNoMatch = errors.New("no match")
 // get evaluates p. A singular path gives the one node it selects (or
 // errNoMatch); any other path gives the array of all the nodes it selects,
 // which may be empty, as Jayway does for indefinite paths.
-func (p *path) get(input any, ctx func() any) (any, error) {
+func (p *path) get(input any, env *call) (any, error) {
 	doc := input
-	if p.context {
-		doc = ctx()
+	switch {
+	case p.context:
+		doc = env.ctx()
+	case p.variable != "":
+		v, ok := env.variable(p.variable)
+		if !ok {
+			return nil, errNoMatch
+		}
+		doc = v
 	}
 	if p.singular {
 		return getRef(doc, p.ref)
@@ -292,14 +303,14 @@ type inputFilter struct {
 	p    *path
 }
 
-func (f *inputFilter) apply(v any, ctx func() any, field string) (any, error) {
+func (f *inputFilter) apply(v any, env *call, field string) (any, error) {
 	if f == nil {
 		return v, nil
 	}
 	if f.null {
 		return map[string]any{}, nil
 	}
-	out, err := f.p.get(v, ctx)
+	out, err := f.p.get(v, env)
 	if err != nil {
 		return nil, &stateError{ErrRuntime, fmt.Sprintf("Invalid path '%s' in %s: the path selects nothing in the state's data", f.p.src, field)}
 	}

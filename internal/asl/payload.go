@@ -91,14 +91,14 @@ func compilePayload(raw any, at string, problem func(field, msg string)) *payloa
 // eval builds the payload for one input. The values of a static template
 // are shared between calls: callers never modify what eval returns (setRef
 // copies), so that is safe and keeps Parameters without paths cheap.
-func (p *payload) eval(input any, ctx func() any) (any, error) {
+func (p *payload) eval(input any, env *call) (any, error) {
 	if p.static {
 		return p.literal, nil
 	}
 	if p.isArray {
 		out := make([]any, len(p.items))
 		for i, it := range p.items {
-			v, err := it.eval(input, ctx)
+			v, err := it.eval(input, env)
 			if err != nil {
 				return nil, err
 			}
@@ -112,14 +112,16 @@ func (p *payload) eval(input any, ctx func() any) (any, error) {
 		var err error
 		switch {
 		case f.value != nil:
-			v, err = f.value.eval(input, ctx)
+			v, err = f.value.eval(input, env)
 		case f.path != nil:
-			v, err = f.path.get(input, ctx)
+			v, err = f.path.get(input, env)
 			if err != nil {
-				err = &stateError{ErrParameterPathFailure, fmt.Sprintf("The JSONPath '%s' specified for the field '%s.$' could not be found in the input '%s'", f.src, f.key, truncate(encodeJSON(input)))}
+				// Step Functions names this States.Runtime, which no
+				// Catch can handle (States.ALL does not match it).
+				err = &stateError{ErrRuntime, fmt.Sprintf("The JSONPath '%s' specified for the field '%s.$' could not be found in the input '%s'", f.src, f.key, truncate(encodeJSON(input)))}
 			}
 		case f.call != nil:
-			v, err = f.call.eval(input, ctx)
+			v, err = f.call.eval(input, env)
 		}
 		if err != nil {
 			return nil, err

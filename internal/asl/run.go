@@ -54,15 +54,39 @@ func run(ctx context.Context, m *StateMachine, input json.RawMessage, o RunOptio
 		r.deadline = c.Execution.StartTime.Add(time.Duration(m.timeoutSeconds) * time.Second)
 	}
 	r.event("ExecutionStarted", "", map[string]any{"input": input})
+	out, err := r.machine(ctx, m, input, c)
+	if err != nil {
+		return nil, err
+	}
+	switch out.status {
+	case StatusSucceeded:
+		return r.succeeded(out.output), nil
+	case StatusTimedOut:
+		return r.timedOut(), nil
+	}
+	return r.failed(out.errName, out.cause), nil
+}
 
+// outcome is how a machine (the execution's or a branch's) ended.
+type outcome struct {
+	status         string
+	output         json.RawMessage
+	errName, cause string
+}
+
+// machine runs m from its StartAt: the execution's machine, or a Parallel
+// branch's or Map iteration's (with c as the child's context).
+func (r *runner) machine(ctx context.Context, m *StateMachine, input json.RawMessage, c Context) (outcome, error) {
+	o := r.o
+	timedOut := outcome{status: StatusTimedOut}
 	name, in := m.startAt, input
 	for {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return outcome{}, err
 		}
 		now := o.Now()
 		if r.expired(now) {
-			return r.timedOut(), nil
+			return timedOut, nil
 		}
 		typ := m.StateType(name)
 		c.State = StateContext{Name: name, EnteredTime: now}
@@ -73,23 +97,34 @@ func run(ctx context.Context, m *StateMachine, input json.RawMessage, o RunOptio
 		r.event(typ+"StateEntered", name, map[string]any{"input": in})
 		step, err := m.Enter(name, in, &c, now)
 		if err != nil {
-			return nil, err
+			return outcome{}, err
 		}
-		step, done, err := r.runTask(ctx, name, in, &c, step)
-		if err != nil || done {
-			return r.res, err
+		step, done, err := r.runTask(ctx, m, name, in, &c, step)
+		if err != nil {
+			return outcome{}, err
+		}
+		if done {
+			return timedOut, nil
+		}
+		if step, done, err = r.runBranches(ctx, m, name, in, &c, step); err != nil {
+			return outcome{}, err
+		} else if done {
+			return timedOut, nil
+		}
+		if step.Variables != nil {
+			c.Variables = step.Variables
 		}
 		switch step.Kind {
 		case StepWait:
 			if err := o.Sleep(ctx, r.capped(step.Until)); err != nil {
-				return nil, err
+				return outcome{}, err
 			}
 			if r.expired(o.Now()) {
-				return r.timedOut(), nil
+				return timedOut, nil
 			}
 			r.event(typ+"StateExited", name, map[string]any{"output": step.Output})
 			if step.Next == "" {
-				return r.succeeded(step.Output), nil
+				return outcome{status: StatusSucceeded, output: step.Output}, nil
 			}
 			name, in = step.Next, step.Output
 		case StepNext:
@@ -97,20 +132,77 @@ func run(ctx context.Context, m *StateMachine, input json.RawMessage, o RunOptio
 			name, in = step.Next, step.Output
 		case StepSucceed:
 			r.event(typ+"StateExited", name, map[string]any{"output": step.Output})
-			return r.succeeded(step.Output), nil
+			return outcome{status: StatusSucceeded, output: step.Output}, nil
 		case StepFail:
-			return r.failed(step.Error, step.Cause), nil
+			return outcome{status: StatusFailed, errName: step.Error, cause: step.Cause}, nil
 		default:
-			return nil, fmt.Errorf("asl: state %q gave an unexpected %v step", name, step.Kind)
+			return outcome{}, fmt.Errorf("asl: state %q gave an unexpected %v step", name, step.Kind)
 		}
 	}
 }
 
+// runBranches runs the child executions of a Parallel or Map state, one
+// after the other in order (any MaxConcurrency allows that, and it keeps
+// a mock file's answers in a predictable order), until its step is no
+// longer StepBranches or a retry of it. done reports that the execution
+// timed out.
+func (r *runner) runBranches(ctx context.Context, m *StateMachine, name string, in json.RawMessage, c *Context, step Step) (_ Step, done bool, _ error) {
+	var retries []int
+	typ := m.StateType(name)
+	for step.Kind == StepBranches || (step.Kind == StepRetry && step.Task == nil) {
+		if step.Kind == StepRetry {
+			retries = step.Retries
+			if err := r.o.Sleep(ctx, r.capped(step.Until)); err != nil {
+				return step, true, err
+			}
+			if r.expired(r.o.Now()) {
+				return step, true, nil
+			}
+		}
+		r.event(typ+"StateStarted", name, nil)
+		results := make([]BranchResult, len(step.Branches))
+		for i, b := range step.Branches {
+			child := Context{Execution: c.Execution, StateMachine: c.StateMachine, Variables: c.Variables}
+			if b.Isolated {
+				child.Variables = nil
+			}
+			if typ == "Map" {
+				r.event("MapIterationStarted", name, map[string]any{"index": i})
+			}
+			out, err := r.machine(ctx, m.Machine(b.Machine), b.Input, child)
+			if err != nil {
+				return step, true, err
+			}
+			switch out.status {
+			case StatusTimedOut:
+				return step, true, nil
+			case StatusSucceeded:
+				results[i] = BranchResult{Output: out.output}
+				if typ == "Map" {
+					r.event("MapIterationSucceeded", name, map[string]any{"index": i})
+				}
+			default:
+				results[i] = BranchResult{Failed: true, Error: out.errName, Cause: out.cause}
+				if typ == "Map" {
+					r.event("MapIterationFailed", name, map[string]any{"index": i, "error": out.errName, "cause": out.cause})
+				}
+			}
+		}
+		step = m.BranchesDone(name, in, results, retries, c, r.o.Now(), r.o.Rand)
+		if step.Kind == StepRetry || step.Kind == StepFail || step.Caught != nil {
+			r.event(typ+"StateFailed", name, nil)
+		} else {
+			r.event(typ+"StateSucceeded", name, nil)
+		}
+	}
+	return step, false, nil
+}
+
 // runTask runs the attempts of a Task state until its step is no longer
 // StepTask or StepRetry. done reports that the execution timed out.
-func (r *runner) runTask(ctx context.Context, name string, in json.RawMessage, c *Context, step Step) (_ Step, done bool, _ error) {
+func (r *runner) runTask(ctx context.Context, m *StateMachine, name string, in json.RawMessage, c *Context, step Step) (_ Step, done bool, _ error) {
 	var retries []int
-	for step.Kind == StepTask || step.Kind == StepRetry {
+	for step.Kind == StepTask || (step.Kind == StepRetry && step.Task != nil) {
 		if step.Kind == StepRetry {
 			retries = step.Retries
 			c.State.RetryCount = 0
@@ -141,7 +233,7 @@ func (r *runner) runTask(ctx context.Context, name string, in json.RawMessage, c
 		}
 		if terr == nil {
 			r.event("TaskSucceeded", name, map[string]any{"output": result})
-			step = r.m.TaskSucceeded(name, in, result, c)
+			step = m.TaskSucceeded(name, in, result, c)
 			continue
 		}
 		typ := "TaskFailed"
@@ -152,7 +244,7 @@ func (r *runner) runTask(ctx context.Context, name string, in json.RawMessage, c
 		if c.Task.Token != "" {
 			c.Task.Token = r.o.NewToken() // a retried attempt gets a new token
 		}
-		step = r.m.TaskFailed(name, in, terr.Name, terr.Cause, retries, c, r.o.Now(), r.o.Rand)
+		step = m.TaskFailed(name, in, terr.Name, terr.Cause, retries, c, r.o.Now(), r.o.Rand)
 	}
 	return step, false, nil
 }

@@ -20,7 +20,10 @@ type base struct {
 	end        bool
 	inputPath  *inputFilter
 	outputPath *inputFilter
-	targets    []target // every transition, for validation
+	assign     *assignment
+	jsonata    bool       // the state's QueryLanguage is JSONata
+	output     *jtemplate // JSONata Output
+	targets    []target   // every transition, for validation
 }
 
 type target struct {
@@ -61,6 +64,26 @@ type call struct {
 	c     Context
 	obj   any
 	built bool
+	vs    map[string]any
+	vread bool
+}
+
+// vars decodes Context.Variables once per call. Variables the engine
+// stored are JSON objects asl wrote; anything else reads as none.
+func (cl *call) vars() map[string]any {
+	if !cl.vread {
+		cl.vread = true
+		if len(cl.c.Variables) > 0 {
+			v, _ := decodeJSON(cl.c.Variables)
+			cl.vs, _ = v.(map[string]any)
+		}
+	}
+	return cl.vs
+}
+
+func (cl *call) variable(name string) (any, bool) {
+	v, ok := cl.vars()[name]
+	return v, ok
 }
 
 func (cl *call) ctx() any {
@@ -108,6 +131,10 @@ func (m *StateMachine) enter(name string, input json.RawMessage, c *Context, now
 	case *succeedState:
 		return s.enter(cl), nil
 	case *failState:
+		return s.enter(cl), nil
+	case *parallelState:
+		return s.enter(cl), nil
+	case *mapState:
 		return s.enter(cl), nil
 	}
 	return Step{}, fmt.Errorf("asl: state %q has no stepping code", name)
@@ -174,6 +201,13 @@ func contextObject(c *Context) any {
 	}
 	if c.Task.Token != "" {
 		obj["Task"] = map[string]any{"Token": c.Task.Token}
+	}
+	if c.Map != nil {
+		var value any
+		if len(c.Map.Item.Value) > 0 {
+			value, _ = decodeJSON(c.Map.Item.Value)
+		}
+		obj["Map"] = map[string]any{"Item": map[string]any{"Index": json.Number(fmt.Sprint(c.Map.Item.Index)), "Value": value}}
 	}
 	return obj
 }

@@ -22,8 +22,36 @@ type taskState struct {
 	heartbeatSeconds int
 	timeoutPath      *path
 	heartbeatPath    *path
-	retry            []retrier
-	catch            []catcher
+	arguments        *jtemplate // JSONata
+	timeoutExpr      *jexpr
+	heartbeatExpr    *jexpr
+	handlers
+}
+
+// handlers are the Retry and Catch of a Task, Parallel or Map state.
+type handlers struct {
+	stateName string
+	jsonata   bool
+	retry     []retrier
+	catch     []catcher
+}
+
+func parseHandlers(f *fields, b *base) handlers {
+	h := handlers{stateName: b.name, jsonata: f.jsonata}
+	if arr, ok := f.array("Retry"); ok {
+		for i, raw := range arr {
+			h.retry = append(h.retry, parseRetrier(f, fmt.Sprintf("Retry[%d]", i), raw, i, len(arr)))
+		}
+	}
+	if arr, ok := f.array("Catch"); ok {
+		for i, raw := range arr {
+			at := fmt.Sprintf("Catch[%d]", i)
+			c := parseCatcher(f, at, raw, i, len(arr))
+			h.catch = append(h.catch, c)
+			b.addTarget(at+".Next", c.next)
+		}
+	}
+	return h
 }
 
 type retrier struct {
@@ -39,6 +67,8 @@ type catcher struct {
 	errorEquals []string
 	next        string
 	resultPath  *resultPath
+	assign      *assignment
+	output      *jtemplate // JSONata
 }
 
 // maxTaskSeconds bounds task timeouts as Step Functions does (99999999).
@@ -53,6 +83,7 @@ func parseTask(f *fields, b base) *taskState {
 	s.parameters = f.payload("Parameters")
 	s.resultSelector = f.payload("ResultSelector")
 	s.resultPath = f.resultPath("ResultPath")
+	s.assign = f.assign("Assign")
 
 	res := f.required("Resource")
 	s.resource, s.pattern = res, RequestResponse
@@ -67,8 +98,15 @@ func parseTask(f *fields, b base) *taskState {
 		f.problem("Resource", "%q is not an ARN", res)
 	}
 
-	s.timeoutSeconds, _ = f.integer("TimeoutSeconds", 1, maxTaskSeconds)
-	s.heartbeatSeconds, _ = f.integer("HeartbeatSeconds", 1, maxTaskSeconds)
+	if f.jsonata {
+		s.arguments = f.jtmpl("Arguments")
+		s.output = f.jtmpl("Output")
+	}
+	s.timeoutSeconds, s.timeoutExpr = f.jint("TimeoutSeconds", 1, maxTaskSeconds)
+	s.heartbeatSeconds, s.heartbeatExpr = f.jint("HeartbeatSeconds", 1, maxTaskSeconds)
+	if !f.jsonata && (s.timeoutExpr != nil || s.heartbeatExpr != nil) {
+		f.problem("TimeoutSeconds", "a {%% %%} expression needs \"QueryLanguage\": \"JSONata\"; a JSONPath state uses TimeoutSecondsPath/HeartbeatSecondsPath")
+	}
 	s.timeoutPath = f.path("TimeoutSecondsPath", true, false)
 	s.heartbeatPath = f.path("HeartbeatSecondsPath", true, false)
 	if f.has("TimeoutSeconds") && f.has("TimeoutSecondsPath") {
@@ -81,19 +119,7 @@ func parseTask(f *fields, b base) *taskState {
 		f.problem("HeartbeatSeconds", "must be smaller than TimeoutSeconds")
 	}
 
-	if arr, ok := f.array("Retry"); ok {
-		for i, raw := range arr {
-			s.retry = append(s.retry, parseRetrier(f, fmt.Sprintf("Retry[%d]", i), raw, i, len(arr)))
-		}
-	}
-	if arr, ok := f.array("Catch"); ok {
-		for i, raw := range arr {
-			at := fmt.Sprintf("Catch[%d]", i)
-			c := parseCatcher(f, at, raw, i, len(arr))
-			s.catch = append(s.catch, c)
-			s.addTarget(at+".Next", c.next)
-		}
-	}
+	s.handlers = parseHandlers(f, &s.base)
 	return s
 }
 
@@ -145,11 +171,17 @@ func parseCatcher(parent *fields, at string, raw any, i, n int) catcher {
 	f := newFields(parent.ck, parent.state, at+".", obj)
 	defer f.finish()
 	f.str("Comment")
-	return catcher{
+	f.refuseJSONPath()
+	c := catcher{
 		errorEquals: checkErrorEquals(f, i, n),
 		next:        f.required("Next"),
 		resultPath:  f.resultPath("ResultPath"),
+		assign:      f.assign("Assign"),
 	}
+	if f.jsonata {
+		c.output = f.jtmpl("Output")
+	}
+	return c
 }
 
 func (s *taskState) enter(cl *call) Step {
@@ -162,18 +194,21 @@ func (s *taskState) enter(cl *call) Step {
 
 // prepare computes the task to run from the state's input.
 func (s *taskState) prepare(cl *call) (*Task, *stateError) {
-	eff, err := s.inputPath.apply(cl.input, cl.ctx, "InputPath")
+	if s.base.jsonata {
+		return s.prepareJ(cl)
+	}
+	eff, err := s.inputPath.apply(cl.input, cl, "InputPath")
 	if err != nil {
 		return nil, asStateError(err)
 	}
 	t := &Task{State: s.name, Resource: s.resource, Pattern: s.pattern, TimeoutSeconds: s.timeoutSeconds, HeartbeatSeconds: s.heartbeatSeconds}
 	if s.timeoutPath != nil {
-		if t.TimeoutSeconds, err = secondsAt(s.timeoutPath, eff, "TimeoutSecondsPath"); err != nil {
+		if t.TimeoutSeconds, err = secondsAt(s.timeoutPath, eff, cl, "TimeoutSecondsPath"); err != nil {
 			return nil, asStateError(err)
 		}
 	}
 	if s.heartbeatPath != nil {
-		if t.HeartbeatSeconds, err = secondsAt(s.heartbeatPath, eff, "HeartbeatSecondsPath"); err != nil {
+		if t.HeartbeatSeconds, err = secondsAt(s.heartbeatPath, eff, cl, "HeartbeatSecondsPath"); err != nil {
 			return nil, asStateError(err)
 		}
 	}
@@ -182,7 +217,7 @@ func (s *taskState) prepare(cl *call) (*Task, *stateError) {
 	}
 	params := eff
 	if s.parameters != nil {
-		if params, err = s.parameters.eval(eff, cl.ctx); err != nil {
+		if params, err = s.parameters.eval(eff, cl); err != nil {
 			return nil, asStateError(err)
 		}
 	}
@@ -193,8 +228,8 @@ func (s *taskState) prepare(cl *call) (*Task, *stateError) {
 	return t, nil
 }
 
-func secondsAt(p *path, eff any, field string) (int, error) {
-	v, err := p.get(eff, nil)
+func secondsAt(p *path, eff any, cl *call, field string) (int, error) {
+	v, err := p.get(eff, cl)
 	if err != nil {
 		return 0, &stateError{ErrRuntime, fmt.Sprintf("Invalid path '%s' in %s: the path selects nothing", p.src, field)}
 	}
@@ -208,9 +243,12 @@ func secondsAt(p *path, eff any, field string) (int, error) {
 
 // succeeded applies ResultSelector, ResultPath and OutputPath to a result.
 func (s *taskState) succeeded(cl *call, result any) Step {
+	if s.base.jsonata {
+		return s.jresult(&s.handlers, cl, result)
+	}
 	var err error
 	if s.resultSelector != nil {
-		if result, err = s.resultSelector.eval(result, cl.ctx); err != nil {
+		if result, err = s.resultSelector.eval(result, cl); err != nil {
 			return s.recover(cl, asStateError(err))
 		}
 	}
@@ -218,10 +256,13 @@ func (s *taskState) succeeded(cl *call, result any) Step {
 	if err != nil {
 		return s.recover(cl, asStateError(err))
 	}
-	if out, err = s.outputPath.apply(out, cl.ctx, "OutputPath"); err != nil {
+	if out, err = s.outputPath.apply(out, cl, "OutputPath"); err != nil {
 		return s.recover(cl, asStateError(err))
 	}
-	step := s.proceed(out)
+	step, serr := withAssign(s.assign, result, cl, s.proceed(out))
+	if serr != nil {
+		return s.recover(cl, serr)
+	}
 	if step.Kind == StepFail {
 		return s.recover(cl, &stateError{step.Error, step.Cause})
 	}
@@ -230,16 +271,31 @@ func (s *taskState) succeeded(cl *call, result any) Step {
 
 // failed applies Retry, then Catch, to a failed attempt.
 func (s *taskState) failed(cl *call, e *stateError, retries []int, now time.Time, rnd *rand.Rand) Step {
-	if terminal(e.name) {
-		return failStep(e)
+	counts, until, ok := s.retryAt(cl, e, retries, now, rnd)
+	if !ok {
+		return s.recover(cl, e)
 	}
-	for i, r := range s.retry {
+	t, err := s.prepare(cl)
+	if err != nil {
+		return s.recover(cl, err)
+	}
+	return Step{Kind: StepRetry, Until: until, Task: t, Retries: counts}
+}
+
+// retryAt finds the retrier for e: ok reports that the state runs again at
+// until, with counts as the attempts used per retrier (and
+// $$.State.RetryCount in cl set for the next attempt).
+func (h *handlers) retryAt(cl *call, e *stateError, retries []int, now time.Time, rnd *rand.Rand) (counts []int, until time.Time, ok bool) {
+	if terminal(e.name) {
+		return nil, time.Time{}, false
+	}
+	for i, r := range h.retry {
 		if !anyMatches(r.errorEquals, e.name) {
 			continue
 		}
 		// Only the first matching retrier counts; once it is used up the
 		// error goes to the catchers.
-		counts := make([]int, len(s.retry))
+		counts := make([]int, len(h.retry))
 		copy(counts, retries)
 		if counts[i] >= r.maxAttempts {
 			break
@@ -251,13 +307,9 @@ func (s *taskState) failed(cl *call, e *stateError, retries []int, now time.Time
 			cl.c.State.RetryCount += n
 		}
 		cl.built = false
-		t, err := s.prepare(cl)
-		if err != nil {
-			return s.recover(cl, err)
-		}
-		return Step{Kind: StepRetry, Until: now.Add(delay), Task: t, Retries: counts}
+		return counts, now.Add(delay), true
 	}
-	return s.recover(cl, e)
+	return nil, time.Time{}, false
 }
 
 // delay is the wait before retry number attempt+1: IntervalSeconds ×
@@ -284,24 +336,32 @@ func (r retrier) delay(attempt int, rnd *rand.Rand) time.Duration {
 // recover sends an error to the first matching catcher, or fails the
 // execution. It is used directly (without Retry) for errors of the state's
 // own data processing: retrying them would give the same result.
-func (s *taskState) recover(cl *call, e *stateError) Step {
+func (h *handlers) recover(cl *call, e *stateError) Step {
 	if terminal(e.name) {
 		return failStep(e)
 	}
-	for _, c := range s.catch {
+	for _, c := range h.catch {
 		if !anyMatches(c.errorEquals, e.name) {
 			continue
 		}
 		caught := &TaskError{Name: e.name, Cause: e.cause}
-		out, err := c.resultPath.apply(cl.input, map[string]any{"Error": e.name, "Cause": e.cause})
+		errOut := map[string]any{"Error": e.name, "Cause": e.cause}
+		if h.jsonata {
+			return c.jcatch(h.stateName, cl, errOut, caught)
+		}
+		out, err := c.resultPath.apply(cl.input, errOut)
 		if err != nil {
 			return failStep(asStateError(err))
 		}
 		b := encodeJSON(out)
 		if len(b) > maxPayload {
-			return failStep(&stateError{ErrDataLimitExceeded, fmt.Sprintf("The state '%s' caught an error but its output is larger than %d bytes", s.name, maxPayload)})
+			return failStep(&stateError{ErrDataLimitExceeded, fmt.Sprintf("The state '%s' caught an error but its output is larger than %d bytes", h.stateName, maxPayload)})
 		}
-		return Step{Kind: StepNext, Next: c.next, Output: b, Caught: caught}
+		step, serr := withAssign(c.assign, errOut, cl, Step{Kind: StepNext, Next: c.next, Output: b, Caught: caught})
+		if serr != nil {
+			return failStep(serr)
+		}
+		return step
 	}
 	return failStep(e)
 }

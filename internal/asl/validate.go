@@ -20,24 +20,58 @@ const maxStateName = 80
 // unsupported names fields this package recognises but does not run; they
 // are problems, never silently ignored.
 var unsupported = map[string]string{
-	"Arguments":                  "Arguments belongs to JSONata, which is not supported; use Parameters",
-	"Output":                     "Output belongs to JSONata, which is not supported; use OutputPath/ResultSelector",
-	"Assign":                     "workflow variables (Assign) are not supported",
-	"Credentials":                "Credentials (cross-account tasks) is not supported",
-	"ItemReader":                 "ItemReader (distributed Map) is not supported",
-	"ItemSelector":               "Map is not supported yet",
-	"ItemProcessor":              "Map is not supported yet",
-	"Iterator":                   "Map is not supported yet",
-	"ItemsPath":                  "Map is not supported yet",
-	"Branches":                   "Parallel is not supported yet",
-	"ResultWriter":               "ResultWriter (distributed Map) is not supported",
-	"Condition":                  "Condition belongs to JSONata, which is not supported; use Variable and a comparison",
-	"QueryLanguage":              "only the JSONPath query language is supported",
-	"ToleratedFailurePercentage": "Map is not supported yet",
+	"Arguments":    "Arguments belongs to JSONata (set \"QueryLanguage\": \"JSONata\"); a JSONPath state uses Parameters",
+	"Output":       "Output belongs to JSONata (set \"QueryLanguage\": \"JSONata\"); a JSONPath state uses OutputPath and ResultSelector",
+	"Items":        "Items belongs to JSONata (set \"QueryLanguage\": \"JSONata\"); a JSONPath Map uses ItemsPath",
+	"Credentials":  "Credentials (cross-account tasks) is not supported",
+	"ItemReader":   "ItemReader (distributed Map) is not supported",
+	"ResultWriter": "ResultWriter (distributed Map) is not supported",
+	"ItemBatcher":  "ItemBatcher (distributed Map) is not supported",
+	"Condition":    "Condition belongs to JSONata (set \"QueryLanguage\": \"JSONata\"); a JSONPath rule uses Variable and a comparison",
+}
+
+// jsonataField are the fields only JSONata states have.
+var jsonataField = map[string]bool{"Arguments": true, "Output": true, "Items": true, "Condition": true}
+
+// jsonPathOnly are the fields a JSONata state cannot have, with what it
+// uses instead.
+var jsonPathOnly = map[string]string{
+	"InputPath": "$states.input in its expressions", "OutputPath": "Output", "Parameters": "Arguments",
+	"ResultSelector": "Output", "ResultPath": "Output (and Assign)", "ItemsPath": "Items",
+	"SecondsPath": "Seconds with an expression", "TimestampPath": "Timestamp with an expression",
+	"TimeoutSecondsPath": "TimeoutSeconds with an expression", "HeartbeatSecondsPath": "HeartbeatSeconds with an expression",
+	"MaxConcurrencyPath": "MaxConcurrency with an expression", "ToleratedFailureCountPath": "ToleratedFailureCount with an expression",
+	"ToleratedFailurePercentagePath": "ToleratedFailurePercentage with an expression",
+	"ErrorPath":                      "Error with an expression", "CausePath": "Cause with an expression",
+}
+
+// refuseJSONPath reports (and drops, so nothing else reports them again)
+// the JSONPath fields of a JSONata state's object.
+func (f *fields) refuseJSONPath() {
+	if !f.jsonata {
+		return
+	}
+	keys := make([]string, 0, len(f.obj))
+	for k := range f.obj {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if use, ok := jsonPathOnly[k]; ok {
+			f.problem(k, "%s is a JSONPath field; a JSONata state uses %s", k, use)
+			f.seen[k] = true
+			delete(f.obj, k)
+		}
+	}
 }
 
 type checker struct {
 	problems []Problem
+	// jsonata holds the states whose query language is JSONata, so every
+	// object read for them (retriers, catchers, rules) reads JSONata.
+	jsonata map[string]bool
+	// topQL is the top-level QueryLanguage.
+	topQL string
 }
 
 func (ck *checker) add(state, field, msg string) {
@@ -47,15 +81,16 @@ func (ck *checker) add(state, field, msg string) {
 // fields reads one JSON object of the definition (a state, a retrier, a
 // Choice rule) and remembers which fields were read.
 type fields struct {
-	ck    *checker
-	state string
-	at    string // prefix of field names: "" for a state, "Retry[0]." for a retrier
-	obj   map[string]any
-	seen  map[string]bool
+	ck      *checker
+	state   string
+	at      string // prefix of field names: "" for a state, "Retry[0]." for a retrier
+	obj     map[string]any
+	seen    map[string]bool
+	jsonata bool
 }
 
 func newFields(ck *checker, state, at string, obj map[string]any) *fields {
-	return &fields{ck: ck, state: state, at: at, obj: obj, seen: map[string]bool{}}
+	return &fields{ck: ck, state: state, at: at, obj: obj, seen: map[string]bool{}, jsonata: ck.jsonata[state]}
 }
 
 func (f *fields) problem(name, format string, args ...any) {
@@ -203,7 +238,7 @@ func (f *fields) filter(name string) *inputFilter {
 	if p == nil {
 		return nil
 	}
-	if p.singular && len(p.ref) == 0 {
+	if p.singular && len(p.ref) == 0 && p.variable == "" {
 		return nil // "$" keeps everything, the default
 	}
 	return &inputFilter{p: p}
@@ -219,6 +254,10 @@ func (f *fields) resultPath(name string) *resultPath {
 		return &resultPath{discard: true}
 	}
 	p := f.path(name, true, false)
+	if p != nil && p.variable != "" {
+		f.problem(name, "%q: ResultPath places the result in the state's output; it cannot name a variable (use Assign)", p.src)
+		return nil
+	}
 	if p == nil || len(p.ref) == 0 {
 		return nil // "$": the result replaces the input, the default
 	}
@@ -273,6 +312,12 @@ func (f *fields) finish() {
 	}
 	sort.Strings(unknown)
 	for _, k := range unknown {
+		if f.jsonata && jsonataField[k] {
+			// A JSONata field this state kind does not have: saying it
+			// belongs to JSONata would be false here.
+			f.problem(k, "this state has no %s field", k)
+			continue
+		}
 		if msg, ok := unsupported[k]; ok {
 			f.problem(k, "%s", msg)
 			continue
@@ -292,16 +337,37 @@ func parse(def []byte) (*StateMachine, error) {
 	}
 	ck := &checker{}
 	f := newFields(ck, "", "", top)
-	m := &StateMachine{states: map[string]state{}}
+	f.str("Version")
+	ck.topQL = queryJSONPath
+	if ql, ok := f.str("QueryLanguage"); ok {
+		if ql != queryJSONPath && ql != queryJSONata {
+			f.problem("QueryLanguage", "must be JSONPath or JSONata, not %q", ql)
+		} else {
+			ck.topQL = ql
+		}
+	}
+	timeout, _ := f.integer("TimeoutSeconds", 1, math.MaxInt32)
+	m := parseMachine(ck, f, nil, "")
+	m.timeoutSeconds = timeout
+	if len(ck.problems) > 0 {
+		return nil, &ValidationError{Problems: ck.problems}
+	}
+	return m, nil
+}
+
+// parseMachine reads StartAt, States and Comment from f (the top level, a
+// Parallel branch or a Map's ItemProcessor) and reports the other fields of
+// f as unknown. root is the top-level machine (nil when parsing it); path
+// names the machine in root (see Machine).
+func parseMachine(ck *checker, f *fields, root *StateMachine, path string) *StateMachine {
+	m := &StateMachine{states: map[string]state{}, path: path, root: root}
+	if root == nil {
+		m.root = m
+		m.machines = map[string]*StateMachine{}
+	}
+	m.root.machines[path] = m
 	m.startAt = f.required("StartAt")
 	f.str("Comment")
-	f.str("Version")
-	if ql, ok := f.str("QueryLanguage"); ok && ql != "JSONPath" {
-		f.problem("QueryLanguage", "%q is not supported; only JSONPath is", ql)
-	}
-	if n, ok := f.integer("TimeoutSeconds", 1, math.MaxInt32); ok {
-		m.timeoutSeconds = n
-	}
 	states, ok := f.object("States")
 	if !ok && !f.has("States") {
 		f.problem("States", "is required")
@@ -317,23 +383,20 @@ func parse(def []byte) (*StateMachine, error) {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		if s := parseState(ck, name, states[name]); s != nil {
+		if s := parseState(ck, m, name, states[name]); s != nil {
 			m.states[name] = s
 		}
 	}
 	if m.startAt != "" && states != nil {
 		if _, ok := states[m.startAt]; !ok {
-			ck.add("", "StartAt", fmt.Sprintf("state %q does not exist", m.startAt))
+			f.problem("StartAt", "state %q does not exist", m.startAt)
 		}
 	}
 	m.checkTransitions(ck, names)
-	if len(ck.problems) > 0 {
-		return nil, &ValidationError{Problems: ck.problems}
-	}
-	return m, nil
+	return m
 }
 
-func parseState(ck *checker, name string, raw any) state {
+func parseState(ck *checker, m *StateMachine, name string, raw any) state {
 	obj, ok := raw.(map[string]any)
 	if !ok {
 		ck.add(name, "", "a state must be a JSON object")
@@ -351,10 +414,26 @@ func parseState(ck *checker, name string, raw any) state {
 		return nil
 	}
 	f.str("Comment")
-	if ql, ok := f.str("QueryLanguage"); ok && ql != "JSONPath" {
-		f.problem("QueryLanguage", "%q is not supported; only JSONPath is", ql)
+	ql := ck.topQL
+	if v, ok := f.str("QueryLanguage"); ok {
+		switch {
+		case v != queryJSONPath && v != queryJSONata:
+			f.problem("QueryLanguage", "must be JSONPath or JSONata, not %q", v)
+		case v == queryJSONPath && ck.topQL == queryJSONata:
+			f.problem("QueryLanguage", "a state cannot use JSONPath when the state machine's QueryLanguage is JSONata")
+		default:
+			ql = v
+		}
 	}
-	b := base{name: name, typ: typ}
+	if ql == queryJSONata {
+		if ck.jsonata == nil {
+			ck.jsonata = map[string]bool{}
+		}
+		ck.jsonata[name] = true
+		f.jsonata = true
+		f.refuseJSONPath()
+	}
+	b := base{name: name, typ: typ, jsonata: f.jsonata}
 	var s state
 	switch typ {
 	case "Pass":
@@ -369,10 +448,10 @@ func parseState(ck *checker, name string, raw any) state {
 		s = parseSucceed(f, b)
 	case "Fail":
 		s = parseFail(f, b)
-	case "Parallel", "Map":
-		// Their fields are not checked: the whole state is the problem.
-		f.problem("Type", "%s is not supported yet", typ)
-		return nil
+	case "Parallel":
+		s = parseParallel(f, b, m)
+	case "Map":
+		s = parseMap(f, b, m)
 	default:
 		f.problem("Type", "unknown state type %q", typ)
 		return nil
@@ -385,6 +464,7 @@ func parseState(ck *checker, name string, raw any) state {
 // transition reaches.
 func (m *StateMachine) checkTransitions(ck *checker, names []string) {
 	exists := func(n string) bool { return slices.Contains(names, n) }
+	dangling := false
 	for _, name := range names {
 		s, ok := m.states[name]
 		if !ok {
@@ -393,8 +473,12 @@ func (m *StateMachine) checkTransitions(ck *checker, names []string) {
 		for _, t := range s.common().targets {
 			if t.to != "" && !exists(t.to) {
 				ck.add(name, t.field, fmt.Sprintf("state %q does not exist", t.to))
+				dangling = true
 			}
 		}
+	}
+	if dangling {
+		return // a misspelt Next would make its real target look unreachable
 	}
 	if _, ok := m.states[m.startAt]; !ok {
 		return // reachability means little when states failed to parse

@@ -16,6 +16,8 @@ type waitState struct {
 	timestamp     time.Time
 	secondsPath   *path
 	timestampPath *path
+	secondsExpr   *jexpr // JSONata
+	timestampExpr *jexpr
 }
 
 // maxWaitSeconds is the longest a Standard execution lives (a year).
@@ -27,6 +29,23 @@ func parseWait(f *fields, b base) *waitState {
 	s.addTarget("Next", s.next)
 	s.inputPath = f.filter("InputPath")
 	s.outputPath = f.filter("OutputPath")
+	s.assign = f.assign("Assign")
+	if f.jsonata {
+		s.output = f.jtmpl("Output")
+		if f.has("Seconds") == f.has("Timestamp") {
+			f.problem("Seconds", "a JSONata Wait state needs exactly one of Seconds and Timestamp")
+		}
+		s.seconds, s.secondsExpr = f.jint("Seconds", 0, maxWaitSeconds)
+		var ts string
+		if ts, s.timestampExpr = f.jstring("Timestamp"); ts != "" {
+			t, err := parseTimestamp(ts)
+			if err != nil {
+				f.problem("Timestamp", "%q is not an RFC 3339 timestamp", ts)
+			}
+			s.timestamp = t
+		}
+		return s
+	}
 	set := 0
 	for _, k := range []string{"Seconds", "Timestamp", "SecondsPath", "TimestampPath"} {
 		if f.has(k) {
@@ -50,7 +69,10 @@ func parseWait(f *fields, b base) *waitState {
 }
 
 func (s *waitState) enter(cl *call, now time.Time) Step {
-	eff, err := s.inputPath.apply(cl.input, cl.ctx, "InputPath")
+	if s.jsonata {
+		return s.enterJ(cl, now)
+	}
+	eff, err := s.inputPath.apply(cl.input, cl, "InputPath")
 	if err != nil {
 		return failStep(asStateError(err))
 	}
@@ -58,21 +80,24 @@ func (s *waitState) enter(cl *call, now time.Time) Step {
 	if serr != nil {
 		return failStep(serr)
 	}
-	out, err := s.outputPath.apply(eff, cl.ctx, "OutputPath")
+	out, err := s.outputPath.apply(eff, cl, "OutputPath")
 	if err != nil {
 		return failStep(asStateError(err))
 	}
-	step := s.proceed(out)
+	step, serr := withAssign(s.assign, eff, cl, s.proceed(out))
+	if serr != nil {
+		return failStep(serr)
+	}
 	if step.Kind == StepFail {
 		return step
 	}
-	return Step{Kind: StepWait, Next: step.Next, Output: step.Output, Until: until}
+	return Step{Kind: StepWait, Next: step.Next, Output: step.Output, Until: until, Variables: step.Variables}
 }
 
 func (s *waitState) until(eff any, cl *call, now time.Time) (time.Time, *stateError) {
 	switch {
 	case s.secondsPath != nil:
-		v, err := s.secondsPath.get(eff, cl.ctx)
+		v, err := s.secondsPath.get(eff, cl)
 		if err != nil {
 			return time.Time{}, &stateError{ErrRuntime, fmt.Sprintf("Invalid path '%s' in SecondsPath: the path selects nothing", s.secondsPath.src)}
 		}
@@ -83,7 +108,7 @@ func (s *waitState) until(eff any, cl *call, now time.Time) (time.Time, *stateEr
 		}
 		return now.Add(time.Duration(f) * time.Second), nil
 	case s.timestampPath != nil:
-		v, err := s.timestampPath.get(eff, cl.ctx)
+		v, err := s.timestampPath.get(eff, cl)
 		if err != nil {
 			return time.Time{}, &stateError{ErrRuntime, fmt.Sprintf("Invalid path '%s' in TimestampPath: the path selects nothing", s.timestampPath.src)}
 		}

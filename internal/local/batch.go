@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"time"
 
@@ -95,6 +96,8 @@ func (b *batch) touch(ex *execution) {
 	if !ex.created {
 		cp := *ex
 		ex.saved = &cp
+		// results is changed in place (branchEnded): the copy keeps its own.
+		ex.results = slices.Clone(ex.results)
 	}
 	ex.touched = true
 	b.touched = append(b.touched, ex)
@@ -235,6 +238,12 @@ func (b *batch) tick(ex *execution) {
 			return
 		}
 		b.touch(ex)
+		if ex.task == nil {
+			if st, more := b.startBranches(ex, ex.branches, ex.maxConc); more {
+				b.follow(ex, st)
+			}
+			return
+		}
 		if st, more := b.startTask(ex, ex.task); more {
 			b.follow(ex, st)
 		}
@@ -258,12 +267,13 @@ func (b *batch) enter(ex *execution, name string, input json.RawMessage) asl.Ste
 	ex.phase, ex.wake, ex.next, ex.nextInput = phaseNone, time.Time{}, "", nil
 	ex.task, ex.retries, ex.token, ex.sent = nil, nil, "", false
 	ex.taskDeadline, ex.heartbeat = time.Time{}, time.Time{}
-	if ex.m.sm.Pattern(name) == asl.WaitForTaskToken {
+	ex.branches, ex.started, ex.results, ex.maxConc = nil, 0, nil, 0
+	if ex.sm().Pattern(name) == asl.WaitForTaskToken {
 		ex.token = newToken()
 	}
-	b.event(ex, ex.m.sm.StateType(name)+"StateEntered", name, inputDetail(input))
+	b.event(ex, ex.sm().StateType(name)+"StateEntered", name, inputDetail(input))
 	c := ex.context()
-	st, err := ex.m.sm.Enter(name, input, &c, b.now)
+	st, err := ex.sm().Enter(name, input, &c, b.now)
 	if err != nil {
 		return asl.Step{Kind: asl.StepFail, Error: asl.ErrRuntime, Cause: err.Error()}
 	}
@@ -271,16 +281,19 @@ func (b *batch) enter(ex *execution, name string, input json.RawMessage) asl.Ste
 }
 
 func (b *batch) exited(ex *execution, output json.RawMessage) {
-	b.event(ex, ex.m.sm.StateType(ex.state)+"StateExited", ex.state, outputDetail(output))
+	b.event(ex, ex.sm().StateType(ex.state)+"StateExited", ex.state, outputDetail(output))
 }
 
 // follow applies steps until the execution waits for something or ends.
 func (b *batch) follow(ex *execution, st asl.Step) {
 	for b.err == nil {
-		if ex.seq >= maxHistory {
+		if ex.root().seq >= maxHistory {
 			b.finish(ex, longrun.StatusFailed, nil, asl.ErrRuntime,
 				fmt.Sprintf("the execution reached the limit of %d history events", maxHistory))
 			return
+		}
+		if st.Variables != nil {
+			ex.vars = st.Variables
 		}
 		switch st.Kind {
 		case asl.StepNext:
@@ -300,7 +313,15 @@ func (b *batch) follow(ex *execution, st asl.Step) {
 			return
 		case asl.StepRetry:
 			ex.phase, ex.wake, ex.task, ex.retries = phaseRetry, st.Until, st.Task, st.Retries
+			if st.Task == nil { // a Parallel or Map state runs its branches again
+				ex.branches, ex.started, ex.results, ex.maxConc = st.Branches, 0, nil, st.MaxConcurrency
+			}
 			return
+		case asl.StepBranches:
+			var more bool
+			if st, more = b.startBranches(ex, st.Branches, st.MaxConcurrency); !more {
+				return
+			}
 		case asl.StepTask:
 			var more bool
 			if st, more = b.startTask(ex, st.Task); !more {
@@ -316,7 +337,7 @@ func (b *batch) follow(ex *execution, st asl.Step) {
 // startTask starts an attempt of the current Task state. more reports that
 // the attempt failed at once and st is what follows.
 func (b *batch) startTask(ex *execution, t *asl.Task) (st asl.Step, more bool) {
-	tgt := ex.m.tasks[ex.state]
+	tgt := ex.m.tasks[taskKey(ex.sm().Path(), ex.state)]
 	ex.task, ex.sent, ex.sendResult, ex.wake = t, false, nil, time.Time{}
 	ex.attempt++
 	ex.taskDeadline, ex.heartbeat = time.Time{}, time.Time{}
@@ -387,7 +408,7 @@ func (b *batch) taskSucceeded(ex *execution, result json.RawMessage) asl.Step {
 	ex.phase, ex.taskDeadline, ex.heartbeat = phaseNone, time.Time{}, time.Time{}
 	b.event(ex, "TaskSucceeded", ex.state, outputDetail(result))
 	c := ex.context()
-	return ex.m.sm.TaskSucceeded(ex.state, ex.stateInput, result, &c)
+	return ex.sm().TaskSucceeded(ex.state, ex.stateInput, result, &c)
 }
 
 func (b *batch) taskFailed(ex *execution, errName, cause string) asl.Step {
@@ -398,18 +419,28 @@ func (b *batch) taskFailed(ex *execution, errName, cause string) asl.Step {
 		typ = "TaskTimedOut"
 	}
 	b.event(ex, typ, ex.state, errorDetail(errName, cause))
-	if ex.m.sm.Pattern(ex.state) == asl.WaitForTaskToken {
+	if ex.sm().Pattern(ex.state) == asl.WaitForTaskToken {
 		ex.token = newToken() // a retried attempt gets a token of its own
 	}
 	c := ex.context()
-	return ex.m.sm.TaskFailed(ex.state, ex.stateInput, errName, cause, ex.retries, &c, b.now, b.e.rnd)
+	return ex.sm().TaskFailed(ex.state, ex.stateInput, errName, cause, ex.retries, &c, b.now, b.e.rnd)
 }
 
 // finish ends the execution with status.
 func (b *batch) finish(ex *execution, status longrun.Status, output json.RawMessage, errName, cause string) {
 	b.dropToken(ex)
 	ex.status, ex.stop, ex.output, ex.errName, ex.cause = status, b.now, output, errName, cause
+	wasBranching := ex.phase == phaseBranches
 	ex.phase = phaseNone
+	if wasBranching {
+		b.abortChildren(ex)
+	}
+	if ex.parentARN != "" {
+		delete(b.e.execs, ex.arn)
+		b.finished = append(b.finished, ex)
+		b.branchEnded(ex)
+		return
+	}
 	switch status {
 	case longrun.StatusSucceeded:
 		b.event(ex, "ExecutionSucceeded", "", outputDetail(output))
@@ -436,6 +467,7 @@ func (b *batch) logTransition(ex *execution, from, to string) {
 // event appends a history event to ex; detail is its JSON (nil for none).
 // An execution's events of one batch are stored together when it persists.
 func (b *batch) event(ex *execution, typ, state string, detail []byte) {
+	ex = b.historyOf(ex)
 	ex.seq++
 	if len(ex.events) == 0 {
 		ex.events = append(ex.events, '[')
@@ -459,13 +491,15 @@ func (b *batch) event(ex *execution, typ, state string, detail []byte) {
 // holeEvent appends the TaskSubmitted event of a send whose MessageId is
 // known only in the transaction; flushHistory fills it in.
 func (b *batch) holeEvent(ex *execution, p *pendingSend) {
+	state := ex.state
+	ex = b.historyOf(ex)
 	ex.seq++
 	if len(ex.events) == 0 {
 		ex.events = append(ex.events, '[')
 	} else {
 		ex.events = append(ex.events, ',')
 	}
-	ex.holes = append(ex.holes, hole{at: len(ex.events), state: ex.state, send: p})
+	ex.holes = append(ex.holes, hole{at: len(ex.events), state: state, send: p})
 }
 
 type hole struct {

@@ -26,7 +26,7 @@ func (e *Engine) dispatch(ctx context.Context, ex *execution) {
 		return
 	}
 	ex.dispatched = ex.attempt
-	tgt, t := ex.m.tasks[ex.state], ex.task
+	tgt, t := ex.m.tasks[taskKey(ex.sm().Path(), ex.state)], ex.task
 	c := &command{kind: cmdResult, arn: ex.arn, attempt: ex.attempt}
 	if ex.phase == phaseInvoke && ex.sent {
 		// A RequestResponse send committed: its result is the next step,

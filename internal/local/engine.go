@@ -111,11 +111,12 @@ func (e *Engine) now() time.Time {
 type phase uint8
 
 const (
-	phaseNone   phase = iota
-	phaseWait         // a Wait state, until wake
-	phaseRetry        // a retry's backoff, until wake
-	phaseToken        // SendTaskSuccess/Failure for token
-	phaseInvoke       // a Lambda invocation (or a send after commit) to finish
+	phaseNone     phase = iota
+	phaseWait           // a Wait state, until wake
+	phaseRetry          // a retry's backoff, until wake
+	phaseToken          // SendTaskSuccess/Failure for token
+	phaseInvoke         // a Lambda invocation (or a send after commit) to finish
+	phaseBranches       // a Parallel or Map state's child executions to end
 )
 
 // execution is one execution in memory. Running executions are all in
@@ -149,6 +150,23 @@ type execution struct {
 	sendResult   json.RawMessage // a RequestResponse send's result, until applied
 	taskDeadline time.Time
 	heartbeat    time.Time
+	vars         json.RawMessage // the workflow variables (asl.Context.Variables)
+
+	// A Parallel branch or Map iteration is a child execution (branch.go):
+	// sub is the machine it runs, parentARN the execution whose state
+	// started it, index its place in that state's results.
+	sub       *asl.StateMachine
+	parentARN string
+	index     int
+	// A Parallel or Map state's children: all it asked for (branches,
+	// also kept for a retry's backoff), how many are started, their
+	// outcomes so far (nil while one runs) and MaxConcurrency.
+	branches []asl.Branch
+	started  int
+	results  []*asl.BranchResult
+	maxConc  int
+	parent   *execution // in memory only, linked at start and load
+	starting bool       // in memory only: startMore is running for it
 
 	// In memory only.
 	events     []byte     // this batch's history events, a JSON array being built
@@ -175,11 +193,13 @@ func (ex *execution) context() asl.Context {
 	for _, n := range ex.retries {
 		rc += n
 	}
+	top := ex.root()
 	return asl.Context{
-		Execution:    asl.ExecutionContext{ID: ex.arn, Name: ex.name, Input: ex.input, StartTime: ex.start},
+		Execution:    asl.ExecutionContext{ID: top.arn, Name: top.name, Input: top.input, StartTime: top.start},
 		StateMachine: asl.StateMachineContext{ID: ex.m.arn, Name: ex.m.name},
 		State:        asl.StateContext{Name: ex.state, EnteredTime: ex.entered, RetryCount: rc},
 		Task:         asl.TaskContext{Token: ex.token},
+		Variables:    ex.vars,
 	}
 }
 
@@ -464,12 +484,12 @@ func (e *Engine) apply(ctx context.Context, b *batch, now time.Time, ticks []*ex
 			slog.String("from", t.from), slog.String("to", t.to), slog.String("status", string(t.status)))
 	}
 	for _, ex := range b.finished {
-		if e.onFinish != nil {
+		if e.onFinish != nil && ex.parentARN == "" {
 			e.onFinish(ex.arn, ex.status)
 		}
 		// The timer heap may hold the execution until its timers pass;
 		// what it no longer needs is only on disk from now on.
-		ex.input, ex.stateInput, ex.nextInput, ex.output, ex.task, ex.retries = nil, nil, nil, nil, nil, nil
+		ex.input, ex.stateInput, ex.nextInput, ex.output, ex.task, ex.retries, ex.vars = nil, nil, nil, nil, nil, nil, nil
 		ex.events = nil
 	}
 	e.signalCommit()

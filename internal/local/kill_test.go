@@ -28,7 +28,11 @@ const killJobs = 40
 
 func TestMain(m *testing.M) {
 	if path := os.Getenv(hostEnv); path != "" {
-		if err := host(path); err != nil {
+		run := host
+		if os.Getenv(hostMapEnv) != "" {
+			run = hostMap
+		}
+		if err := run(path); err != nil {
 			fmt.Fprintln(os.Stderr, "engine host:", err)
 			os.Exit(1)
 		}
@@ -64,7 +68,8 @@ func openKillEngine(ctx context.Context, path string, onFinish func(arn string, 
 		return json.RawMessage(`{}`), nil
 	}
 	events := func(context.Context, json.RawMessage) (json.RawMessage, error) { return json.RawMessage(`{}`), nil }
-	cfg, err := engineConfig(db, k.queue, map[string]Function{"notify": notify, "events": events, "echo": events})
+	echo := func(_ context.Context, p json.RawMessage) (json.RawMessage, error) { return p, nil }
+	cfg, err := engineConfig(db, k.queue, map[string]Function{"notify": notify, "events": events, "echo": echo})
 	if err != nil {
 		db.Close()
 		return nil, err

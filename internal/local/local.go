@@ -232,17 +232,41 @@ func loadMachine(mc Machine, cfg Config) (*machine, error) {
 	}
 	// asl validated the language; what is left is whether this engine has
 	// each Task's integration and target. The raw definition says which.
-	var def struct {
-		States map[string]struct {
-			Type       string
-			Resource   string
-			Parameters map[string]json.RawMessage
-		}
-	}
+	var def rawMachine
 	if err := json.Unmarshal(mc.Definition, &def); err != nil {
 		return nil, fmt.Errorf("local engine: machine %s: %w", mc.Name, err)
 	}
 	var problems []string
+	m.loadTasks(def, "", cfg, &problems)
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("local engine: machine %s cannot run here: %s", mc.Name, strings.Join(problems, "; "))
+	}
+	return m, nil
+}
+
+// rawMachine is what loadTasks reads of a definition: its Task states,
+// and the machines nested in Parallel and Map states.
+type rawMachine struct {
+	States map[string]struct {
+		Type          string
+		Resource      string
+		Parameters    map[string]json.RawMessage
+		Arguments     map[string]json.RawMessage // a JSONata Task's
+		Branches      []rawMachine
+		ItemProcessor *rawMachine
+		Iterator      *rawMachine
+	}
+}
+
+// loadTasks resolves the Task states of def, the machine at path (asl's
+// StateMachine.Path), and of the machines nested in it.
+func (m *machine) loadTasks(def rawMachine, path string, cfg Config, problems *[]string) {
+	child := func(rel string) string {
+		if path == "" {
+			return rel
+		}
+		return path + "/" + rel
+	}
 	names := make([]string, 0, len(def.States))
 	for name := range def.States {
 		names = append(names, name)
@@ -250,20 +274,30 @@ func loadMachine(mc Machine, cfg Config) (*machine, error) {
 	slices.Sort(names)
 	for _, name := range names {
 		s := def.States[name]
-		if s.Type != "Task" {
-			continue
+		switch s.Type {
+		case "Task":
+			params := s.Parameters
+			if params == nil {
+				params = s.Arguments
+			}
+			t, err := loadTask(s.Resource, params, cfg)
+			if err != nil {
+				*problems = append(*problems, fmt.Sprintf("state %q: %v", name, err))
+				continue
+			}
+			m.tasks[taskKey(path, name)] = t
+		case "Parallel":
+			for i, b := range s.Branches {
+				m.loadTasks(b, child(fmt.Sprintf("%s/%d", name, i)), cfg, problems)
+			}
+		case "Map":
+			if p := s.ItemProcessor; p != nil {
+				m.loadTasks(*p, child(name), cfg, problems)
+			} else if p := s.Iterator; p != nil {
+				m.loadTasks(*p, child(name), cfg, problems)
+			}
 		}
-		t, err := loadTask(s.Resource, s.Parameters, cfg)
-		if err != nil {
-			problems = append(problems, fmt.Sprintf("state %q: %v", name, err))
-			continue
-		}
-		m.tasks[name] = t
 	}
-	if len(problems) > 0 {
-		return nil, fmt.Errorf("local engine: machine %s cannot run here: %s", mc.Name, strings.Join(problems, "; "))
-	}
-	return m, nil
 }
 
 func loadTask(resource string, params map[string]json.RawMessage, cfg Config) (*taskTarget, error) {

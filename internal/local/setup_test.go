@@ -167,10 +167,11 @@ func engineConfig(db *sqlite.DB, queue longrun.Queue, fns map[string]Function) (
 	paths := map[string]string{
 		"longrun": "../../statemachine/longrun.asl.json", "deliver": "../../statemachine/deliver.asl.json",
 		"flow": "testdata/flow.asl.json", "timeout": "testdata/timeout.asl.json", "lambda": "testdata/lambda.asl.json",
-		"send": "testdata/send.asl.json",
+		"send": "testdata/send.asl.json", "fanout": "testdata/fanout.asl.json",
+		"nopmap": "testdata/nopmap.asl.json", "retrymap": "testdata/retrymap.asl.json",
 	}
 	var machines []Machine
-	for _, name := range []string{"longrun", "deliver", "flow", "timeout", "lambda", "send"} {
+	for _, name := range []string{"longrun", "deliver", "flow", "timeout", "lambda", "send", "fanout", "nopmap", "retrymap"} {
 		def, err := loadDefinition(paths[name])
 		if err != nil {
 			return Config{}, err

@@ -33,6 +33,16 @@ type runRecord struct {
 	SendResult   json.RawMessage `json:"sendResult,omitempty"`
 	TaskDeadline int64           `json:"taskDeadline,omitempty"`
 	Heartbeat    int64           `json:"heartbeat,omitempty"`
+	Vars         json.RawMessage `json:"vars,omitempty"`
+	// A child execution (branch.go): its machine, parent and index.
+	Machine string `json:"machine,omitempty"`
+	Parent  string `json:"parent,omitempty"`
+	Index   int    `json:"index,omitempty"`
+	// A Parallel or Map state's children.
+	Branches []asl.Branch        `json:"branches,omitempty"`
+	Started  int                 `json:"started,omitempty"`
+	Results  []*asl.BranchResult `json:"results,omitempty"`
+	MaxConc  int                 `json:"maxConc,omitempty"`
 }
 
 func ms(t time.Time) int64 {
@@ -73,7 +83,11 @@ func (b *batch) persist() error {
 				Deadline: ms(ex.deadline), Seq: ex.seq, State: ex.state, StateInput: ex.stateInput,
 				Entered: ms(ex.entered), Phase: ex.phase, Wake: ms(ex.wake), Next: ex.next, NextInput: ex.nextInput,
 				Task: ex.task, Attempt: ex.attempt, Retries: ex.retries, Token: ex.token, Sent: ex.sent, SendResult: ex.sendResult,
-				TaskDeadline: ms(ex.taskDeadline), Heartbeat: ms(ex.heartbeat),
+				TaskDeadline: ms(ex.taskDeadline), Heartbeat: ms(ex.heartbeat), Vars: ex.vars,
+				Parent: ex.parentARN, Index: ex.index, Branches: ex.branches, Started: ex.started, Results: ex.results, MaxConc: ex.maxConc,
+			}
+			if ex.sub != nil {
+				rec.Machine = ex.sub.Path()
 			}
 			// Payloads are the bulk of a row and often repeat one another:
 			// the first state's input is the execution's, and a sent task's
@@ -155,7 +169,14 @@ func (e *Engine) load(ctx context.Context) (pending []*execution, outbox []outbo
 				deadline: fromMS(rec.Deadline), seq: rec.Seq, state: rec.State, stateInput: rec.StateInput,
 				entered: fromMS(rec.Entered), phase: rec.Phase, wake: fromMS(rec.Wake), next: rec.Next, nextInput: rec.NextInput,
 				task: rec.Task, attempt: rec.Attempt, retries: rec.Retries, token: rec.Token, sent: rec.Sent, sendResult: rec.SendResult,
-				taskDeadline: fromMS(rec.TaskDeadline), heartbeat: fromMS(rec.Heartbeat),
+				taskDeadline: fromMS(rec.TaskDeadline), heartbeat: fromMS(rec.Heartbeat), vars: rec.Vars,
+				parentARN: rec.Parent, index: rec.Index, branches: rec.Branches, started: rec.Started, results: rec.Results, maxConc: rec.MaxConc,
+			}
+			if rec.Machine != "" {
+				if ex.sub = m.sm.Machine(rec.Machine); ex.sub == nil {
+					e.log.ErrorContext(ctx, "local engine: running branch of a machine that no longer has it left as it is", "execution", arn, "branch", rec.Machine)
+					continue
+				}
 			}
 			if rec.InputIsState {
 				ex.stateInput = ex.input
@@ -171,6 +192,11 @@ func (e *Engine) load(ctx context.Context) (pending []*execution, outbox []outbo
 		}
 		if err := rows.Err(); err != nil {
 			return err
+		}
+		for _, ex := range e.execs {
+			if ex.parentARN != "" {
+				ex.parent = e.execs[ex.parentARN]
+			}
 		}
 		orows, err := tx.QueryContext(ctx, `SELECT id, function, body FROM local_outbox ORDER BY id`)
 		if err != nil {

@@ -1,0 +1,189 @@
+package local
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/longrun/longrun"
+)
+
+// hostMapEnv makes the engine host run one Map of killMapItems items
+// (testdata/fanout.asl.json) instead of killJobs jobs.
+const hostMapEnv = "LONGRUN_LOCAL_ENGINE_HOST_MAP"
+
+const killMapItems = 100
+
+// workFanout answers fanout.asl.json's item tasks, printing a line per
+// answer the engine accepted.
+func (k *killEngine) workFanout(ctx context.Context, answered func(int)) {
+	for ctx.Err() == nil {
+		msgs, err := k.queue.Receive(ctx, 10, 100*time.Millisecond, time.Second)
+		if err != nil {
+			continue
+		}
+		for _, m := range msgs {
+			var task fanoutTask
+			if err := json.Unmarshal([]byte(m.Body), &task); err != nil {
+				continue
+			}
+			time.Sleep(time.Millisecond) // the job
+			err := k.e.SendTaskSuccess(ctx, task.Token, json.RawMessage(fmt.Sprintf(`{"done":%d}`, task.Index)))
+			if err == nil {
+				answered(task.Index)
+			}
+			if err == nil || longrun.IsCode(err, longrun.ETASKGONE) {
+				_ = k.queue.Delete(ctx, m.Receipt)
+			}
+		}
+	}
+}
+
+func fanoutInput() json.RawMessage {
+	items := make([]string, killMapItems)
+	for i := range items {
+		items[i] = fmt.Sprintf(`"i%d"`, i)
+	}
+	return json.RawMessage(`{"prefix":"p-","items":[` + strings.Join(items, ",") + `]}`)
+}
+
+// hostMap starts the Map and works on it until it is killed.
+func hostMap(path string) error {
+	ctx := context.Background()
+	k, err := openKillEngine(ctx, path, nil)
+	if err != nil {
+		return err
+	}
+	go func() { _ = k.e.Run(ctx) }()
+	if _, err := k.e.Start(ctx, "fanout", "map-1", fanoutInput()); err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	go k.workFanout(ctx, func(i int) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Println("answered", i)
+	})
+	select {} // until SIGKILL
+}
+
+// TestKill9MidMap kills an engine host with SIGKILL in the middle of a Map
+// of 100 items (10 at a time, each a task answered by token), restarts on
+// the same file and checks that the Map finishes with each item's task
+// sent, answered and counted exactly once.
+func TestKill9MidMap(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "longrun.db")
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), hostEnv+"="+path, hostMapEnv+"=1")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	answered := 0
+	lines := bufio.NewScanner(out)
+	for answered < killMapItems/2 && lines.Scan() {
+		if strings.HasPrefix(lines.Text(), "answered ") {
+			answered++
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var exitErr *exec.ExitError
+	if err := cmd.Wait(); !errors.As(err, &exitErr) {
+		t.Fatalf("host: %v (answered %d before the kill)", err, answered)
+	}
+	if answered < killMapItems/2 {
+		t.Fatalf("the host answered only %d items before exiting", answered)
+	}
+
+	k, err := openKillEngine(ctx, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.db.Close()
+	runCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = k.e.Run(runCtx) })
+	wg.Go(func() { k.workFanout(runCtx, func(int) {}) })
+	defer func() { stop(); wg.Wait() }()
+
+	arn := executionARN(k.e.machines["fanout"], "map-1")
+	var d *Description
+	for {
+		if d, err = k.e.Describe(ctx, arn); err != nil {
+			t.Fatal(err)
+		}
+		if d.Status.Terminal() {
+			break
+		}
+		select {
+		case <-time.After(20 * time.Millisecond):
+		case <-ctx.Done():
+			t.Fatalf("the Map is still %s in %s after the restart", d.Status, d.State)
+		}
+	}
+	if d.Status != longrun.StatusSucceeded {
+		t.Fatalf("ended %s: %s %s", d.Status, d.Error, d.Cause)
+	}
+	var res struct {
+		Count int `json:"count"`
+	}
+	if err := json.Unmarshal(d.Output, &res); err != nil || res.Count != killMapItems {
+		t.Fatalf("output %s, want count %d", d.Output, killMapItems)
+	}
+	h, err := k.e.History(ctx, arn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perItem := map[string]map[int]int{}
+	for _, ev := range h {
+		switch ev.Type {
+		case "MapIterationStarted", "MapIterationSucceeded":
+			var det struct{ Index int }
+			if err := json.Unmarshal(ev.Detail, &det); err != nil {
+				t.Fatal(err)
+			}
+			if perItem[ev.Type] == nil {
+				perItem[ev.Type] = map[int]int{}
+			}
+			perItem[ev.Type][det.Index]++
+		}
+	}
+	types := make([]string, len(h))
+	for i, ev := range h {
+		types[i] = ev.Type + ":" + ev.State
+	}
+	if n := count(types, "TaskSubmitted:Work"); n != killMapItems {
+		t.Errorf("%d task messages sent, want %d", n, killMapItems)
+	}
+	if n := count(types, "TaskSucceeded:Work"); n != killMapItems {
+		t.Errorf("%d task results, want %d", n, killMapItems)
+	}
+	for i := range killMapItems {
+		if perItem["MapIterationStarted"][i] != 1 || perItem["MapIterationSucceeded"][i] != 1 {
+			t.Errorf("item %d started %d and succeeded %d times", i, perItem["MapIterationStarted"][i], perItem["MapIterationSucceeded"][i])
+		}
+	}
+	if n := k.leftInQueue(t); n != 0 {
+		t.Errorf("%d task messages left in the queue", n)
+	}
+}
