@@ -11,6 +11,7 @@ What `moto_server` does, plus what longrun's tests need from it:
   invocation is forwarded to AWSTEST_LAMBDA_URL/<function name>, where the
   test process answers it (moto's Docker-less Lambda would echo the payload);
 - moto issue 10077 is worked around (see fix_10077);
+- DynamoDB requests are applied one at a time (see serialize_dynamodb);
 - it exits when its stdin closes, so it never outlives the test binary.
 
 Exit status 3: moto cannot be imported by this interpreter.
@@ -55,6 +56,25 @@ def fix_10077():
     StateMachineInstance.__deepcopy__ = deepcopy_without_executions
 
 
+def serialize_dynamodb():
+    """moto's DynamoDB checks conditions and writes without a lock, and a
+    canceled TransactWriteItems restores a snapshot of the whole table, so
+    concurrent requests (moto's server is threaded) can both pass a
+    condition, and a canceled transaction can undo other requests' writes.
+    DynamoDB applies each request atomically and isolates transactions:
+    run moto's DynamoDB requests one at a time to get that."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    lock = threading.Lock()
+    call_action = DynamoHandler.call_action
+
+    def serialized(self):
+        with lock:
+            return call_action(self)
+
+    DynamoHandler.call_action = serialized
+
+
 def forward_lambda():
     """Answer Lambda invocations from the test process instead of echoing."""
     from moto.awslambda_simple.models import LambdaSimpleBackend
@@ -89,6 +109,7 @@ def main():
     default_user_config["lambda"]["use_docker"] = False
     default_user_config["stepfunctions"]["execute_state_machine"] = True
     fix_10077()
+    serialize_dynamodb()
     forward_lambda()
     server = make_server("127.0.0.1", 0, DomainDispatcherApplication(create_backend_app), threaded=True)
     os.environ["MOTO_PORT"] = str(server.server_port)
