@@ -10,7 +10,9 @@ What `moto_server` does, plus what longrun's tests need from it:
   and Lambda runs without Docker (lambda.use_docker = false); each Lambda
   invocation is forwarded to AWSTEST_LAMBDA_URL/<function name>, where the
   test process answers it (moto's Docker-less Lambda would echo the payload);
-- moto issue 10077 is worked around (see fix_10077);
+- moto issue 10077 is worked around (see fix_10077), and three more Step
+  Functions gaps (fix_callback_before_wait, fix_stop,
+  fix_task_failure_cause);
 - DynamoDB requests are applied one at a time (see serialize_dynamodb);
 - it exits when its stdin closes, so it never outlives the test binary.
 
@@ -54,6 +56,96 @@ def fix_10077():
         return clone
 
     StateMachineInstance.__deepcopy__ = deepcopy_without_executions
+
+
+def fix_callback_before_wait():
+    """A waitForTaskToken task's token is valid once its message is sent.
+    moto 5.2.1 sets up the task's heartbeat wait only after the send has
+    returned and its events are written, so a worker that answers at once
+    on receipt hits a window where
+      - SendTaskHeartbeat gets InvalidToken, and
+      - SendTaskSuccess/Failure is accepted but never seen: the heartbeat
+        wait that starts after it sleeps a whole HeartbeatSeconds and then
+        fails the task with States.HeartbeatTimeout.
+    Step Functions has no such window: accept the early heartbeat (the
+    heartbeat clock has not started, there is nothing to restart) and let
+    a wait that starts after the outcome see it at once."""
+    from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint
+
+    notify_heartbeat = CallbackEndpoint.notify_heartbeat
+    setup_heartbeat_endpoint = CallbackEndpoint.setup_heartbeat_endpoint
+
+    def accept_early_heartbeat(self):
+        if self._heartbeat_endpoint is None:
+            return True
+        return notify_heartbeat(self)
+
+    def see_early_outcome(self, heartbeat_seconds):
+        endpoint = setup_heartbeat_endpoint(self, heartbeat_seconds)
+        if self.get_outcome() is not None:
+            endpoint.notify()
+        return endpoint
+
+    CallbackEndpoint.notify_heartbeat = accept_early_heartbeat
+    CallbackEndpoint.setup_heartbeat_endpoint = see_early_outcome
+
+
+def fix_stop():
+    """moto 5.2.1's StopExecution drops its error and cause; the execution
+    stays RUNNING until the state it is in notices (a waitForTaskToken task:
+    at its next heartbeat), and then ends FAILED with States.Timeout, as if
+    the task had timed out. Step Functions makes the execution ABORTED with
+    the stop's error and cause at once. moto still stops the program; this
+    records the stop as Step Functions does, and keeps it."""
+    import datetime
+
+    from moto.stepfunctions.parser.api import ExecutionStatus
+    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    stop_execution = StepFunctionResponse.stop_execution
+    reflect = BaseExecutionWorkerCommunication._reflect_execution_status
+
+    def record_stop(execution, stop):
+        execution.exec_status = ExecutionStatus.ABORTED
+        execution.stop_date, execution.error, execution.cause = stop
+
+    def stop_as_aws(self):
+        arn = self._get_param("executionArn")
+        execution = self.stepfunction_backend.describe_execution(arn)
+        running = getattr(execution, "exec_status", None) == ExecutionStatus.RUNNING
+        result = stop_execution(self)
+        if running:
+            execution.awstest_stop = (
+                datetime.datetime.now(tz=datetime.timezone.utc),
+                self._get_param("error"),
+                self._get_param("cause"),
+            )
+            record_stop(execution, execution.awstest_stop)
+        return result
+
+    def keep_stop(self):
+        reflect(self)
+        stop = getattr(self.execution, "awstest_stop", None)
+        if stop is not None:
+            record_stop(self.execution, stop)
+
+    StepFunctionResponse.stop_execution = stop_as_aws
+    BaseExecutionWorkerCommunication._reflect_execution_status = keep_stop
+
+
+def fix_task_failure_cause():
+    """moto 5.2.1's SendTaskFailure passes on the error but drops the
+    cause; Step Functions gives the task both."""
+    from moto.stepfunctions.responses import EmptyResult, StepFunctionResponse
+
+    def send_task_failure(self):
+        self.stepfunction_backend.send_task_failure(
+            self._get_param("taskToken"), error=self._get_param("error"), cause=self._get_param("cause")
+        )
+        return EmptyResult()
+
+    StepFunctionResponse.send_task_failure = send_task_failure
 
 
 def serialize_dynamodb():
@@ -109,6 +201,9 @@ def main():
     default_user_config["lambda"]["use_docker"] = False
     default_user_config["stepfunctions"]["execute_state_machine"] = True
     fix_10077()
+    fix_callback_before_wait()
+    fix_stop()
+    fix_task_failure_cause()
     serialize_dynamodb()
     forward_lambda()
     server = make_server("127.0.0.1", 0, DomainDispatcherApplication(create_backend_app), threaded=True)
