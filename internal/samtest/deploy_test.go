@@ -29,11 +29,13 @@ func loadTemplate(t *testing.T) *template.Template {
 	return tpl
 }
 
-// deployment is the template's stateful resources created in kumo, under a
-// unique stack name, with a resolver that answers the template's !Ref and
-// !GetAtt the way CloudFormation would for that stack.
+// deployment is the template's stateful resources created in an emulator
+// (kumo unless deployOn says otherwise), under a unique stack name, with a
+// resolver that answers the template's !Ref and !GetAtt the way
+// CloudFormation would for that stack.
 type deployment struct {
-	kumo      *awstest.KumoServer
+	emu       awstest.Emulator
+	kumo      *awstest.KumoServer // nil unless emu is kumo
 	tpl       *template.Template
 	stack     string
 	table     string
@@ -54,8 +56,14 @@ const passDefinition = `{"StartAt":"Done","States":{"Done":{"Type":"Pass","End":
 
 func deploy(t *testing.T, defs stateMachineDefs, notifyARN string) *deployment {
 	t.Helper()
-	k := awstest.Kumo(t)
-	d := &deployment{kumo: k, tpl: loadTemplate(t), stack: awstest.UniqueName("lr"), notifyARN: notifyARN}
+	return deployOn(t, awstest.Kumo(t), defs, notifyARN)
+}
+
+// deployOn is deploy on the emulator k.
+func deployOn(t *testing.T, k awstest.Emulator, defs stateMachineDefs, notifyARN string) *deployment {
+	t.Helper()
+	d := &deployment{emu: k, tpl: loadTemplate(t), stack: awstest.UniqueName("lr"), notifyARN: notifyARN}
+	d.kumo, _ = k.(*awstest.KumoServer)
 	if d.notifyARN == "" {
 		d.notifyARN = "arn:aws:lambda:" + awstest.Region + ":" + awstest.AccountID + ":function:" + d.stack + "-notify"
 	}
@@ -82,9 +90,10 @@ func deploy(t *testing.T, defs stateMachineDefs, notifyARN string) *deployment {
 	return d
 }
 
-// definition is the state machine's definition as deployed on kumo: the
-// template's, after its DefinitionSubstitutions for this deployment, with
-// kumo's HeartbeatSecondsPath gap filled (see awstest.FixHeartbeatPath).
+// definition is the state machine's definition as deployed on the
+// emulator: the template's, after its DefinitionSubstitutions for this
+// deployment, with the emulator's gaps filled (kumo's HeartbeatSecondsPath:
+// see awstest.FixHeartbeatPath).
 func (d *deployment) definition(t *testing.T, id, override string) string {
 	t.Helper()
 	if override != "" {
@@ -96,7 +105,7 @@ func (d *deployment) definition(t *testing.T, id, override string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	def, err := awstest.FixHeartbeatPath(d.substituted(t, id), hb)
+	def, err := d.emu.AdaptDefinition(d.substituted(t, id), hb)
 	if err != nil {
 		t.Fatal(err)
 	}
