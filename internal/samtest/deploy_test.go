@@ -30,7 +30,7 @@ func loadTemplate(t *testing.T) *template.Template {
 }
 
 // deployment is the template's stateful resources created in an emulator
-// (kumo unless deployOn says otherwise), under a unique stack name, with a
+// (kumo for newFixture, either for newFixtureOn), under a unique stack name, with a
 // resolver that answers the template's !Ref and !GetAtt the way
 // CloudFormation would for that stack.
 type deployment struct {
@@ -54,12 +54,7 @@ type stateMachineDefs struct{ longrun, deliver string }
 // start matters.
 const passDefinition = `{"StartAt":"Done","States":{"Done":{"Type":"Pass","End":true}}}`
 
-func deploy(t *testing.T, defs stateMachineDefs, notifyARN string) *deployment {
-	t.Helper()
-	return deployOn(t, awstest.Kumo(t), defs, notifyARN)
-}
-
-// deployOn is deploy on the emulator k.
+// deployOn creates the deployment on the emulator k.
 func deployOn(t *testing.T, k awstest.Emulator, defs stateMachineDefs, notifyARN string) *deployment {
 	t.Helper()
 	d := &deployment{emu: k, tpl: loadTemplate(t), stack: awstest.UniqueName("lr"), notifyARN: notifyARN}
