@@ -100,7 +100,11 @@ func (d *deployment) definition(t *testing.T, id, override string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	def, err := d.emu.AdaptDefinition(d.substituted(t, id), hb)
+	adapt := awstest.FixHeartbeatPath // fakeDeployment, with no emulator: as deployed on kumo
+	if d.emu != nil {
+		adapt = d.emu.AdaptDefinition
+	}
+	def, err := adapt(d.substituted(t, id), hb)
 	if err != nil {
 		t.Fatal(err)
 	}
