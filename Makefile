@@ -8,7 +8,13 @@ FUNCTIONS := $(notdir $(wildcard functions/*))
 LAMBDA_ARCH  ?= arm64
 LAMBDA_BUILD  = CGO_ENABLED=0 GOOS=linux GOARCH=$(LAMBDA_ARCH) $(GO) build -tags lambda.norpc -trimpath -ldflags="-s -w"
 
-.PHONY: help run test check node-deps browser-deps lint bench build functions deploy clean invoke
+.PHONY: help run test check node-deps browser-deps lint moto bench build functions deploy clean invoke
+
+# cfn-lint and moto (the second AWS emulator of the tests) live in the machine
+# image's pyenv Python: its shims go on PATH even where no shell profile put
+# them there (internal/awstest also finds moto under ~/.pyenv by itself).
+PYENV_ROOT ?= $(HOME)/.pyenv
+export PATH := $(if $(wildcard $(PYENV_ROOT)/shims),$(PYENV_ROOT)/shims:)$(PATH)
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -18,7 +24,7 @@ run: ## the whole app on 127.0.0.1:3000 (longrun dev), no AWS, no Docker
 	@$(GO) build -o bin/longrun ./cmd/longrun
 	./bin/longrun dev --allow-loopback-webhooks
 
-test: lint node-deps browser-deps ## everything CI runs: format, vet, staticcheck, cfn-lint, all tests
+test: lint node-deps browser-deps moto ## everything CI runs: format, vet, staticcheck, cfn-lint, all tests
 	CI=true $(GO) test -count=1 ./...
 
 # The Node side of the interop tests (the official standardwebhooks package,
@@ -47,6 +53,10 @@ check: ## gofmt, go vet, staticcheck
 lint: check ## check + cfn-lint on template.yaml
 	@command -v cfn-lint >/dev/null || { echo "cfn-lint is missing: it ships in this machine image's Python (pip install cfn-lint where PyPI is reachable)"; exit 1; }
 	cfn-lint template.yaml
+
+moto: ## check that moto (internal/awstest's second AWS emulator) is installed
+	@python3 -c 'import moto' 2>/dev/null || command -v moto_server >/dev/null || \
+	  { echo "moto is missing: it ships in this machine image's Python (pip install 'moto[server]' where PyPI is reachable; internal/awstest says which interpreters it tried)"; exit 1; }
 
 bench: ## the benchmarks of docs/benchmarks.md: end to end beside River, the engine, SQLite, ASL
 	bench/compare.sh

@@ -3,14 +3,24 @@
 // clients pointed at them, so adapter tests exercise the real SDK wire path
 // without an AWS account, Docker or any host other than loopback.
 //
-// Two emulators:
+// Three emulators:
 //
 //   - kumo (github.com/sivchari/kumo): SQS, DynamoDB, Step Functions (with
 //     .waitForTaskToken) and Lambda with its Runtime API. One kumo serves the
 //     whole test binary: Kumo(t) starts it on first use.
+//   - moto 5.2.1 (the machine image's Python): SQS, DynamoDB, Step Functions
+//     running the definitions, Lambda without Docker. One moto process
+//     serves the whole test binary: Moto(t) starts it on first use (see
+//     moto.go and motoserver.py; docs/emulators.md lists what it fixes).
 //   - minidyn (github.com/truora/minidyn): an in-memory DynamoDB. Minidyn(t)
 //     starts a fresh one per call, behind its HTTP server, and returns a real
 //     *dynamodb.Client for it.
+//
+// kumo and moto are both an Emulator; a scenario runs on each with
+//
+//	for _, e := range awstest.Emulators {
+//		t.Run(e.Name, func(t *testing.T) { emu := e.Start(t); ... })
+//	}
 //
 // # API
 //
@@ -26,6 +36,7 @@
 //	awstest.FixHeartbeatPath(def, 30)  // needed before any SendTaskHeartbeat on kumo
 //	awstest.UniqueName(prefix)       // names are process-global in kumo; make them unique
 //	ddb := awstest.Minidyn(t)        // a fresh in-memory DynamoDB
+//	m := awstest.Moto(t)             // process-wide moto; same methods as kumo
 //
 // # Step Functions integrations and port 4566
 //

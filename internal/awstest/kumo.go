@@ -141,3 +141,12 @@ func waitListening(ctx context.Context, addr string) error {
 		}
 	}
 }
+
+// Name is "kumo".
+func (k *KumoServer) Name() string { return "kumo" }
+
+// AdaptDefinition is FixHeartbeatPath: kumo panics on a heartbeat for a
+// task with HeartbeatSecondsPath.
+func (k *KumoServer) AdaptDefinition(definition string, heartbeat int) (string, error) {
+	return FixHeartbeatPath(definition, heartbeat)
+}

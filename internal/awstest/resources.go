@@ -17,7 +17,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 )
 
-// Queue is an SQS queue in kumo.
+// Queue is an SQS queue in an emulator.
 type Queue struct {
 	Name string
 	URL  string
@@ -28,8 +28,12 @@ type Queue struct {
 // "VisibilityTimeout"; nil for the defaults) and deletes it when t ends.
 func (k *KumoServer) CreateQueue(t testing.TB, name string, attributes map[string]string) Queue {
 	t.Helper()
+	return createQueue(t, k.SQS(), name, attributes)
+}
+
+func createQueue(t testing.TB, client *sqs.Client, name string, attributes map[string]string) Queue {
+	t.Helper()
 	ctx := context.Background()
-	client := k.SQS()
 	out, err := client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name), Attributes: attributes})
 	if err != nil {
 		t.Fatalf("awstest: create queue %s: %v", name, err)
@@ -52,7 +56,11 @@ func (k *KumoServer) CreateQueue(t testing.TB, name string, attributes map[strin
 // it is deleted when t ends.
 func (k *KumoServer) CreateStateMachine(t testing.TB, name, definition string) string {
 	t.Helper()
-	client := k.SFN()
+	return createStateMachine(t, k.SFN(), name, definition)
+}
+
+func createStateMachine(t testing.TB, client *sfn.Client, name, definition string) string {
+	t.Helper()
 	out, err := client.CreateStateMachine(context.Background(), &sfn.CreateStateMachineInput{
 		Name:       aws.String(name),
 		Definition: aws.String(definition),

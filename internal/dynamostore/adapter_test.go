@@ -21,13 +21,14 @@ import (
 	"github.com/longrun/longrun/internal/template"
 )
 
-// backends are the two emulators every adapter test runs on.
+// backends are the emulators every adapter test runs on.
 var backends = []struct {
 	name  string
 	setup func(t *testing.T) (*dynamostore.Store, *dynamodb.Client)
 }{
 	{"kumo", kumoStore},
 	{"minidyn", minidynStore},
+	{"moto", motoStore},
 }
 
 func newExecution(tenant string) *longrun.Execution {
@@ -90,8 +91,11 @@ func TestLargePayloadsRoundTrip(t *testing.T) {
 }
 
 func tableOf(t *testing.T, backend string) string {
-	if backend == "kumo" {
+	switch backend {
+	case "kumo":
 		return kumoTable
+	case "moto":
+		return motoTable
 	}
 	return "longrun"
 }

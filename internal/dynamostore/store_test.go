@@ -33,6 +33,27 @@ func kumoStore(t *testing.T) (*dynamostore.Store, *dynamodb.Client) {
 	return dynamostore.New(client, dynamostore.Config{TableName: kumoTable}), client
 }
 
+var (
+	motoTableOnce sync.Once
+	motoTable     string
+	motoTableErr  error
+)
+
+// motoStore returns a store on the one table this test binary creates in
+// moto, whose DynamoDB validates requests more strictly than kumo's.
+func motoStore(t *testing.T) (*dynamostore.Store, *dynamodb.Client) {
+	t.Helper()
+	client := awstest.Moto(t).DynamoDB()
+	motoTableOnce.Do(func() {
+		motoTable = awstest.UniqueName("longrun")
+		motoTableErr = dynamostore.CreateTable(context.Background(), client, motoTable, "")
+	})
+	if motoTableErr != nil {
+		t.Fatalf("create table in moto: %v", motoTableErr)
+	}
+	return dynamostore.New(client, dynamostore.Config{TableName: motoTable}), client
+}
+
 // minidynStore returns a store on a fresh minidyn. minidyn has no
 // UpdateTimeToLive, so the table is made from TableInput alone.
 func minidynStore(t *testing.T) (*dynamostore.Store, *dynamodb.Client) {
@@ -56,6 +77,14 @@ func TestConformanceMinidyn(t *testing.T) {
 	t.Parallel()
 	storetest.Run(t, func(t *testing.T) storetest.Harness {
 		s, _ := minidynStore(t)
+		return storetest.Harness{Executions: s, Tenants: s}
+	})
+}
+
+func TestConformanceMoto(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T) storetest.Harness {
+		s, _ := motoStore(t)
 		return storetest.Harness{Executions: s, Tenants: s}
 	})
 }

@@ -29,11 +29,13 @@ func loadTemplate(t *testing.T) *template.Template {
 	return tpl
 }
 
-// deployment is the template's stateful resources created in kumo, under a
-// unique stack name, with a resolver that answers the template's !Ref and
-// !GetAtt the way CloudFormation would for that stack.
+// deployment is the template's stateful resources created in an emulator
+// (kumo for newFixture, either for newFixtureOn), under a unique stack name, with a
+// resolver that answers the template's !Ref and !GetAtt the way
+// CloudFormation would for that stack.
 type deployment struct {
-	kumo      *awstest.KumoServer
+	emu       awstest.Emulator
+	kumo      *awstest.KumoServer // nil unless emu is kumo
 	tpl       *template.Template
 	stack     string
 	table     string
@@ -52,10 +54,11 @@ type stateMachineDefs struct{ longrun, deliver string }
 // start matters.
 const passDefinition = `{"StartAt":"Done","States":{"Done":{"Type":"Pass","End":true}}}`
 
-func deploy(t *testing.T, defs stateMachineDefs, notifyARN string) *deployment {
+// deployOn creates the deployment on the emulator k.
+func deployOn(t *testing.T, k awstest.Emulator, defs stateMachineDefs, notifyARN string) *deployment {
 	t.Helper()
-	k := awstest.Kumo(t)
-	d := &deployment{kumo: k, tpl: loadTemplate(t), stack: awstest.UniqueName("lr"), notifyARN: notifyARN}
+	d := &deployment{emu: k, tpl: loadTemplate(t), stack: awstest.UniqueName("lr"), notifyARN: notifyARN}
+	d.kumo, _ = k.(*awstest.KumoServer)
 	if d.notifyARN == "" {
 		d.notifyARN = "arn:aws:lambda:" + awstest.Region + ":" + awstest.AccountID + ":function:" + d.stack + "-notify"
 	}
@@ -82,9 +85,10 @@ func deploy(t *testing.T, defs stateMachineDefs, notifyARN string) *deployment {
 	return d
 }
 
-// definition is the state machine's definition as deployed on kumo: the
-// template's, after its DefinitionSubstitutions for this deployment, with
-// kumo's HeartbeatSecondsPath gap filled (see awstest.FixHeartbeatPath).
+// definition is the state machine's definition as deployed on the
+// emulator: the template's, after its DefinitionSubstitutions for this
+// deployment, with the emulator's gaps filled (kumo's HeartbeatSecondsPath:
+// see awstest.FixHeartbeatPath).
 func (d *deployment) definition(t *testing.T, id, override string) string {
 	t.Helper()
 	if override != "" {
@@ -96,7 +100,11 @@ func (d *deployment) definition(t *testing.T, id, override string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	def, err := awstest.FixHeartbeatPath(d.substituted(t, id), hb)
+	adapt := awstest.FixHeartbeatPath // fakeDeployment, with no emulator: as deployed on kumo
+	if d.emu != nil {
+		adapt = d.emu.AdaptDefinition
+	}
+	def, err := adapt(d.substituted(t, id), hb)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -88,11 +88,17 @@ type fixture struct {
 
 func newFixture(t *testing.T, defs stateMachineDefs, notifyARN string) *fixture {
 	t.Helper()
-	d := deploy(t, defs, notifyARN)
+	return newFixtureOn(t, awstest.Kumo(t), defs, notifyARN)
+}
+
+// newFixtureOn is newFixture on the emulator emu.
+func newFixtureOn(t *testing.T, emu awstest.Emulator, defs stateMachineDefs, notifyARN string) *fixture {
+	t.Helper()
+	d := deployOn(t, emu, defs, notifyARN)
 	f := &fixture{
 		deployment: d,
-		store:      dynamostore.New(d.kumo.DynamoDB(), dynamostore.Config{TableName: d.table}),
-		engine:     sfnengine.New(d.kumo.SFN(), sfnengine.Config{StateMachineARN: d.longrun, DeliverStateMachineARN: d.deliver}),
+		store:      dynamostore.New(d.emu.DynamoDB(), dynamostore.Config{TableName: d.table}),
+		engine:     sfnengine.New(d.emu.SFN(), sfnengine.Config{StateMachineARN: d.longrun, DeliverStateMachineARN: d.deliver}),
 		secret:     webhook.NewSecret(),
 	}
 	ctx := context.Background()
@@ -117,7 +123,7 @@ func (f *fixture) app(t *testing.T, function string, rec *recorder, overrides ma
 	if err != nil {
 		t.Fatalf("%s: %v", function, err)
 	}
-	awsCfg := f.kumo.Config()
+	awsCfg := f.emu.Config()
 	if rec != nil {
 		awsCfg = rec.config(awsCfg)
 	}
