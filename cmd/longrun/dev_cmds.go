@@ -71,6 +71,7 @@ func devCommand(env envSource) *cli.Command {
 				Workers:               int(cmd.Int("workers")),
 				RatePerTenant:         cmd.Float("rate-limit"),
 				Logger:                logger,
+				Owner:                 "http://" + ln.Addr().String(),
 			})
 			if err != nil {
 				return err
