@@ -130,9 +130,10 @@ func TestJobs(t *testing.T) {
 		event longrun.Status
 	}
 	cases := []struct {
-		name   string
-		opts   []option
-		limits longrun.Limits
+		name      string
+		opts      []option
+		heartbeat bool // run testdata/heartbeat.asl.json, with a Work HeartbeatSeconds
+		limits    longrun.Limits
 		worker func(t *testing.T, f *fixture, arn string)
 		want   want
 	}{
@@ -177,7 +178,7 @@ func TestJobs(t *testing.T) {
 			want: want{status: longrun.StatusFailed, errName: "Job.Error", cause: "boom", finalize: longrun.StatusFailed, event: longrun.StatusFailed},
 		},
 		{
-			name: "heartbeat timeout retried then caught", limits: limits,
+			name: "heartbeat timeout retried then caught", heartbeat: true, limits: limits,
 			worker: func(t *testing.T, f *fixture, arn string) {
 				var tokens []string
 				start := f.clock.Now()
@@ -221,6 +222,28 @@ func TestJobs(t *testing.T) {
 			},
 			want: want{status: longrun.StatusFailed, errName: "States.HeartbeatTimeout", cause: "no heartbeat within 10 seconds",
 				finalize: longrun.StatusFailed, event: longrun.StatusFailed},
+		},
+		{
+			// The real definition has no Work HeartbeatSeconds: a message
+			// that waits 600 heartbeats in the queue is still a live task
+			// (docs/state-machine.md, Liveness).
+			name: "a backlog never times the task out", limits: longrun.Limits{TimeoutSeconds: 3600, HeartbeatSeconds: 1},
+			worker: func(t *testing.T, f *fixture, arn string) {
+				f.clock.Advance(10 * time.Minute)
+				f.sync()
+				if got := historyTypes(t, f.e, arn); count(got, "TaskTimedOut:Work") != 0 {
+					t.Fatalf("history after the wait: %v", got)
+				}
+				tm, _ := f.takeTask()
+				if err := f.e.SendTaskHeartbeat(f.ctx, tm.TaskToken); err != nil {
+					t.Fatalf("heartbeat on receipt: %v", err)
+				}
+				f.clock.Advance(10 * time.Minute)
+				if err := f.e.SendTaskSuccess(f.ctx, tm.TaskToken, json.RawMessage(`{"msg":"waited"}`)); err != nil {
+					t.Fatal(err)
+				}
+			},
+			want: want{status: longrun.StatusSucceeded, output: `{"msg":"waited"}`, finalize: longrun.StatusSucceeded},
 		},
 		{
 			name: "task timeout caught", limits: longrun.Limits{TimeoutSeconds: 30, HeartbeatSeconds: 20},
@@ -272,7 +295,11 @@ func TestJobs(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			f := setup(t, tc.opts...)
-			arn := f.startJob("job-1", `{"seconds":3}`, tc.limits)
+			start := f.startJob
+			if tc.heartbeat {
+				start = f.startHeartbeatJob
+			}
+			arn := start("job-1", `{"seconds":3}`, tc.limits)
 			tc.worker(t, f, arn)
 			d := f.waitEnd(arn)
 			w := tc.want
@@ -381,7 +408,7 @@ func TestJobHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	if scheduled.Resource != resourceSendMessage || scheduled.Pattern != "WaitForTaskToken" || scheduled.Parameters.QueueURL != testQueueURL ||
-		scheduled.Parameters.MessageBody.TaskToken != tm.TaskToken || scheduled.TimeoutInSeconds != 60 || scheduled.HeartbeatInSeconds != 30 {
+		scheduled.Parameters.MessageBody.TaskToken != tm.TaskToken || scheduled.TimeoutInSeconds != 60 || scheduled.HeartbeatInSeconds != 0 {
 		t.Errorf("TaskScheduled detail %s", h[2].Detail)
 	}
 	var submitted struct {

@@ -84,15 +84,17 @@ func deploy(t *testing.T, defs stateMachineDefs, notifyARN string) *deployment {
 
 // definition is the state machine's definition as deployed on kumo: the
 // template's, after its DefinitionSubstitutions for this deployment, with
-// kumo's HeartbeatSecondsPath gap filled (see awstest.FixHeartbeatPath).
+// kumo's heartbeat gap filled (see awstest.FixHeartbeatPath).
 func (d *deployment) definition(t *testing.T, id, override string) string {
 	t.Helper()
 	if override != "" {
 		return override
 	}
-	// kumo ignores HeartbeatSecondsPath and then panics on a heartbeat: the
-	// template's default stands in for it.
-	hb, err := d.tpl.Int(&template.Intrinsic{Fn: "Ref", Arg: "JobHeartbeatSeconds"}, d.resolve)
+	// kumo panics on a heartbeat for a task without HeartbeatSeconds, which
+	// Work has none of (a worker's lease is its liveness check): the job
+	// timeout stands in, so that queue time cannot time a task out here
+	// either.
+	hb, err := d.tpl.Int(&template.Intrinsic{Fn: "Ref", Arg: "JobTimeoutSeconds"}, d.resolve)
 	if err != nil {
 		t.Fatal(err)
 	}
