@@ -134,8 +134,8 @@ func TestJobs(t *testing.T) {
 		opts      []option
 		heartbeat bool // run testdata/heartbeat.asl.json, with a Work HeartbeatSeconds
 		limits    longrun.Limits
-		worker func(t *testing.T, f *fixture, arn string)
-		want   want
+		worker    func(t *testing.T, f *fixture, arn string)
+		want      want
 	}{
 		{
 			name: "success", limits: limits,
