@@ -45,7 +45,8 @@ func own(dataDir, url string, now time.Time) (*owner, error) {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 	who := "pid " + strconv.Itoa(os.Getpid()) + ", " + url + ", since " + now.UTC().Format(time.RFC3339)
-	if err := f.Truncate(0); err == nil {
+	err = f.Truncate(0)
+	if err == nil {
 		_, err = f.WriteAt([]byte(who+"\n"), 0)
 	}
 	if err != nil {
