@@ -125,7 +125,8 @@ func workerCommand(env envSource) *cli.Command {
 		Name:  "worker",
 		Usage: "run jobs from the deployed stack's SQS queue, for jobs longer than Lambda's 15 minutes (ECS, EC2, on-prem)",
 		Description: "Configured like the worker Lambda, from the environment: LONGRUN_TABLE_NAME, LONGRUN_JOBS_QUEUE_URL,\n" +
-			"LONGRUN_JOB_HEARTBEAT_SECONDS (see template.yaml's outputs) and the usual AWS SDK variables.\n" +
+			"LONGRUN_JOB_HEARTBEAT_SECONDS (the lease on a running job's message: a poller that dies has its jobs\n" +
+			"run again within it) and the usual AWS SDK variables. Its role needs the stack's WorkerPollerPolicyArn.\n" +
 			"SIGTERM stops taking messages and lets running jobs finish (then cancels them).",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "concurrency", Value: 4, Usage: "jobs run at once"},
