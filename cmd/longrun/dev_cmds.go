@@ -90,7 +90,7 @@ func devCommand(env envSource) *cli.Command {
 func printBanner(w io.Writer, url string, key *tenant.Key, app *devapp.App) {
 	fmt.Fprintf(w, `longrun dev is serving %s
   data:     %s
-  limits:   job timeout %ds, heartbeat %ds; webhook retries after %s
+  limits:   job timeout %ds, worker lease %ds; webhook retries after %s
 
   export LONGRUN_URL=%s
   export LONGRUN_API_KEY=%s        # tenant %q
