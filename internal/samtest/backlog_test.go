@@ -20,7 +20,11 @@ import (
 // the real statemachine/longrun.asl.json on kumo's Step Functions, the real
 // `longrun worker` poller (one job at a time, a 1 s lease) on kumo's SQS.
 // Six jobs of 700 ms make the last wait about four leases in the queue; each
-// succeeds, runs once, and no history has a timeout.
+// succeeds, runs once (the lease, renewed on kumo's SQS, never lets a
+// message come back to a second receive), and no history has a timeout.
+// kumo needs some HeartbeatSeconds on Work before it takes a heartbeat (see
+// awstest.FixHeartbeatPath); the deployment gives it the job timeout, as
+// long as a task may live, so queue time cannot trip it here either.
 func TestBacklogOnKumo(t *testing.T) {
 	t.Parallel()
 	k := awstest.Kumo(t)
