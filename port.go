@@ -27,7 +27,11 @@ type ExecutionStore interface {
 	// check; only internal callers (notify, the worker) pass it.
 	GetExecution(ctx context.Context, tenant, id string) (*Execution, error)
 
-	// ListExecutions returns the tenant's executions, newest first.
+	// ListExecutions returns the tenant's executions, newest first, as
+	// summaries: ID, ARN, Tenant, Name, Status, StartDate and StopDate are
+	// set; adapters may leave the rest empty (the DynamoDB list index
+	// projects only these, since a record may be ~400 KB). GetExecution
+	// reads a whole record.
 	ListExecutions(ctx context.Context, tenant string, q ListQuery) (*ExecutionPage, error)
 
 	// FinishExecution records the outcome of a RUNNING execution. It is

@@ -92,6 +92,7 @@ func devCommand(env envSource) *cli.Command {
 			cfg.RatePerTenant = cmd.Float("rate-limit")
 			cfg.Jobs = settingsOf(cmd).jobs
 			cfg.Logger = logger
+			cfg.Owner = "http://" + ln.Addr().String()
 			app, err := devapp.Open(ctx, cfg)
 			if err != nil {
 				return err
@@ -131,7 +132,7 @@ func printBanner(w io.Writer, url string, key *tenant.Key, app *devapp.App, b ba
   data dir: %s   (keys and history read it too: --data-dir or LONGRUN_DATA_DIR)
   template: %s
   jobs:     %s   (the first runs when a start names none)
-  limits:   job timeout %ds, heartbeat %ds; webhook retries after %s
+  limits:   job timeout %ds, worker lease %ds; webhook retries after %s
 
   export LONGRUN_URL=%s
   export LONGRUN_API_KEY=%s        # tenant %q
@@ -166,7 +167,8 @@ func workerCommand(env envSource) *cli.Command {
 		Name:  "worker",
 		Usage: "run jobs from the deployed stack's SQS queue, for jobs longer than Lambda's 15 minutes (ECS, EC2, on-prem)",
 		Description: "Configured like the worker Lambda, from the environment: LONGRUN_TABLE_NAME, LONGRUN_JOBS_QUEUE_URL,\n" +
-			"LONGRUN_JOB_HEARTBEAT_SECONDS (see template.yaml's outputs) and the usual AWS SDK variables.\n" +
+			"LONGRUN_JOB_HEARTBEAT_SECONDS (the lease on a running job's message: a poller that dies has its jobs\n" +
+			"run again within it) and the usual AWS SDK variables. Its role needs the stack's WorkerPollerPolicyArn.\n" +
 			"SIGTERM stops taking messages and lets running jobs finish (then cancels them).",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "concurrency", Value: 4, Usage: "jobs run at once"},

@@ -345,15 +345,17 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// TestDevSurvivesKill9 kills `longrun dev` with SIGKILL while a job runs and
-// starts it again on the same data dir: the job's worker died with it, so its
-// heartbeat stops, Step Functions' HeartbeatSeconds times the task out, the
-// state machine's Retry sends the job again and a new worker finishes it. A
-// second execution that had ended before the kill is unchanged.
+// TestDevSurvivesKill9 kills `longrun dev` with SIGKILL while jobs run and
+// starts it again on the same data dir, with the template's own (60 s)
+// JobHeartbeatSeconds: the restarted process owns the directory, so the
+// leases it finds are its dead predecessor's, and it hands their jobs to its
+// worker at once. They finish within seconds of the restart, not after a
+// lease or a heartbeat timeout, with no task timed out. An execution that
+// had ended before the kill is unchanged.
 func TestDevSurvivesKill9(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	tpl := fastTemplate(t, dir)
+	tpl := repoFile(t, "template.yaml")
 	data := filepath.Join(dir, "data")
 	args := []string{"dev", "--addr", "127.0.0.1:0", "--template", tpl, "--data-dir", data, "--log-level", "warn"}
 
@@ -362,31 +364,74 @@ func TestDevSurvivesKill9(t *testing.T) {
 	if e := waitEnd(t, first.Client, done.ExecutionID); e.Status != "SUCCEEDED" {
 		t.Fatalf("before the kill: %s", e.Status)
 	}
-	victim := start(t, first.Client, `{"seconds": 2}`, "")
-	waitProgress(t, first.Client, victim.ExecutionID)
+	var victims []string
+	for range 3 {
+		victims = append(victims, start(t, first.Client, `{"seconds": 2}`, "").ExecutionID)
+	}
+	for _, id := range victims {
+		waitProgress(t, first.Client, id)
+	}
 	first.stop() // SIGKILL
 
+	restarted := time.Now()
 	second := startProcess(t, args...)
 	c := client.New(second.URL, first.APIKey) // the key was stored: it survives too
-	e := waitEnd(t, c, victim.ExecutionID)
-	if e.Status != "SUCCEEDED" {
-		t.Fatalf("after kill -9 and restart the job ended %s (%s: %s), want SUCCEEDED", e.Status, e.Error, e.Cause)
+	for _, id := range victims {
+		e := waitEnd(t, c, id)
+		if e.Status != "SUCCEEDED" {
+			t.Fatalf("after kill -9 and restart the job ended %s (%s: %s), want SUCCEEDED", e.Status, e.Error, e.Cause)
+		}
+	}
+	// 2 s jobs run again from the start; the lease (60 s) must not be waited.
+	if took := time.Since(restarted); took > 20*time.Second {
+		t.Errorf("the killed jobs finished %s after the restart, want seconds", took.Round(time.Millisecond))
+	} else {
+		t.Logf("the killed jobs finished %s after the restart", took.Round(time.Millisecond))
 	}
 	if e2, err := c.Describe(context.Background(), done.ExecutionID); err != nil || e2.Status != "SUCCEEDED" {
 		t.Fatalf("the execution finished before the kill: %v %v", e2, err)
 	}
 	second.stop()
 
-	history := exec.Command(os.Args[0], "history", "--template", tpl, "--data-dir", data, victim.ExecutionID)
-	history.Env = append(os.Environ(), "LONGRUN_TEST_MAIN=1")
-	out, err := history.CombinedOutput()
-	if err != nil {
-		t.Fatalf("history: %v\n%s", err, out)
-	}
-	for _, want := range []string{"TaskTimedOut", "ExecutionSucceeded"} {
-		if !strings.Contains(string(out), want) {
-			t.Errorf("history lacks %s:\n%s", want, out)
+	for _, id := range victims {
+		history := exec.Command(os.Args[0], "history", "--template", tpl, "--data-dir", data, id)
+		history.Env = append(os.Environ(), "LONGRUN_TEST_MAIN=1")
+		out, err := history.CombinedOutput()
+		if err != nil {
+			t.Fatalf("history: %v\n%s", err, out)
 		}
+		if !strings.Contains(string(out), "ExecutionSucceeded") || strings.Contains(string(out), "TimedOut") {
+			t.Errorf("history of %s: want ExecutionSucceeded and no timeout:\n%s", id, out)
+		}
+	}
+}
+
+// TestDevOwnsItsDataDir starts a second `longrun dev` on a data dir one
+// already serves: it refuses at once, naming the running one, and the first
+// goes on serving.
+func TestDevOwnsItsDataDir(t *testing.T) {
+	t.Parallel()
+	data := filepath.Join(t.TempDir(), "data")
+	args := []string{"dev", "--addr", "127.0.0.1:0", "--template", repoFile(t, "template.yaml"), "--data-dir", data, "--log-level", "warn"}
+	first := startProcess(t, args...)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	second := exec.CommandContext(ctx, os.Args[0], args...)
+	second.Env = append(os.Environ(), "LONGRUN_TEST_MAIN=1")
+	began := time.Now()
+	out, err := second.CombinedOutput()
+	if err == nil || ctx.Err() != nil {
+		t.Fatalf("a second longrun dev on the same data dir: err %v (ctx %v), want it to refuse at once\n%s", err, ctx.Err(), out)
+	}
+	for _, want := range []string{"in use", first.URL, "pid "} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the refusal does not say %q:\n%s", want, out)
+		}
+	}
+	t.Logf("refused in %s: %s", time.Since(began).Round(time.Millisecond), strings.TrimSpace(string(out)))
+	if _, err := first.Client.List(context.Background(), "", 1, ""); err != nil {
+		t.Fatalf("the first longrun dev stopped serving: %v", err)
 	}
 }
 
@@ -610,7 +655,7 @@ func TestASLCommands(t *testing.T) {
 	}
 
 	mock := filepath.Join(dir, "mock.json")
-	os.WriteFile(mock, []byte(`{"Work": [{"Throw": {"Error": "States.HeartbeatTimeout", "Cause": "worker lost"}}, {"Return": {"message": "done"}}], "Finalize": [{"Return": {"Payload": {}}}]}`), 0o600)
+	os.WriteFile(mock, []byte(`{"Work": [{"Throw": {"Error": "SQS.AmazonSQSException", "Cause": "throttled"}}, {"Return": {"message": "done"}}], "Finalize": [{"Return": {"Payload": {}}}]}`), 0o600)
 	input := `{"executionId":"e1","executionArn":"arn:aws:states:us-east-1:123456789012:execution:longrun:e1","input":{},"limits":{"timeoutSeconds":60,"heartbeatSeconds":10}}`
 	out, err := cli(append(append([]string{"asl", "run"}, subs...), "--mock", mock, "--input", input, "--history", def)...)
 	if err != nil {

@@ -46,6 +46,7 @@ const (
 	EnvWebhookRequireHTTPS    = "LONGRUN_WEBHOOK_REQUIRE_HTTPS"
 	EnvRamenTimerSeconds      = ramen.EnvTimerSeconds
 	EnvAPIURL                 = "LONGRUN_API_URL"
+	EnvRetentionDays          = "LONGRUN_RETENTION_DAYS"
 )
 
 // Config is the deployment's configuration. Zero values mean "not set";
@@ -70,6 +71,10 @@ type Config struct {
 	// Parameter PublicApiUrl): webhooks whose output is too large to send
 	// inline point there instead. Empty: they carry the path alone.
 	APIURL string
+	// Retention is how long a finished execution's record is kept before
+	// the table's TTL deletes it (template Parameter ExecutionRetentionDays);
+	// 0 keeps it for ever.
+	Retention time.Duration
 }
 
 // ConfigFromEnv reads Config from the variables template.yaml sets. A
@@ -103,6 +108,13 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		if c.WebhookPolicy.RequireHTTPS, err = strconv.ParseBool(s); err != nil {
 			return Config{}, fmt.Errorf("%s=%q: want true or false", EnvWebhookRequireHTTPS, s)
 		}
+	}
+	if s := getenv(EnvRetentionDays); s != "" {
+		days, err := strconv.Atoi(s)
+		if err != nil || days <= 0 {
+			return Config{}, fmt.Errorf("%s=%q: want a positive whole number of days", EnvRetentionDays, s)
+		}
+		c.Retention = time.Duration(days) * 24 * time.Hour
 	}
 	if c.RamenTimerSeconds, err = ramen.SecondsFromEnv(getenv); err != nil {
 		return Config{}, err
@@ -182,7 +194,7 @@ func New(cfg Config, awsCfg aws.Config, logger *slog.Logger) *App {
 		Logger:   logger,
 		Jobs:     ramenRegistry(cfg.RamenTimerSeconds),
 	}
-	a.Store = dynamostore.New(a.DynamoDB, dynamostore.Config{TableName: cfg.TableName})
+	a.Store = dynamostore.New(a.DynamoDB, dynamostore.Config{TableName: cfg.TableName, Retention: cfg.Retention})
 	a.Engine = sfnengine.New(a.SFN, sfnengine.Config{StateMachineARN: cfg.StateMachineARN, DeliverStateMachineARN: cfg.DeliverStateMachineARN})
 	return a
 }

@@ -112,7 +112,7 @@ func TestHandlersRequireTheirConfiguration(t *testing.T) {
 		"describe":   {awsapp.EnvTableName},
 		"stop":       {awsapp.EnvTableName},
 		"redeliver":  {awsapp.EnvTableName, awsapp.EnvDeliverStateMachineARN},
-		"worker":     {awsapp.EnvTableName},
+		"worker":     {awsapp.EnvTableName, awsapp.EnvJobsQueueURL},
 		"notify":     {awsapp.EnvTableName, awsapp.EnvDeliverStateMachineARN},
 		"poller":     {awsapp.EnvTableName, awsapp.EnvJobsQueueURL},
 	}

@@ -97,18 +97,26 @@ func (a *App) api(fn string, required ...string) (APIHandler, error) {
 }
 
 // Worker is the handler of WorkerFunction: the job of each task message's
-// kind (App.Jobs), heartbeating at a third of the Work state's
-// HeartbeatSeconds. A kind whose Timeout is over what a Lambda function can
-// run is logged at init, as an error that names it: its executions run out
-// of time here (Job.OutOfTime) unless they are routed to `longrun worker`.
+// kind (App.Jobs), with the message held as the job's lease of
+// JobHeartbeatSeconds (renewed at a third of it, with a heartbeat that learns
+// whether the task is gone), so a dead invocation's job is delivered again
+// within a lease. A kind whose Timeout is over what a Lambda function can run
+// is logged at init, as an error that names it: its executions run out of
+// time here (Job.OutOfTime) unless they are routed to `longrun worker`.
 func (a *App) Worker() (WorkerHandler, error) {
-	if err := a.Config.require(EnvTableName); err != nil {
+	if err := a.Config.require(EnvTableName, EnvJobsQueueURL); err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
 	if err := a.checkTimeouts(longrun.MaxLambdaJobTimeout, longrun.MaxLambdaJobTimeoutReason); err != nil {
 		a.Logger.Error("job kinds this Lambda worker cannot finish", "err", err)
 	}
-	return worker.SQSHandler(a.processor()), nil
+	return worker.LeasedSQSHandler(a.processor(), sqsqueue.New(a.SQS, a.Config.JobsQueueURL), a.lease()), nil
+}
+
+// lease is how long a worker holds a task message without renewing it:
+// JobHeartbeatSeconds (docs/state-machine.md, "Liveness").
+func (a *App) lease() time.Duration {
+	return time.Duration(a.Config.Limits.HeartbeatSeconds) * time.Second
 }
 
 func (a *App) processor() *worker.Processor {
@@ -139,6 +147,7 @@ func (a *App) Poller(concurrency int, drain time.Duration) (*worker.Poller, erro
 	return worker.NewPoller(worker.PollerConfig{
 		Queue:        sqsqueue.New(a.SQS, a.Config.JobsQueueURL),
 		Processor:    a.processor(),
+		Visibility:   a.lease(),
 		Concurrency:  concurrency,
 		DrainTimeout: drain,
 		Logger:       a.Logger,

@@ -230,3 +230,23 @@ func TestMotoVersion(t *testing.T) {
 		t.Errorf("moto is %s; the workarounds in motoserver.py were written for 5.2.1: re-check them", v)
 	}
 }
+
+func TestFixHeartbeatPathGivesCallbackTasksAHeartbeat(t *testing.T) {
+	t.Parallel()
+	got, err := awstest.FixHeartbeatPath(`{"StartAt":"Work","States":{
+		"Work":{"Type":"Task","Resource":"arn:aws:states:::sqs:sendMessage.waitForTaskToken","Next":"Notify"},
+		"Kept":{"Type":"Task","Resource":"arn:aws:states:::sqs:sendMessage.waitForTaskToken","HeartbeatSeconds":7,"Next":"Notify"},
+		"Notify":{"Type":"Task","Resource":"arn:aws:states:::lambda:invoke","End":true}}}`, 3600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var def struct{ States map[string]map[string]any }
+	if err := json.Unmarshal([]byte(got), &def); err != nil {
+		t.Fatal(err)
+	}
+	for state, want := range map[string]any{"Work": float64(3600), "Kept": float64(7), "Notify": nil} {
+		if got := def.States[state]["HeartbeatSeconds"]; got != want {
+			t.Errorf("%s: HeartbeatSeconds %v, want %v", state, got, want)
+		}
+	}
+}

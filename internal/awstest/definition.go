@@ -3,17 +3,22 @@ package awstest
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 )
 
 // FixHeartbeatPath returns definition with every HeartbeatSecondsPath
-// replaced by HeartbeatSeconds: seconds, for kumo.
+// replaced by HeartbeatSeconds: seconds, and every .waitForTaskToken Task
+// state without a heartbeat given HeartbeatSeconds: seconds, for kumo.
 //
 // kumo v0.33.1 decodes HeartbeatSecondsPath but ignores it, and then panics
 // (a nil *time.Timer, in the emulator's goroutine, so the whole test binary
-// dies) on the first SendTaskHeartbeat for such a task. statemachine/
-// longrun.asl.json reads the heartbeat from the input, so tests that send
-// heartbeats on kumo must run it through this first. Only top-level states
-// are rewritten (longrun's definitions have no Parallel or Map).
+// dies) on the first SendTaskHeartbeat for a task without HeartbeatSeconds.
+// statemachine/longrun.asl.json's Work state has no heartbeat timeout (the
+// worker's lease on its message is the liveness check: docs/state-machine.md)
+// and the worker heartbeats on receipt, so tests that run workers on kumo
+// must run the definition through this first, with seconds longer than any
+// queue wait the test makes. Only top-level states are rewritten (longrun's
+// definitions have no Parallel or Map).
 func FixHeartbeatPath(definition string, seconds int) (string, error) {
 	var def map[string]any
 	if err := json.Unmarshal([]byte(definition), &def); err != nil {
@@ -22,7 +27,10 @@ func FixHeartbeatPath(definition string, seconds int) (string, error) {
 	states, _ := def["States"].(map[string]any)
 	for _, s := range states {
 		state, _ := s.(map[string]any)
-		if _, ok := state["HeartbeatSecondsPath"]; ok {
+		resource, _ := state["Resource"].(string)
+		_, path := state["HeartbeatSecondsPath"]
+		_, fixed := state["HeartbeatSeconds"]
+		if path || (strings.HasSuffix(resource, ".waitForTaskToken") && !fixed) {
 			delete(state, "HeartbeatSecondsPath")
 			state["HeartbeatSeconds"] = seconds
 		}

@@ -157,6 +157,19 @@ func CheckURL(raw string, p Policy) error {
 		}
 		return nil
 	}
+	// Numbers in other spellings (2130706433, 0x7f000001, 127.1, 0177.0.0.1)
+	// are IPv4 addresses to browsers and inet_aton: checked as the address
+	// they mean, and otherwise asked for in the usual form, since Go's
+	// resolver would not read them.
+	switch addr, ok, err := parseIPv4(host); {
+	case err != nil:
+		return invalid("host %q ends in a number but is not a valid IPv4 address", host)
+	case ok:
+		if err := p.checkAddr(netip.AddrPortFrom(addr, uint16(port))); err != nil {
+			return invalid("host %q means %s: %v; use a public host", host, addr, err)
+		}
+		return invalid("host %q means %s: write it as %s", host, addr, addr)
+	}
 	if strings.Contains(host, "%") {
 		return invalid("host %q has an IPv6 zone, which only local addresses use", host)
 	}

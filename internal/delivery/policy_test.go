@@ -134,6 +134,28 @@ func TestCheckURL(t *testing.T) {
 		{"IPv4-mapped literal", dev, "http://[::ffff:127.0.0.1]:3000/", "not a public address"},
 		{"zone literal", strict, "https://[fe80::1%25eth0]/", "zone"},
 		{"not a URL", strict, "https://exa mple.com/", "not a URL"},
+
+		// IPv4 in the spellings browsers (WHATWG) and inet_aton read: the
+		// address they mean is checked, and named.
+		{"decimal loopback", strict, "http://2130706433/", `"2130706433" means 127.0.0.1: 127.0.0.1 is not a public address`},
+		{"hex loopback", strict, "http://0x7f000001/", "means 127.0.0.1: 127.0.0.1 is not a public address"},
+		{"HEX loopback", strict, "http://0X7F000001/", "means 127.0.0.1"},
+		{"short loopback", strict, "http://127.1/", "means 127.0.0.1: 127.0.0.1 is not a public address"},
+		{"octal loopback", strict, "http://0177.0.0.1/", "means 127.0.0.1: 127.0.0.1 is not a public address"},
+		{"mixed loopback", strict, "http://0x7f.0.00.0x1/", "means 127.0.0.1"},
+		{"three parts", strict, "http://127.0.1/", "means 127.0.0.1"},
+		{"trailing dot", strict, "http://127.1./", "means 127.0.0.1"},
+		{"octal metadata", dev, "http://0251.0376.0251.0376/", "means 169.254.169.254: 169.254.169.254 is not a public address"},
+		{"decimal private", strict, "http://167772161/", "means 10.0.0.1"},
+		{"dev: short loopback is named", dev, "http://127.1:3000/", "write it as 127.0.0.1"},
+		{"public in odd spelling", strict, "http://0x5db8d822/", "means 93.184.216.34: write it as 93.184.216.34"},
+		{"ends in a number, too big", strict, "http://4294967296/", "not a valid IPv4 address"},
+		{"ends in a number, a part too big", strict, "http://256.1.1.1/", "not a valid IPv4 address"},
+		{"ends in a number, five parts", strict, "http://1.2.3.4.5/", "not a valid IPv4 address"},
+		{"ends in a number, bad octal", strict, "http://09.1.1.1/", "not a valid IPv4 address"},
+		{"ends in a number after a name", strict, "http://example.0x1/", "not a valid IPv4 address"},
+		{"a name with digits is a name", strict, "http://1x.example.com/", ""},
+		{"a hex-looking name is a name", strict, "http://cafe.example/", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -78,6 +78,14 @@ type Config struct {
 	// BaseURL is where clients reach the API (for thin webhooks' describeUrl);
 	// Serve sets it from its listener when empty.
 	BaseURL string
+	// Owner, when set, is the URL this process serves DataDir on, and makes
+	// Open take the directory's owner lock (LockFile): one longrun dev per
+	// data directory. Another live owner makes Open fail at once with
+	// ErrDataDirInUse, naming its pid and URL. Holding the lock, Open hands
+	// back at once the jobs a dead predecessor (kill -9) was running, so
+	// they run again within seconds instead of after their lease. Read-only
+	// users (longrun history) leave it empty.
+	Owner string
 
 	Logger *slog.Logger // default: discard
 }
@@ -93,6 +101,8 @@ type App struct {
 	Schedule   []time.Duration
 
 	poller  *worker.Poller
+	jobs    *sqlite.Queue
+	owner   *owner
 	log     *slog.Logger
 	baseURL string
 	mu      sync.Mutex
@@ -128,8 +138,15 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
+	var owned *owner
+	if cfg.Owner != "" {
+		if owned, err = own(cfg.DataDir, cfg.Owner, time.Now()); err != nil {
+			return nil, err
+		}
+	}
 	db, err := OpenDB(ctx, cfg.DataDir)
 	if err != nil {
+		_ = owned.release()
 		return nil, err
 	}
 	a := &App{
@@ -140,10 +157,23 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		Schedule:   settings.schedule,
 		log:        log,
 		baseURL:    cfg.BaseURL,
+		owner:      owned,
 	}
 	if err := a.assemble(ctx, tpl, settings, cfg); err != nil {
-		db.Close()
+		a.Close()
 		return nil, err
+	}
+	if owned != nil {
+		// Every message in flight was received by a process that is gone:
+		// the lock proves no other one runs. Its jobs run again now.
+		n, err := a.jobs.ReleaseInFlight(ctx)
+		if err != nil {
+			a.Close()
+			return nil, err
+		}
+		if n > 0 {
+			log.InfoContext(ctx, "jobs of a stopped longrun dev handed back to the worker", "jobs", n)
+		}
 	}
 	return a, nil
 }
@@ -308,6 +338,7 @@ func (a *App) assemble(ctx context.Context, tpl *template.Template, s *settings,
 		return fmt.Errorf("job kinds: %w", err)
 	}
 	jobs := sqlite.NewQueue(a.DB, JobsQueue, sqlite.QueueConfig{MaxReceiveCount: s.queue.MaxReceiveCount, DeadLetter: s.queue.DeadLetterQueue})
+	a.jobs = jobs
 
 	var machines []local.Machine
 	for _, id := range []string{MainStateMachine, DeliverStateMachine} {
@@ -394,13 +425,17 @@ func (a *App) assemble(ctx context.Context, tpl *template.Template, s *settings,
 			Tasks:      engine,
 			Executions: a.Executions,
 			Jobs:       kinds,
-			// Three heartbeats per HeartbeatSeconds: one lost beat is not a timeout.
+			// Heartbeats learn whether a task is gone (stopped, timed
+			// out); three per lease, as the lease is renewed.
 			HeartbeatInterval: time.Duration(s.limits.HeartbeatSeconds) * time.Second / 3,
 			Logger:            a.log.With("component", "worker"),
 		}),
 		Concurrency: cmp.Or(max(cfg.Workers, 0), 8),
+		// The message is the job's lease (JobHeartbeatSeconds, as on AWS):
+		// a worker that hangs without renewing it loses the job to another.
+		Visibility: time.Duration(s.limits.HeartbeatSeconds) * time.Second,
 		// Ctrl-C should not take long: a job cut off here is not lost, its
-		// heartbeat stops and the state machine's Retry runs it again.
+		// message is released for the next start (or the restart's release).
 		DrainTimeout: 5 * time.Second,
 		Logger:       a.log.With("component", "worker"),
 	})
@@ -521,8 +556,8 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// Close closes the SQLite file.
-func (a *App) Close() error { return a.DB.Close() }
+// Close closes the SQLite file and gives up the data directory.
+func (a *App) Close() error { return errors.Join(a.DB.Close(), a.owner.release()) }
 
 // TemplateSubstitutions returns the DefinitionSubstitutions that the template
 // at templatePath gives the state machine whose DefinitionUri is the file

@@ -267,3 +267,28 @@ func TestConsoleTraceIsTenantIsolated(t *testing.T) {
 		}
 	}
 }
+
+// A callback URL in an odd IPv4 spelling is refused at start with a 400
+// naming the address it means, as the dotted spelling is.
+func TestStartRefusesOddIPv4Callbacks(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	app, err := devapp.Open(ctx, devapp.Config{DataDir: t.TempDir(), TemplatePath: filepath.Join("..", "..", "template.yaml")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	key, err := tenant.CreateKey(ctx, app.Tenants, "acme", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"http://127.0.0.1/", "http://2130706433/", "http://0x7f000001/", "http://127.1/", "http://0177.0.0.1/", "http://0x7f.1/"} {
+		req := httptest.NewRequest(http.MethodPost, "/start-execution", strings.NewReader(`{"input":{},"callbackUrl":"`+u+`"}`))
+		req.Header.Set("Authorization", "Bearer "+key.APIKey)
+		w := httptest.NewRecorder()
+		app.Handler.ServeHTTP(w, req)
+		if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "127.0.0.1") {
+			t.Errorf("start with callbackUrl %s: %d %s, want 400 naming 127.0.0.1", u, w.Code, w.Body)
+		}
+	}
+}

@@ -410,3 +410,50 @@ func TestFilteredListIsBounded(t *testing.T) {
 		})
 	}
 }
+
+// A finished execution's record expires Retention after its stop date; a
+// running one, and any record of a store without Retention, never does.
+func TestFinishedExecutionTTL(t *testing.T) {
+	t.Parallel()
+	_, client := minidynStore(t)
+	ctx := context.Background()
+	const retention = 90 * 24 * time.Hour
+	ttlOf := func(id string) types.AttributeValue {
+		out, err := client.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String("longrun"), Key: map[string]types.AttributeValue{
+			"pk": &types.AttributeValueMemberS{Value: "EXEC#" + id}, "sk": &types.AttributeValueMemberS{Value: "EXEC"},
+		}})
+		if err != nil || out.Item == nil {
+			t.Fatalf("GetItem(%s): %v, %v", id, out, err)
+		}
+		return out.Item[dynamostore.DefaultTTLAttribute]
+	}
+	stop := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name      string
+		retention time.Duration
+		want      string // "" for no ttl
+	}{
+		{"with retention", retention, fmt.Sprint(stop.Add(retention).Unix())},
+		{"kept for ever", 0, ""},
+	} {
+		s := dynamostore.New(client, dynamostore.Config{TableName: "longrun", Retention: tc.retention})
+		e := newExecution("tenant-" + longrun.NewExecutionID())
+		stored, _, err := s.CreateExecution(ctx, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v := ttlOf(stored.ID); v != nil {
+			t.Errorf("%s: a running execution has ttl %v", tc.name, v)
+		}
+		if _, _, err := s.FinishExecution(ctx, stored.ID, longrun.Outcome{Status: longrun.StatusSucceeded, StopDate: stop, Output: json.RawMessage(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := ttlOf(stored.ID).(*types.AttributeValueMemberN)
+		switch {
+		case tc.want == "" && got != nil:
+			t.Errorf("%s: ttl %s, want none", tc.name, got.Value)
+		case tc.want != "" && (got == nil || got.Value != tc.want):
+			t.Errorf("%s: ttl %v, want %s (the stop date + %s)", tc.name, got, tc.want, retention)
+		}
+	}
+}

@@ -71,6 +71,9 @@ func (s *Store) ListExecutions(ctx context.Context, tenant string, q longrun.Lis
 			if err != nil {
 				return nil, err
 			}
+			// gsi1 projects only what a list returns (table.go); the tenant
+			// is the one queried.
+			e.Tenant = tenant
 			page.Executions = append(page.Executions, *e)
 			last = item
 		}

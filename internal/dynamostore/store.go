@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
@@ -31,13 +32,18 @@ type Config struct {
 	TableName string
 	// TTLAttribute is the table's TTL attribute; "" for DefaultTTLAttribute.
 	TTLAttribute string
+	// Retention is how long a finished execution's record is kept: its TTL
+	// attribute is set to the stop date plus Retention when it finishes. 0
+	// keeps records for ever.
+	Retention time.Duration
 }
 
 // Store is longrun.ExecutionStore and longrun.TenantStore on one table.
 type Store struct {
-	client API
-	table  *string
-	ttl    string
+	client    API
+	table     *string
+	ttl       string
+	retention time.Duration
 }
 
 var (
@@ -51,7 +57,7 @@ func New(client API, cfg Config) *Store {
 	if ttl == "" {
 		ttl = DefaultTTLAttribute
 	}
-	return &Store{client: client, table: aws.String(cfg.TableName), ttl: ttl}
+	return &Store{client: client, table: aws.String(cfg.TableName), ttl: ttl, retention: cfg.Retention}
 }
 
 // createAttempts bounds CreateExecution's retries when the idempotency key it
@@ -261,6 +267,10 @@ func (s *Store) FinishExecution(ctx context.Context, id string, o longrun.Outcom
 	}
 	if o.Cause != "" {
 		u.set("cause", &types.AttributeValueMemberS{Value: o.Cause})
+	}
+	if s.retention > 0 {
+		// TTL is in unix seconds; DynamoDB deletes the item some time after.
+		u.set(s.ttl, numberAV(o.StopDate.Add(s.retention).Unix()))
 	}
 	u.values[":running"] = &types.AttributeValueMemberS{Value: string(longrun.StatusRunning)}
 	out, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{

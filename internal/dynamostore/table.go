@@ -5,8 +5,10 @@
 // # Table design
 //
 // Key schema: pk (S, HASH), sk (S, RANGE). One global secondary index, gsi1:
-// gsi1pk (S, HASH), gsi1sk (S, RANGE), projection ALL. Time to live on the
-// attribute "ttl" (configurable). Billing PAY_PER_REQUEST. CreateTable
+// gsi1pk (S, HASH), gsi1sk (S, RANGE), projection INCLUDE of only what a
+// list returns (listAttributes): a record may be ~400 KB of input, output and
+// webhook attempts. Time to live on the attribute "ttl" (configurable), which
+// idempotency keys and, with Config.Retention, finished executions carry. Billing PAY_PER_REQUEST. CreateTable
 // creates exactly this; template.yaml declares the same.
 //
 //	item             pk                      sk       gsi1pk            gsi1sk        other
@@ -57,6 +59,12 @@ const (
 	DefaultTTLAttribute = "ttl"
 )
 
+// ListAttributes are the non-key attributes gsi1 projects: what
+// ListExecutions returns of each execution.
+func ListAttributes() []string {
+	return []string{"id", "arn", "name", "status", "startDate", "stopDate"}
+}
+
 // TableAPI is what CreateTable needs of a DynamoDB client.
 type TableAPI interface {
 	CreateTable(ctx context.Context, in *dynamodb.CreateTableInput, opts ...func(*dynamodb.Options)) (*dynamodb.CreateTableOutput, error)
@@ -84,7 +92,7 @@ func TableInput(name string) *dynamodb.CreateTableInput {
 				{AttributeName: aws.String(attrGSI1PK), KeyType: types.KeyTypeHash},
 				{AttributeName: aws.String(attrGSI1SK), KeyType: types.KeyTypeRange},
 			},
-			Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
+			Projection: &types.Projection{ProjectionType: types.ProjectionTypeInclude, NonKeyAttributes: ListAttributes()},
 		}},
 	}
 }

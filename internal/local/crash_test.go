@@ -56,7 +56,7 @@ func TestCrashRestart(t *testing.T) {
 		{
 			name: "heartbeat deadline survives",
 			run: func(t *testing.T, f *fixture, crash func()) string {
-				arn := f.startJob("job-1", `{"n":1}`, longrun.Limits{TimeoutSeconds: 100, HeartbeatSeconds: 10})
+				arn := f.startHeartbeatJob("job-1", `{"n":1}`, longrun.Limits{TimeoutSeconds: 100, HeartbeatSeconds: 10})
 				f.takeTask()
 				crash()
 				for attempt := 1; attempt <= 3; attempt++ {

@@ -2,6 +2,7 @@ package local
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/md5"
 	"database/sql"
 	"encoding/hex"
@@ -128,13 +129,17 @@ func TestJobs(t *testing.T) {
 		finalize longrun.Status
 		// event is the status-change event expected; "" for none.
 		event longrun.Status
+		// recorded is the error notify is given to record when it is not
+		// the execution's (a Fail state may not throw a States.* name).
+		recorded string
 	}
 	cases := []struct {
-		name   string
-		opts   []option
-		limits longrun.Limits
-		worker func(t *testing.T, f *fixture, arn string)
-		want   want
+		name      string
+		opts      []option
+		heartbeat bool // run testdata/heartbeat.asl.json, with a Work HeartbeatSeconds
+		limits    longrun.Limits
+		worker    func(t *testing.T, f *fixture, arn string)
+		want      want
 	}{
 		{
 			name: "success", limits: limits,
@@ -177,7 +182,7 @@ func TestJobs(t *testing.T) {
 			want: want{status: longrun.StatusFailed, errName: "Job.Error", cause: "boom", finalize: longrun.StatusFailed, event: longrun.StatusFailed},
 		},
 		{
-			name: "heartbeat timeout retried then caught", limits: limits,
+			name: "heartbeat timeout retried then caught", heartbeat: true, limits: limits,
 			worker: func(t *testing.T, f *fixture, arn string) {
 				var tokens []string
 				start := f.clock.Now()
@@ -223,6 +228,28 @@ func TestJobs(t *testing.T) {
 				finalize: longrun.StatusFailed, event: longrun.StatusFailed},
 		},
 		{
+			// The real definition has no Work HeartbeatSeconds: a message
+			// that waits 600 heartbeats in the queue is still a live task
+			// (docs/state-machine.md, Liveness).
+			name: "a backlog never times the task out", limits: longrun.Limits{TimeoutSeconds: 3600, HeartbeatSeconds: 1},
+			worker: func(t *testing.T, f *fixture, arn string) {
+				f.clock.Advance(10 * time.Minute)
+				f.sync()
+				if got := historyTypes(t, f.e, arn); count(got, "TaskTimedOut:Work") != 0 {
+					t.Fatalf("history after the wait: %v", got)
+				}
+				tm, _ := f.takeTask()
+				if err := f.e.SendTaskHeartbeat(f.ctx, tm.TaskToken); err != nil {
+					t.Fatalf("heartbeat on receipt: %v", err)
+				}
+				f.clock.Advance(10 * time.Minute)
+				if err := f.e.SendTaskSuccess(f.ctx, tm.TaskToken, json.RawMessage(`{"msg":"waited"}`)); err != nil {
+					t.Fatal(err)
+				}
+			},
+			want: want{status: longrun.StatusSucceeded, output: `{"msg":"waited"}`, finalize: longrun.StatusSucceeded},
+		},
+		{
 			name: "task timeout caught", limits: longrun.Limits{TimeoutSeconds: 30, HeartbeatSeconds: 20},
 			worker: func(t *testing.T, f *fixture, arn string) {
 				tm, _ := f.takeTask()
@@ -233,7 +260,7 @@ func TestJobs(t *testing.T) {
 					}
 				}
 			},
-			want: want{status: longrun.StatusFailed, errName: "States.Timeout", cause: "the task did not finish within 30 seconds",
+			want: want{status: longrun.StatusFailed, errName: "Job.Timeout", recorded: "States.Timeout", cause: "the task did not finish within 30 seconds",
 				finalize: longrun.StatusFailed, event: longrun.StatusFailed},
 		},
 		{
@@ -272,7 +299,11 @@ func TestJobs(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			f := setup(t, tc.opts...)
-			arn := f.startJob("job-1", `{"seconds":3}`, tc.limits)
+			start := f.startJob
+			if tc.heartbeat {
+				start = f.startHeartbeatJob
+			}
+			arn := start("job-1", `{"seconds":3}`, tc.limits)
 			tc.worker(t, f, arn)
 			d := f.waitEnd(arn)
 			w := tc.want
@@ -299,8 +330,9 @@ func TestJobs(t *testing.T) {
 				if last.Action != longrun.NotifyFinalize || last.ExecutionID != "job-1" || last.Status != w.finalize {
 					t.Errorf("notify got %+v, want finalize %s of job-1", last, w.finalize)
 				}
-				if w.finalize == longrun.StatusFailed && (last.Failure == nil || last.Failure.Error != w.errName || last.Failure.Cause != w.cause) {
-					t.Errorf("finalize failure %+v, want %s: %s", last.Failure, w.errName, w.cause)
+				recorded := cmp.Or(w.recorded, w.errName)
+				if w.finalize == longrun.StatusFailed && (last.Failure == nil || last.Failure.Error != recorded || last.Failure.Cause != w.cause) {
+					t.Errorf("finalize failure %+v, want %s: %s", last.Failure, recorded, w.cause)
 				}
 				if w.finalize == longrun.StatusSucceeded {
 					jsonEqual(t, "finalize output", last.Output, w.output)
@@ -383,7 +415,7 @@ func TestJobHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	if scheduled.Resource != resourceSendMessage || scheduled.Pattern != "WaitForTaskToken" || scheduled.Parameters.QueueURL != testQueueURL ||
-		scheduled.Parameters.MessageBody.TaskToken != tm.TaskToken || scheduled.TimeoutInSeconds != 60 || scheduled.HeartbeatInSeconds != 30 {
+		scheduled.Parameters.MessageBody.TaskToken != tm.TaskToken || scheduled.TimeoutInSeconds != 60 || scheduled.HeartbeatInSeconds != 0 {
 		t.Errorf("TaskScheduled detail %s", h[at("TaskScheduled:Work")].Detail)
 	}
 	var submitted struct {

@@ -169,9 +169,10 @@ func engineConfig(db *sqlite.DB, queue longrun.Queue, fns map[string]Function) (
 		"flow": "testdata/flow.asl.json", "timeout": "testdata/timeout.asl.json", "lambda": "testdata/lambda.asl.json",
 		"send": "testdata/send.asl.json", "fanout": "testdata/fanout.asl.json",
 		"nopmap": "testdata/nopmap.asl.json", "retrymap": "testdata/retrymap.asl.json",
+		"heartbeat": "testdata/heartbeat.asl.json",
 	}
 	var machines []Machine
-	for _, name := range []string{"longrun", "deliver", "flow", "timeout", "lambda", "send", "fanout", "nopmap", "retrymap"} {
+	for _, name := range []string{"longrun", "deliver", "flow", "timeout", "lambda", "send", "fanout", "nopmap", "retrymap", "heartbeat"} {
 		def, err := loadDefinition(paths[name])
 		if err != nil {
 			return Config{}, err
@@ -186,6 +187,7 @@ func engineConfig(db *sqlite.DB, queue longrun.Queue, fns map[string]Function) (
 		StatusRules: []StatusRule{
 			{Machine: "longrun", Statuses: []longrun.Status{longrun.StatusFailed, longrun.StatusTimedOut, longrun.StatusAborted}, Function: "events"},
 			{Machine: "timeout", Statuses: []longrun.Status{longrun.StatusTimedOut}, Function: "events"},
+			{Machine: "heartbeat", Statuses: []longrun.Status{longrun.StatusFailed, longrun.StatusTimedOut, longrun.StatusAborted}, Function: "events"},
 		},
 	}, nil
 }
@@ -312,6 +314,21 @@ func (f *fixture) startJob(id string, input string, limits longrun.Limits) strin
 		f.t.Fatal(err)
 	}
 	return in.ExecutionARN
+}
+
+// startHeartbeatJob starts testdata/heartbeat.asl.json, the job definition
+// with a Work-state HeartbeatSeconds, to test the engine's heartbeats.
+func (f *fixture) startHeartbeatJob(id string, input string, limits longrun.Limits) string {
+	f.t.Helper()
+	in, err := json.Marshal(longrun.StateInput{ExecutionID: id, ExecutionARN: "arn:test:" + id, Input: json.RawMessage(input), Limits: limits})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	arn, err := f.e.Start(f.ctx, "heartbeat", id, in)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return arn
 }
 
 // takeTask receives the next task message from the jobs queue.

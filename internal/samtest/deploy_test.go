@@ -94,9 +94,11 @@ func (d *deployment) definition(t *testing.T, id, override string) string {
 	if override != "" {
 		return override
 	}
-	// kumo ignores HeartbeatSecondsPath and then panics on a heartbeat: the
-	// template's default stands in for it.
-	hb, err := d.tpl.Int(&template.Intrinsic{Fn: "Ref", Arg: "JobHeartbeatSeconds"}, d.resolve)
+	// kumo panics on a heartbeat for a task without HeartbeatSeconds, which
+	// Work has none of (a worker's lease is its liveness check): the job
+	// timeout stands in, so that queue time cannot time a task out here
+	// either.
+	hb, err := d.tpl.Int(&template.Intrinsic{Fn: "Ref", Arg: "JobTimeoutSeconds"}, d.resolve)
 	if err != nil {
 		t.Fatal(err)
 	}

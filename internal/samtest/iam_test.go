@@ -315,6 +315,17 @@ var scenarios = map[string]func(t *testing.T, f *fixture, rec *recorder){
 				t.Fatalf("worker on %s = %+v, %v; want the record done", input, res, err)
 			}
 		}
+		// Progress after the record already ended (a stop recorded first):
+		// the failed condition is answered by reading the record.
+		id := longrun.NewExecutionID()
+		e := f.seedExecution(t, id, "", false, nil)
+		ev.Records[0].Body = f.taskMessage(t, e, `{"seconds":1}`)
+		if _, _, err := f.store.FinishExecution(context.Background(), id, longrun.Outcome{Status: longrun.StatusAborted, StopDate: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := h(context.Background(), ev); err != nil || len(res.BatchItemFailures) != 0 {
+			t.Fatalf("worker after the record ended = %+v, %v; want the record done", res, err)
+		}
 	},
 	"NotifyFunction": func(t *testing.T, f *fixture, rec *recorder) {
 		// A receiver on loopback that is down for maintenance: the attempt

@@ -373,7 +373,7 @@ func TestTableMatchesTheStore(t *testing.T) {
 		"KeySchema":            keys(tableKeys),
 		"GlobalSecondaryIndexes": []any{map[string]any{
 			"IndexName": aws.ToString(gsi.IndexName), "KeySchema": keys(indexKeys),
-			"Projection": map[string]any{"ProjectionType": string(gsi.Projection.ProjectionType)},
+			"Projection": map[string]any{"ProjectionType": string(gsi.Projection.ProjectionType), "NonKeyAttributes": toAny(gsi.Projection.NonKeyAttributes)},
 		}},
 		"TimeToLiveSpecification":          map[string]any{"AttributeName": dynamostore.DefaultTTLAttribute, "Enabled": true},
 		"PointInTimeRecoverySpecification": map[string]any{"PointInTimeRecoveryEnabled": true},
@@ -393,9 +393,13 @@ func TestAlarms(t *testing.T) {
 	t.Parallel()
 	tpl := loadTemplate(t)
 	want := map[string]string{
-		"AWS/SQS ApproximateNumberOfMessagesVisible JobsDeadLetterQueue": "",
-		"AWS/States ExecutionsFailed LongrunStateMachine":                "",
-		"AWS/States ExecutionsTimedOut LongrunStateMachine":              "",
+		"AWS/SQS ApproximateNumberOfMessagesVisible JobsDeadLetterQueue":         "",
+		"AWS/States ExecutionsFailed LongrunStateMachine":                        "",
+		"AWS/States ExecutionsTimedOut LongrunStateMachine":                      "",
+		"AWS/SQS ApproximateNumberOfMessagesVisible NotifyFailuresQueue":         "",
+		"AWS/SQS ApproximateNumberOfMessagesVisible StatusChangeDeadLetterQueue": "",
+		"AWS/SQS ApproximateAgeOfOldestMessage JobsQueue":                        "",
+		"AWS/Lambda Errors NotifyFunction":                                       "",
 	}
 	for _, id := range tpl.ResourcesOfType("AWS::CloudWatch::Alarm") {
 		p := tpl.Resources[id].Properties
@@ -418,7 +422,11 @@ func TestAlarms(t *testing.T) {
 			t.Errorf("%s: unexpected alarm %s", id, key)
 			continue
 		}
-		if p["ComparisonOperator"] != "GreaterThanThreshold" || p["Threshold"] != 0 {
+		if key == "AWS/SQS ApproximateAgeOfOldestMessage JobsQueue" {
+			if ref, ok := p["Threshold"].(*template.Intrinsic); !ok || ref.Fn != "Ref" || ref.Arg != "JobsQueueAgeAlarmSeconds" {
+				t.Errorf("%s: threshold %v, want the JobsQueueAgeAlarmSeconds parameter", id, p["Threshold"])
+			}
+		} else if p["ComparisonOperator"] != "GreaterThanThreshold" || p["Threshold"] != 0 {
 			t.Errorf("%s: %v %v, want GreaterThanThreshold 0", id, p["ComparisonOperator"], p["Threshold"])
 		}
 		want[key] = id
@@ -474,4 +482,12 @@ func TestEnvJSON(t *testing.T) {
 
 func awsQueue(name string) awstest.Queue {
 	return awstest.Queue{Name: name, URL: "https://sqs.us-east-1.amazonaws.com/000000000000/" + name, ARN: "arn:aws:sqs:us-east-1:000000000000:" + name}
+}
+
+func toAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }

@@ -286,10 +286,10 @@ func TestKumoTaskTimeout(t *testing.T) {
 	wantCode(t, "SendTaskSuccess(timed-out token)", e.engine.SendTaskSuccess(context.Background(), task.TaskToken, nil), longrun.ETASKGONE)
 }
 
-// A worker that stops heartbeating loses the task. On AWS the error is
-// States.HeartbeatTimeout, which the Work state retries twice with a new
-// token before FinalizeFailure; kumo reports States.Timeout, so Retry does
-// not match and the execution goes to FinalizeFailure at once.
+// A task with HeartbeatSeconds (kumo's stand-in: statemachine/longrun.asl.json
+// sets none, see awstest.FixHeartbeatPath) that gets no heartbeat is lost.
+// On AWS the error is States.HeartbeatTimeout; kumo reports States.Timeout.
+// Either way the Catch sends the execution to FinalizeFailure.
 func TestKumoHeartbeatTimeout(t *testing.T) {
 	t.Parallel()
 	e := setupHeartbeat(t, 1)

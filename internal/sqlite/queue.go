@@ -284,3 +284,35 @@ func (q *Queue) ChangeVisibility(ctx context.Context, receipt string, visibility
 	}
 	return nil
 }
+
+// releaseInFlightSQL makes every received message visible again and forgets
+// its receipt (its holder is dead: no Delete or ChangeVisibility of it may
+// count any more).
+const releaseInFlightSQL = `UPDATE queue_messages SET visible_at = ?, receipt = NULL
+	WHERE queue = ? AND receipt IS NOT NULL AND visible_at > ?`
+
+// ReleaseInFlight makes every message received from this queue and not yet
+// deleted visible at once, and returns how many there were. Only the sole
+// user of the DB may call it: `longrun dev`, holding its data directory's
+// owner lock, at start-up, when every lease it finds was held by a process
+// that is gone (a kill -9), so their jobs run again at once instead of
+// after a visibility timeout. Receive counts are kept, as on SQS.
+func (q *Queue) ReleaseInFlight(ctx context.Context) (int, error) {
+	var n int64
+	err := q.db.Write(ctx, func(tx *sql.Tx) error {
+		now := toMillis(q.db.Now())
+		res, err := q.db.w.exec(ctx, tx, releaseInFlightSQL, now, q.name, now)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("release in-flight messages of queue %s: %w", q.name, err)
+	}
+	if n > 0 {
+		q.db.notify(q.name)
+	}
+	return int(n), nil
+}

@@ -348,3 +348,48 @@ func TestLongPollSeesOtherProcesses(t *testing.T) {
 		t.Fatalf("a message sent by another process was not seen a second later")
 	}
 }
+
+// ReleaseInFlight hands back what a dead process held: received messages
+// become visible at once with their receive counts, their old receipts stop
+// counting, and messages waiting or in other queues are untouched.
+func TestReleaseInFlight(t *testing.T) {
+	t.Parallel()
+	db, _ := setup(t)
+	ctx := context.Background()
+	q := sqlite.NewQueue(db, "jobs", sqlite.QueueConfig{})
+	other := sqlite.NewQueue(db, "other", sqlite.QueueConfig{})
+	for _, body := range []string{"held", "waiting"} {
+		if err := q.Send(ctx, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := other.Send(ctx, "elsewhere"); err != nil {
+		t.Fatal(err)
+	}
+	held := receive(t, q, 1)
+	if _, err := other.Receive(ctx, 1, 0, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+
+	n, err := q.ReleaseInFlight(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("ReleaseInFlight = %d, %v; want the 1 held message", n, err)
+	}
+	msgs, err := q.Receive(ctx, 10, 0, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bodies := map[string]int{}
+	for _, m := range msgs {
+		bodies[m.Body] = m.ReceiveCount
+	}
+	if len(msgs) != 2 || bodies["held"] != 2 || bodies["waiting"] != 1 {
+		t.Fatalf("after the release got %v (body → receive count), want held (2nd receive) and waiting (1st)", bodies)
+	}
+	if err := q.ChangeVisibility(ctx, held.Receipt, time.Hour); !longrun.IsCode(err, longrun.ENOTFOUND) {
+		t.Errorf("the dead holder's receipt: ChangeVisibility = %v, want ENOTFOUND", err)
+	}
+	if msgs, err := other.Receive(ctx, 1, 0, time.Hour); err != nil || len(msgs) != 0 {
+		t.Errorf("another queue's in-flight message was released: %v %v", msgs, err)
+	}
+}

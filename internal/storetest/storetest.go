@@ -484,10 +484,11 @@ func testListNewestFirstPaginated(t *testing.T, h Harness) {
 	if len(page.Executions) != 5 {
 		t.Fatalf("limit 5 = %d executions, want 5", len(page.Executions))
 	}
-	// Full records come back, not only ids.
+	// Summaries come back, not only ids (the rest of a record may be left
+	// out: see longrun.ExecutionStore).
 	e := page.Executions[0]
-	if e.ARN == "" || !jsonEqual(e.Input, newExecution(tenant, start).Input) || e.StartDate.IsZero() {
-		t.Errorf("listed execution is not the full record: %+v", e)
+	if e.ARN == "" || e.Name != newExecution(tenant, start).Name || e.Status != longrun.StatusRunning || e.StartDate.IsZero() {
+		t.Errorf("listed execution lacks its summary: %+v", e)
 	}
 }
 

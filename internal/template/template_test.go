@@ -313,7 +313,7 @@ func TestRealTemplate(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Environment: %v", err)
 		}
-		if want := map[string]any{"LONGRUN_FUNCTION": "worker", "LONGRUN_TABLE_NAME": "ref:Table", "AWS_ENDPOINT_URL": "", "LONGRUN_RAMEN_TIMER_SECONDS": "10", "LONGRUN_JOB_HEARTBEAT_SECONDS": "60"}; !reflect.DeepEqual(env, want) {
+		if want := map[string]any{"LONGRUN_FUNCTION": "worker", "LONGRUN_TABLE_NAME": "ref:Table", "AWS_ENDPOINT_URL": "", "LONGRUN_RAMEN_TIMER_SECONDS": "10", "LONGRUN_JOB_HEARTBEAT_SECONDS": "60", "LONGRUN_JOBS_QUEUE_URL": "ref:JobsQueue", "LONGRUN_RETENTION_DAYS": "90"}; !reflect.DeepEqual(env, want) {
 			t.Errorf("worker Environment = %v, want %v", env, want)
 		}
 	})

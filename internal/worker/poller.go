@@ -2,8 +2,6 @@ package worker
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -185,26 +183,7 @@ func (p *Poller) handle(ctx context.Context, m longrun.Message) {
 }
 
 // extendVisibility pushes the message's visibility timeout ahead while its
-// job runs.
+// job runs: the message is the job's lease (see Leaser).
 func (p *Poller) extendVisibility(ctx context.Context, receipt string, log *slog.Logger) {
-	t := p.cfg.Clock.NewTicker(p.cfg.Visibility / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C():
-		}
-		err := p.cfg.Queue.ChangeVisibility(ctx, receipt, p.cfg.Visibility)
-		switch {
-		case longrun.IsCode(err, longrun.ENOTFOUND):
-			// The message was received again elsewhere (this worker stalled
-			// past the timeout); the job goes on, and its task token decides
-			// which run's completion counts.
-			log.WarnContext(ctx, "extend visibility: the message is no longer held", "err", err)
-			return
-		case err != nil && !errors.Is(err, context.Canceled):
-			log.WarnContext(ctx, "extend visibility", "err", fmt.Errorf("change visibility: %w", err))
-		}
-	}
+	holdLease(ctx, p.cfg.Queue, p.cfg.Clock, receipt, p.cfg.Visibility, false, log)
 }

@@ -25,9 +25,12 @@ type Config struct {
 	Executions longrun.ExecutionStore // where progress goes
 	Jobs       *longrun.Registry      // the job of a message's kind runs it
 
-	// HeartbeatInterval is how often a running job's task is heartbeated. It
-	// must be well under the state machine's HeartbeatSeconds
-	// (longrun.Limits); 0 means DefaultHeartbeatInterval.
+	// HeartbeatInterval is how often a running job's task is heartbeated
+	// (the first heartbeat is sent on receipt, before the job starts). A
+	// heartbeat's answer is how a worker learns that its task is gone (the
+	// execution was stopped or timed out) and cancels the job; a third of
+	// the lease (longrun.Limits.HeartbeatSeconds) is usual. 0 means
+	// DefaultHeartbeatInterval.
 	HeartbeatInterval time.Duration
 	// ProgressInterval bounds how often progress is written to the store;
 	// 0 means DefaultProgressInterval.
@@ -110,6 +113,20 @@ func (p *Processor) Process(ctx context.Context, msg longrun.TaskMessage) error 
 // attempts count on from there.
 func (p *Processor) process(ctx context.Context, msg longrun.TaskMessage, receives int) error {
 	log := p.log.With("execution_id", msg.ExecutionID)
+	// Heartbeat at once, before the job starts: a message can wait in the
+	// queue for any time, and a copy whose task is already settled (its
+	// execution was stopped or timed out, or an earlier receive completed
+	// it) must not run the job again. docs/state-machine.md, "Liveness".
+	switch err := p.cfg.Tasks.SendTaskHeartbeat(ctx, msg.TaskToken); {
+	case longrun.IsCode(err, longrun.ETASKGONE):
+		log.InfoContext(ctx, "task gone before the job started: not running it", "err", err)
+		return nil
+	case err != nil && ctx.Err() != nil:
+		return fmt.Errorf("first heartbeat of execution %s: %w", msg.ExecutionID, ctx.Err())
+	case err != nil:
+		// Not fatal: the job runs; its periodic heartbeats try again.
+		log.WarnContext(ctx, "first heartbeat failed", "err", err)
+	}
 	jobCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
@@ -282,7 +299,8 @@ func (p *Processor) heartbeat(ctx context.Context, done <-chan struct{}, cancel 
 			cancel(errTaskGone)
 			return
 		case err != nil && ctx.Err() == nil:
-			// One missed heartbeat is not fatal: HeartbeatSeconds spans several intervals.
+			// One missed heartbeat is not fatal: liveness is the queue lease
+			// (see Lease); the heartbeat only learns whether the task is gone.
 			log.WarnContext(ctx, "heartbeat failed", "err", err)
 		}
 	}

@@ -173,7 +173,7 @@ func TestHeartbeatTaskGoneCancelsJob(t *testing.T) {
 	t.Parallel()
 	h := setup(t, blockingJob(nil, nil))
 	h.rep.heartbeatErr = func(n int) error {
-		if n == 1 {
+		if n <= 2 {
 			return errors.New("throttled") // transient: the job goes on
 		}
 		return longrun.Errorf(longrun.ETASKGONE, "TaskTimedOut")
@@ -182,8 +182,11 @@ func TestHeartbeatTaskGoneCancelsJob(t *testing.T) {
 	go func() { done <- h.p.Process(context.Background(), message(`{}`)) }()
 
 	eventually(t, "heartbeat and progress tickers", func() bool { n, _ := h.clock.active(); return n == 2 })
+	if _, _, n := h.rep.snapshot(); n != 1 {
+		t.Fatalf("%d heartbeats before the job's first interval, want 1: on receipt", n)
+	}
 	h.clock.advance(heartbeatEvery)
-	eventually(t, "first heartbeat", func() bool { _, _, n := h.rep.snapshot(); return n == 1 })
+	eventually(t, "second heartbeat", func() bool { _, _, n := h.rep.snapshot(); return n == 2 })
 	select {
 	case err := <-done:
 		t.Fatalf("a failed heartbeat stopped the job: %v", err)
@@ -194,7 +197,7 @@ func TestHeartbeatTaskGoneCancelsJob(t *testing.T) {
 		t.Fatalf("Process: %v", err)
 	}
 	successes, failures, heartbeats := h.rep.snapshot()
-	if heartbeats != 2 || len(successes)+len(failures) != 0 {
+	if heartbeats != 3 || len(successes)+len(failures) != 0 {
 		t.Fatalf("heartbeats %d, completions %v %v; a gone task must not be completed", heartbeats, successes, failures)
 	}
 	if n, _ := h.clock.active(); n != 0 {
@@ -309,6 +312,26 @@ func TestSendRetries(t *testing.T) {
 				t.Fatalf("error %q lacks the execution id", err)
 			}
 		})
+	}
+}
+
+// A message that waited in the queue past its task's end (the execution was
+// stopped or timed out, or an earlier receive completed it) is heartbeated
+// on receipt, and its job is not run at all.
+func TestTaskGoneOnReceiptIsNotRun(t *testing.T) {
+	t.Parallel()
+	runs := 0
+	h := setup(t, func(context.Context, json.RawMessage, func(longrun.Progress)) (json.RawMessage, error) {
+		runs++
+		return json.RawMessage(`{}`), nil
+	})
+	h.rep.heartbeatErr = func(int) error { return longrun.Errorf(longrun.ETASKGONE, "TaskDoesNotExist") }
+	if err := h.p.Process(context.Background(), message(`{}`)); err != nil {
+		t.Fatalf("Process = %v, want nil: the message is done with", err)
+	}
+	successes, failures, heartbeats := h.rep.snapshot()
+	if runs != 0 || heartbeats != 1 || len(successes)+len(failures) != 0 {
+		t.Fatalf("runs %d, heartbeats %d, completions %v %v; want the job never run after one heartbeat", runs, heartbeats, successes, failures)
 	}
 }
 

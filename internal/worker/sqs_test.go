@@ -102,3 +102,43 @@ func TestSQSHandlerOutOfTime(t *testing.T) {
 		t.Fatalf("failures %+v", failures)
 	}
 }
+
+// The Lambda worker holds each record's message as its job's lease: cut to
+// the lease on receipt (the queue's visibility is at least the function's
+// timeout), renewed every third of it while the job runs.
+func TestLeasedSQSHandlerHoldsTheMessage(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	h := setup(t, blockingJob(release, nil))
+	q := newQueue()
+	const lease = 60 * time.Second
+	ev := events.SQSEvent{Records: []events.SQSMessage{{
+		MessageId: "m-1", ReceiptHandle: "r-1",
+		Body: `{"taskToken":"tok-1","executionArn":"arn:aws:states:eu-west-1:1:execution:sm:ex-1","executionId":"ex-1","input":{}}`,
+	}}}
+	done := make(chan error, 1)
+	go func() {
+		res, err := LeasedSQSHandler(h.p, q, lease)(context.Background(), ev)
+		if err == nil && len(res.BatchItemFailures) > 0 {
+			err = errors.New("the record failed")
+		}
+		done <- err
+	}()
+	leased := func(n int) func() bool {
+		return func() bool { _, v := q.state(); return len(v["r-1"]) == n }
+	}
+	eventually(t, "the lease taken on receipt", leased(1))
+	eventually(t, "heartbeat, progress and lease tickers", func() bool { n, _ := h.clock.active(); return n == 3 })
+	h.clock.advance(lease / 3)
+	eventually(t, "the lease renewed", leased(2))
+	close(release)
+	if err := wait(t, done); err != nil {
+		t.Fatal(err)
+	}
+	if _, v := q.state(); !slices.Equal(v["r-1"], []time.Duration{lease, lease}) {
+		t.Fatalf("visibility changes %v, want the lease on receipt and once per third of it", v["r-1"])
+	}
+	if n, _ := h.clock.active(); n != 0 {
+		t.Fatalf("%d tickers still running after the job", n)
+	}
+}
