@@ -28,7 +28,7 @@ type ExecutionStore interface {
 	GetExecution(ctx context.Context, tenant, id string) (*Execution, error)
 
 	// ListExecutions returns the tenant's executions, newest first, as
-	// summaries: ID, ARN, Tenant, Name, Status, StartDate and StopDate are
+	// summaries: ID, ARN, Tenant, Name, Job, Status, StartDate and StopDate are
 	// set; adapters may leave the rest empty (the DynamoDB list index
 	// projects only these, since a record may be ~400 KB). GetExecution
 	// reads a whole record.

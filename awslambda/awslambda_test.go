@@ -26,6 +26,7 @@ func deployed(function string) func(string) string {
 		"LONGRUN_DELIVER_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:longrun-deliver",
 		"LONGRUN_JOB_TIMEOUT_SECONDS":       "3600",
 		"LONGRUN_JOB_HEARTBEAT_SECONDS":     "60",
+		"LONGRUN_JOBS_QUEUE_URL":            "https://sqs.us-east-1.amazonaws.com/123456789012/jobs",
 	}
 	return func(k string) string { return env[k] }
 }

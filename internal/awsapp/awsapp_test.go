@@ -14,6 +14,7 @@ import (
 	"github.com/longrun/longrun"
 	"github.com/longrun/longrun/internal/awsapp"
 	"github.com/longrun/longrun/internal/delivery"
+	"github.com/longrun/longrun/jobs/ramen"
 )
 
 func env(vars map[string]string) func(string) string {
@@ -31,7 +32,7 @@ func TestConfigFromEnv(t *testing.T) {
 		{
 			name: "nothing set: zero values, https required",
 			vars: nil,
-			want: awsapp.Config{WebhookPolicy: delivery.Policy{RequireHTTPS: true}},
+			want: awsapp.Config{WebhookPolicy: delivery.Policy{RequireHTTPS: true}, RamenTimerSeconds: ramen.DefaultSeconds},
 		},
 		{
 			name: "everything the template sets",

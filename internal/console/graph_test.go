@@ -47,8 +47,10 @@ func TestLayoutOfTheRepositoryStateMachines(t *testing.T) {
 		back  [2]string
 	}{
 		{"longrun.asl.json", map[[2]string]string{
-			{"__start", "Work"}: "start", {"Work", "Finalize"}: "next", {"Work", "FinalizeFailure"}: "catch",
-			{"FinalizeFailure", "Failed"}: "next", {"Finalize", "__end"}: "end", {"Failed", "__end"}: "end",
+			{"__start", "Kind"}: "start", {"Kind", "DefaultKind"}: "choice", {"Kind", "Work"}: "default", {"DefaultKind", "Work"}: "next",
+			{"Work", "Finalize"}: "next", {"Work", "FinalizeFailure"}: "catch",
+			{"FinalizeFailure", "FailedHow"}: "next", {"FailedHow", "TimedOut"}: "choice", {"FailedHow", "FailedInWorkflow"}: "choice", {"FailedHow", "Failed"}: "default",
+			{"Finalize", "__end"}: "end", {"Failed", "__end"}: "end", {"TimedOut", "__end"}: "end", {"FailedInWorkflow", "__end"}: "end",
 		}, [2]string{}},
 		{"deliver.asl.json", map[[2]string]string{
 			{"Deliver", "Done?"}: "next", {"Done?", "Done"}: "choice", {"Done?", "WaitForRetry"}: "default", {"WaitForRetry", "Deliver"}: "next",
@@ -132,15 +134,17 @@ func TestMarkLightsThePathTaken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Every execution the start function begins names its kind: Kind
+	// goes straight to Work.
 	entered := func(names ...string) []asl.HistoryEvent {
-		var h []asl.HistoryEvent
+		h := []asl.HistoryEvent{{Type: "ChoiceStateEntered", State: "Kind"}}
 		for _, n := range names {
 			h = append(h, asl.HistoryEvent{Type: "TaskStateEntered", State: n})
 		}
 		return h
 	}
 	failedWork := append(entered("Work"), asl.HistoryEvent{Type: "TaskFailed", State: "Work"})
-	failedWork = append(failedWork, entered("FinalizeFailure", "Failed")...)
+	failedWork = append(failedWork, entered("FinalizeFailure", "FailedHow", "Failed")[1:]...)
 	for _, tt := range []struct {
 		name    string
 		history []asl.HistoryEvent
@@ -150,16 +154,16 @@ func TestMarkLightsThePathTaken(t *testing.T) {
 	}{
 		{"running", entered("Work"), "RUNNING",
 			map[string]string{"Work": "current", "Finalize": "", "FinalizeFailure": "", "Failed": ""},
-			[][2]string{{"__start", "Work"}}},
+			[][2]string{{"__start", "Kind"}, {"Kind", "Work"}}},
 		{"succeeded", entered("Work", "Finalize"), "SUCCEEDED",
 			map[string]string{"Work": "visited", "Finalize": "visited", "FinalizeFailure": ""},
-			[][2]string{{"__start", "Work"}, {"Work", "Finalize"}, {"Finalize", "__end"}}},
+			[][2]string{{"__start", "Kind"}, {"Kind", "Work"}, {"Work", "Finalize"}, {"Finalize", "__end"}}},
 		{"failed in Work", failedWork, "FAILED",
 			map[string]string{"Work": "failed", "FinalizeFailure": "visited", "Failed": "visited", "Finalize": ""},
-			[][2]string{{"__start", "Work"}, {"Work", "FinalizeFailure"}, {"FinalizeFailure", "Failed"}, {"Failed", "__end"}}},
+			[][2]string{{"__start", "Kind"}, {"Kind", "Work"}, {"Work", "FinalizeFailure"}, {"FinalizeFailure", "FailedHow"}, {"FailedHow", "Failed"}, {"Failed", "__end"}}},
 		{"stopped", entered("Work"), "ABORTED",
 			map[string]string{"Work": "aborted"},
-			[][2]string{{"__start", "Work"}}},
+			[][2]string{{"__start", "Kind"}, {"Kind", "Work"}}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

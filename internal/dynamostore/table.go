@@ -62,7 +62,7 @@ const (
 // ListAttributes are the non-key attributes gsi1 projects: what
 // ListExecutions returns of each execution.
 func ListAttributes() []string {
-	return []string{"id", "arn", "name", "status", "startDate", "stopDate"}
+	return []string{"id", "arn", "name", "job", "status", "startDate", "stopDate"}
 }
 
 // TableAPI is what CreateTable needs of a DynamoDB client.

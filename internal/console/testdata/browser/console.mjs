@@ -66,7 +66,7 @@ try {
   assert.equal(await nodeStatus('Work'), 'visited');
   assert.equal(await nodeStatus('Finalize'), 'visited');
   assert.equal(await nodeStatus('FinalizeFailure'), '');
-  assert.equal(await page.$$eval('#graph path.edge.taken', (p) => p.length), 3, 'start -> Work -> Finalize -> end');
+  assert.equal(await page.$$eval('#graph path.edge.taken', (p) => p.length), 4, 'start -> Kind -> Work -> Finalize -> end');
   assert.ok(await page.$('#graph path.edge.taken[data-from="Work"][data-to="Finalize"]'));
   const types = await page.$$eval('#history tbody tr td:nth-child(3)', (tds) => tds.map((t) => t.textContent));
   for (const want of ['ExecutionStarted', 'TaskStateEntered', 'TaskSucceeded', 'ExecutionSucceeded']) assert.ok(types.includes(want), want + ' in ' + types);
