@@ -23,6 +23,12 @@ type Config struct {
 	Executions   longrun.ExecutionStore
 	Tenants      longrun.TenantStore // used by the default Authenticate (BearerAuth)
 	Orchestrator longrun.Orchestrator
+	// Starter, if set, writes a new execution's record and starts its state
+	// machine in one commit (the local engine: record and engine share one
+	// SQLite file), so no crash can leave a RUNNING record with nothing
+	// behind it. Nil: the record is written, then the state machine started
+	// (AWS: DynamoDB, then Step Functions).
+	Starter RecordStarter
 
 	// Authenticate resolves a request to its tenant. Nil means
 	// BearerAuth(Tenants): check the API key, as `longrun dev` does. Behind
@@ -50,6 +56,13 @@ type Config struct {
 	// RetryAfter is what Retry-After tells clients polling a RUNNING
 	// execution; 0 means DefaultRetryAfter.
 	RetryAfter time.Duration
+}
+
+// RecordStarter creates an execution record (as ExecutionStore.CreateExecution,
+// replays and conflicts included) and starts its state machine with in, in
+// one commit: both happen or neither does. A replay starts nothing.
+type RecordStarter interface {
+	CreateAndStart(ctx context.Context, e *longrun.Execution, in longrun.StateInput) (stored *longrun.Execution, replayed bool, err error)
 }
 
 // DefaultRetryAfter is the poll interval suggested to clients by default.

@@ -73,7 +73,15 @@ func (s *server) handleStart(w http.ResponseWriter, r *http.Request) error {
 		e.RequestHash = requestHash(req)
 	}
 
-	stored, replayed, err := s.cfg.Executions.CreateExecution(r.Context(), e)
+	var (
+		stored   *longrun.Execution
+		replayed bool
+	)
+	if s.cfg.Starter != nil {
+		stored, replayed, err = s.cfg.Starter.CreateAndStart(r.Context(), e, state)
+	} else {
+		stored, replayed, err = s.cfg.Executions.CreateExecution(r.Context(), e)
+	}
 	switch {
 	case longrun.IsCode(err, longrun.ECONFLICT):
 		return longrun.Errorf(longrun.ECONFLICT, "Idempotency-Key %q was used in the last 24 hours with a different request body; use a new key for a new request", key)
@@ -94,6 +102,10 @@ func (s *server) handleStart(w http.ResponseWriter, r *http.Request) error {
 		return s.accepted(w, stored)
 	}
 
+	if s.cfg.Starter != nil {
+		s.log.InfoContext(r.Context(), "execution started", "execution_id", id, "tenant", e.Tenant)
+		return s.accepted(w, stored)
+	}
 	// EDUPLICATE: the id is fresh, so the execution that exists is this one,
 	// started by a concurrent replay of the same Idempotency-Key.
 	if err := s.cfg.Orchestrator.StartExecution(r.Context(), state); err != nil && !longrun.IsCode(err, longrun.EDUPLICATE) {

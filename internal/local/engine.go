@@ -239,8 +239,9 @@ type command struct {
 	attempt  int
 	failed   bool
 	id       int64
-	reply    chan error // nil for internal commands
-	failures int        // failed commits of it alone
+	with     func(ctx context.Context, tx *sql.Tx) error // cmdStart: more writes of the start's transaction
+	reply    chan error                                  // nil for internal commands
+	failures int                                         // failed commits of it alone
 }
 
 var errStopped = longrun.Errorf(longrun.EUNAVAILABLE, "the local engine is not running")

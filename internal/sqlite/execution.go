@@ -130,53 +130,92 @@ func (s *ExecutionStore) CreateExecution(ctx context.Context, e *longrun.Executi
 		replayed bool
 	)
 	err := s.db.Write(ctx, func(tx *sql.Tx) error {
-		stored, replayed = nil, false
-		if e.IdempotencyKey != "" {
-			var (
-				prevID, prevHash string
-				prevStart        int64
-			)
-			err := s.db.w.queryRow(ctx, tx, idempotencyKeySQL, e.Tenant, e.IdempotencyKey).Scan(&prevID, &prevHash, &prevStart)
-			switch {
-			case errors.Is(err, sql.ErrNoRows):
-			case err != nil:
-				return fmt.Errorf("look up idempotency key: %w", err)
-			case e.StartDate.Sub(fromMillis(prevStart)) < longrun.IdempotencyWindow:
-				if prevHash != e.RequestHash {
-					return longrun.Errorf(longrun.ECONFLICT, "Idempotency-Key %q was used with a different request within %s", e.IdempotencyKey, longrun.IdempotencyWindow)
-				}
-				prev, err := getExecution(ctx, s.db.w, tx, prevID)
-				if err != nil {
-					return err
-				}
-				stored, replayed = prev, true
-				return nil
-			}
-		}
-		// RETURNING gives the stored record (times at the precision kept)
-		// without reading it back.
-		created, err := scanExecution(s.db.w.queryRow(ctx, tx, insertExecutionSQL,
-			e.ID, e.Tenant, e.ARN, e.Name, string(e.Status), nullJSON(e.Input), nullJSON(e.Output), e.Error, e.Cause, nil,
-			e.CallbackURL, toMillis(e.StartDate), nullMillis(e.StopDate), nil, e.IdempotencyKey, e.RequestHash))
-		if isConstraint(err) {
-			return longrun.Errorf(longrun.EDUPLICATE, "execution %s already exists", e.ID)
-		}
-		if err != nil {
-			return fmt.Errorf("insert execution: %w", err)
-		}
-		if e.IdempotencyKey != "" {
-			if _, err := s.db.w.exec(ctx, tx, insertIdempotencySQL,
-				e.Tenant, e.IdempotencyKey, e.ID, e.RequestHash, toMillis(e.StartDate)); err != nil {
-				return fmt.Errorf("insert idempotency key: %w", err)
-			}
-		}
-		stored = created
-		return nil
+		var err error
+		stored, replayed, err = s.CreateExecutionTx(ctx, tx, e)
+		return err
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("create execution %s: %w", e.ID, err)
 	}
 	return stored, replayed, nil
+}
+
+// CreateExecutionTx is CreateExecution inside tx, a transaction of the DB's
+// Write: the local engine runs it in the transaction that starts the
+// execution, so the record and its start commit together.
+func (s *ExecutionStore) CreateExecutionTx(ctx context.Context, tx *sql.Tx, e *longrun.Execution) (stored *longrun.Execution, replayed bool, err error) {
+	if e.ID == "" || e.Tenant == "" {
+		return nil, false, longrun.Errorf(longrun.EINVALID, "an execution needs an id and a tenant")
+	}
+	if e.IdempotencyKey != "" {
+		prev, ok, err := s.replay(ctx, s.db.w.queryRow(ctx, tx, idempotencyKeySQL, e.Tenant, e.IdempotencyKey), e)
+		if err != nil || ok {
+			if ok {
+				prev, err = getExecution(ctx, s.db.w, tx, prev.ID)
+			}
+			return prev, err == nil, err
+		}
+	}
+	// RETURNING gives the stored record (times at the precision kept)
+	// without reading it back.
+	created, err := scanExecution(s.db.w.queryRow(ctx, tx, insertExecutionSQL,
+		e.ID, e.Tenant, e.ARN, e.Name, string(e.Status), nullJSON(e.Input), nullJSON(e.Output), e.Error, e.Cause, nil,
+		e.CallbackURL, toMillis(e.StartDate), nullMillis(e.StopDate), nil, e.IdempotencyKey, e.RequestHash))
+	if isConstraint(err) {
+		return nil, false, longrun.Errorf(longrun.EDUPLICATE, "execution %s already exists", e.ID)
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("insert execution: %w", err)
+	}
+	if e.IdempotencyKey != "" {
+		if _, err := s.db.w.exec(ctx, tx, insertIdempotencySQL,
+			e.Tenant, e.IdempotencyKey, e.ID, e.RequestHash, toMillis(e.StartDate)); err != nil {
+			return nil, false, fmt.Errorf("insert idempotency key: %w", err)
+		}
+	}
+	return created, false, nil
+}
+
+// Replayed looks, without writing, for the execution e's idempotency key
+// started within longrun.IdempotencyWindow: ok with it when e replays it,
+// ECONFLICT when the key was used with another request, neither when e is
+// new. A caller that must write e anyway (CreateExecutionTx) checks again in
+// its transaction; this only spares it a transaction that would be undone.
+func (s *ExecutionStore) Replayed(ctx context.Context, e *longrun.Execution) (*longrun.Execution, bool, error) {
+	if e.IdempotencyKey == "" {
+		return nil, false, nil
+	}
+	prev, ok, err := s.replay(ctx, s.db.reader.QueryRowContext(ctx, idempotencyKeySQL, e.Tenant, e.IdempotencyKey), e)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	stored, err := executionOf(s.db.r.row(ctx, s.db.reader, getExecutionSQL, prev.ID), prev.ID)
+	if longrun.IsCode(err, longrun.ENOTFOUND) {
+		return nil, false, nil // expired meanwhile: e is new
+	}
+	return stored, err == nil, err
+}
+
+// replay reads row, a result of idempotencyKeySQL: ok (with the earlier
+// execution's id) when e replays it, ECONFLICT for another request within
+// the window.
+func (s *ExecutionStore) replay(_ context.Context, row *sql.Row, e *longrun.Execution) (*longrun.Execution, bool, error) {
+	var (
+		prevID, prevHash string
+		prevStart        int64
+	)
+	err := row.Scan(&prevID, &prevHash, &prevStart)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, fmt.Errorf("look up idempotency key: %w", err)
+	case e.StartDate.Sub(fromMillis(prevStart)) >= longrun.IdempotencyWindow:
+		return nil, false, nil
+	case prevHash != e.RequestHash:
+		return nil, false, longrun.Errorf(longrun.ECONFLICT, "Idempotency-Key %q was used with a different request within %s", e.IdempotencyKey, longrun.IdempotencyWindow)
+	}
+	return &longrun.Execution{ID: prevID}, true, nil
 }
 
 // DeleteExecution removes the execution and frees its idempotency key.

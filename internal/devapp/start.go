@@ -1,0 +1,55 @@
+package devapp
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/longrun/longrun"
+	"github.com/longrun/longrun/internal/api"
+	"github.com/longrun/longrun/internal/local"
+	"github.com/longrun/longrun/internal/sqlite"
+)
+
+// starter writes a new execution's record in the very transaction in which
+// the engine starts it (they share one SQLite file): a crash between the two
+// steps of a start cannot exist, so no RUNNING record is ever left without an
+// execution behind it (docs/local-engine.md, "Starts that cannot orphan").
+type starter struct {
+	store  *sqlite.ExecutionStore
+	engine *local.Engine
+}
+
+var _ api.RecordStarter = starter{}
+
+// errReplayed undoes a start whose Idempotency-Key turned out, inside the
+// transaction, to replay an earlier execution (a concurrent request with
+// the same key committed first).
+var errReplayed = errors.New("idempotent replay")
+
+func (s starter) CreateAndStart(ctx context.Context, e *longrun.Execution, in longrun.StateInput) (*longrun.Execution, bool, error) {
+	// Most replays are seen here, without undoing an engine transaction.
+	if prev, ok, err := s.store.Replayed(ctx, e); err != nil || ok {
+		return prev, ok, err
+	}
+	var stored *longrun.Execution
+	err := s.engine.StartExecutionWith(ctx, in, func(ctx context.Context, tx *sql.Tx) error {
+		created, replayed, err := s.store.CreateExecutionTx(ctx, tx, e)
+		if err != nil {
+			return err
+		}
+		stored = created
+		if replayed {
+			return errReplayed
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errReplayed):
+		return stored, true, nil
+	case err != nil:
+		return nil, false, fmt.Errorf("create and start execution %s: %w", e.ID, err)
+	}
+	return stored, false, nil
+}
