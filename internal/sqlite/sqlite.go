@@ -115,6 +115,7 @@ type config struct {
 	busyTimeout time.Duration
 	readers     int
 	logger      *slog.Logger
+	walLimit    int64
 }
 
 // Option changes how Open opens the file.
@@ -130,11 +131,15 @@ func WithReaders(n int) Option { return func(c *config) { c.readers = n } }
 // WithLogger sets the logger for retries and other notable events. Default: discard.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
+// WithWALLimit sets the WAL size past which the checkpointer truncates the
+// WAL (see checkpoint.go). Default 32 MiB.
+func WithWALLimit(bytes int64) Option { return func(c *config) { c.walLimit = bytes } }
+
 // Open opens (creating if needed) the SQLite file at path and applies the
 // adapters' migrations. path must be a file: ":memory:" would give the writer
 // and the readers different databases.
 func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
-	cfg := config{busyTimeout: 5 * time.Second, readers: max(4, runtime.GOMAXPROCS(0))}
+	cfg := config{busyTimeout: 5 * time.Second, readers: max(4, runtime.GOMAXPROCS(0)), walLimit: defaultWALLimit}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -164,6 +169,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 			q.Add("_pragma", "journal_mode(WAL)")
 			// The checkpointer does it, off the writer's commits (see checkpoint.go).
 			q.Add("_pragma", "wal_autocheckpoint(0)")
+			q.Add("_pragma", "journal_size_limit("+strconv.Itoa(journalSizeLimit)+")")
 			q.Set("_txlock", "immediate")
 		}
 		return path + "?" + q.Encode()
@@ -213,7 +219,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 		reader:    reader,
 		log:       cfg.logger,
 		writes:    newWriteQueue(),
-		ckpt:      newCheckpointer(checkpoints, cfg.logger),
+		ckpt:      newCheckpointer(checkpoints, writer, path, cfg.busyTimeout, cfg.logger, cfg.walLimit),
 		signals:   map[string]chan struct{}{},
 		committed: map[*sql.Tx][]func(){},
 	}
