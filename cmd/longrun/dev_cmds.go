@@ -46,6 +46,7 @@ func devCommand(env envSource) *cli.Command {
 			&cli.StringFlag{Name: "webhook-schedule", Usage: "delays between webhook attempts, e.g. 1s,5s,30s (default: the template's WebhookSchedule)"},
 			&cli.IntFlag{Name: "workers", Value: 8, Usage: "jobs run at once"},
 			&cli.FloatFlag{Name: "rate-limit", Value: 100, Usage: "requests per second each tenant may make (burst twice that) before 429; 0 for no limit"},
+			&cli.DurationFlag{Name: "retention", Value: devapp.DefaultRetention, Usage: "how long ended executions, their history and webhook deliveries are kept (Step Functions: 90 days)"},
 			&cli.StringFlag{Name: "tenant", Value: "dev", Usage: "tenant of the API key printed at start"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 		},
@@ -70,6 +71,7 @@ func devCommand(env envSource) *cli.Command {
 				WebhookSchedule:       cmd.String("webhook-schedule"),
 				Workers:               int(cmd.Int("workers")),
 				RatePerTenant:         cmd.Float("rate-limit"),
+				Retention:             cmd.Duration("retention"),
 				Logger:                logger,
 			})
 			if err != nil {

@@ -70,6 +70,16 @@ type Config struct {
 	// Serve sets it from its listener when empty.
 	BaseURL string
 
+	// Retention is how long ended executions, their history and webhook
+	// deliveries are kept; default DefaultRetention (90 days, as Step
+	// Functions).
+	Retention time.Duration
+
+	// Clock and Timer replace real time for every record, timer and sweep
+	// (tests: internal/fakeclock); they must agree. Default real time.
+	Clock longrun.Clock
+	Timer sqlite.Timer
+
 	Logger *slog.Logger // default: discard
 }
 
@@ -83,10 +93,12 @@ type App struct {
 	Limits     longrun.Limits
 	Schedule   []time.Duration
 
-	poller  *worker.Poller
-	log     *slog.Logger
-	baseURL string
-	mu      sync.Mutex
+	poller    *worker.Poller
+	log       *slog.Logger
+	retention time.Duration
+	onSweep   func() // tests: after each sweep
+	baseURL   string
+	mu        sync.Mutex
 }
 
 // Open opens (or creates) the data directory and assembles the app. Close it
@@ -117,7 +129,14 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Clock != nil && cfg.Timer != nil {
+		db.Now, db.Timer = cfg.Clock, cfg.Timer
+	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = DefaultRetention
+	}
 	a := &App{
+		retention:  cfg.Retention,
 		DB:         db,
 		Executions: sqlite.NewExecutionStore(db),
 		Tenants:    sqlite.NewTenantStore(db),
@@ -395,6 +414,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 			errs <- fmt.Errorf("engine: %w", err)
 		}
 	})
+	wg.Go(func() { a.sweep(ctx) })
 	workerDone := make(chan struct{})
 	go func() {
 		defer close(workerDone)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/longrun/longrun"
@@ -385,4 +386,28 @@ func (s *ExecutionStore) SaveDelivery(ctx context.Context, id string, d longrun.
 		return fmt.Errorf("save delivery of %s: %w", id, err)
 	}
 	return nil
+}
+
+// DeleteEnded deletes up to limit executions that ended before before,
+// oldest first, with their idempotency keys: the retention sweep of
+// `longrun dev --retention`. An execution whose webhook is still being
+// delivered is kept until its delivery ends. It returns how many it deleted.
+func (s *ExecutionStore) DeleteEnded(ctx context.Context, before time.Time, limit int) (int, error) {
+	var n int64
+	err := s.db.Write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM executions WHERE id IN (
+			SELECT id FROM executions
+			WHERE stop_date IS NOT NULL AND stop_date < ?
+			  AND (webhook IS NULL OR json_extract(webhook, '$.state') <> ?)
+			ORDER BY stop_date LIMIT ?)`, toMillis(before), string(longrun.DeliveryPending), limit)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("delete executions ended before %s: %w", before.Format(time.RFC3339), err)
+	}
+	return int(n), nil
 }

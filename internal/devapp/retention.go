@@ -1,0 +1,72 @@
+package devapp
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// DefaultRetention is how long an ended execution, its history and its
+// webhook deliveries are kept: Step Functions keeps an ended execution 90
+// days.
+const DefaultRetention = 90 * 24 * time.Hour
+
+// sweepBatch bounds the executions one sweep transaction deletes, so the
+// sweep never holds the writer for long: other writes queue between
+// batches.
+const sweepBatch = 256
+
+// sweepInterval is how often the sweeper runs: often enough that the file
+// stops growing soon after the retention is reached, never more than once
+// a minute.
+func sweepInterval(retention time.Duration) time.Duration {
+	return max(time.Minute, min(retention/100, time.Hour))
+}
+
+// Expire deletes, in small batches, everything that ended longer than the
+// retention ago: execution records (with their idempotency keys and
+// webhook deliveries) and the engine's executions with their history. It
+// returns how many records and engine executions it deleted.
+func (a *App) Expire(ctx context.Context) (records, executions int, err error) {
+	before := a.DB.Now().Add(-a.retention)
+	for {
+		n, err := a.Executions.DeleteEnded(ctx, before, sweepBatch)
+		records += n
+		if err != nil {
+			return records, executions, fmt.Errorf("retention: %w", err)
+		}
+		m, err := a.Engine.DeleteEnded(ctx, before, sweepBatch)
+		executions += m
+		if err != nil {
+			return records, executions, fmt.Errorf("retention: %w", err)
+		}
+		if n < sweepBatch && m < sweepBatch {
+			return records, executions, nil
+		}
+	}
+}
+
+// sweep runs Expire at once and then every sweepInterval on the DB's
+// clock, until ctx ends.
+func (a *App) sweep(ctx context.Context) {
+	interval := sweepInterval(a.retention)
+	for {
+		records, executions, err := a.Expire(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			a.log.WarnContext(ctx, "retention sweep failed; the next one tries again", "error", err)
+		case records+executions > 0:
+			a.log.InfoContext(ctx, "retention sweep", "records", records, "engine_executions", executions, "retention", a.retention)
+		}
+		due, stop := a.DB.Timer.Until(a.DB.Now().Add(interval))
+		if a.onSweep != nil {
+			a.onSweep()
+		}
+		select {
+		case <-ctx.Done():
+			stop()
+			return
+		case <-due:
+		}
+	}
+}
