@@ -60,6 +60,15 @@ type Config struct {
 	WebhookSchedule string
 	// Workers is how many jobs run at once; default 8.
 	Workers int
+	// TenantWorkers is how many of the workers one tenant's jobs may hold at
+	// once, so one tenant's long jobs cannot stall the others; default
+	// three quarters of Workers (at least 1).
+	TenantWorkers int
+	// MaxRunning bounds the executions running at once (the backlog): past
+	// it, start answers 429 with Retry-After instead of taking more work
+	// than the workers can finish. Default DefaultMaxRunning; negative for
+	// no bound.
+	MaxRunning int
 	// RatePerTenant is each tenant's request rate (per second, burst twice
 	// that) before the API answers 429; 0 turns throttling off.
 	RatePerTenant float64
@@ -353,7 +362,7 @@ func (a *App) assemble(ctx context.Context, tpl *template.Template, s *settings,
 		Executions:       a.Executions,
 		Tenants:          a.Tenants,
 		Orchestrator:     engine,
-		Starter:          starter{store: a.Executions, engine: engine},
+		Starter:          starter{store: a.Executions, engine: engine, maxRunning: cmp.Or(cfg.MaxRunning, DefaultMaxRunning)},
 		CheckCallbackURL: func(u string) error { return delivery.CheckURL(u, policy) },
 		Limits:           s.limits,
 		Clock:            a.DB.Now,
@@ -362,12 +371,17 @@ func (a *App) assemble(ctx context.Context, tpl *template.Template, s *settings,
 		BurstPerTenant:   int(2 * cfg.RatePerTenant),
 	})
 
+	workers := cmp.Or(max(cfg.Workers, 0), 8)
+	share := cfg.TenantWorkers
+	if share <= 0 {
+		share = max(1, workers-workers/4)
+	}
 	job := cfg.Job
 	if job == nil {
 		job = ramen.New(float64(s.ramenTimer))
 	}
 	a.poller = worker.NewPoller(worker.PollerConfig{
-		Queue: jobs,
+		Queue: newFairQueue(jobs, a.Executions, share, a.DB.Now),
 		Processor: worker.NewProcessor(worker.Config{
 			Tasks:      engine,
 			Executions: a.Executions,
@@ -376,7 +390,7 @@ func (a *App) assemble(ctx context.Context, tpl *template.Template, s *settings,
 			HeartbeatInterval: time.Duration(s.limits.HeartbeatSeconds) * time.Second / 3,
 			Logger:            a.log.With("component", "worker"),
 		}),
-		Concurrency: cmp.Or(max(cfg.Workers, 0), 8),
+		Concurrency: workers,
 		// Ctrl-C should not take long: a job cut off here is not lost, its
 		// heartbeat stops and the state machine's Retry runs it again.
 		DrainTimeout: 5 * time.Second,

@@ -17,9 +17,15 @@ import (
 // steps of a start cannot exist, so no RUNNING record is ever left without an
 // execution behind it (docs/local-engine.md, "Starts that cannot orphan").
 type starter struct {
-	store  *sqlite.ExecutionStore
-	engine *local.Engine
+	store      *sqlite.ExecutionStore
+	engine     *local.Engine
+	maxRunning int // admission control: the bound on running executions; negative for none
 }
+
+// DefaultMaxRunning is the default bound on running executions. Each costs
+// memory (~a few KiB) and a row until it ends; the bound keeps a start rate
+// above what the workers finish from growing both until jobs time out.
+const DefaultMaxRunning = 10000
 
 var _ api.RecordStarter = starter{}
 
@@ -32,6 +38,11 @@ func (s starter) CreateAndStart(ctx context.Context, e *longrun.Execution, in lo
 	// Most replays are seen here, without undoing an engine transaction.
 	if prev, ok, err := s.store.Replayed(ctx, e); err != nil || ok {
 		return prev, ok, err
+	}
+	if n := s.engine.Running(); s.maxRunning >= 0 && n >= s.maxRunning {
+		return nil, false, longrun.Errorf(longrun.ETHROTTLED,
+			"longrun dev has %d executions running, its bound (--max-running %d): retry after the Retry-After seconds, when some have ended",
+			n, s.maxRunning)
 	}
 	var stored *longrun.Execution
 	err := s.engine.StartExecutionWith(ctx, in, func(ctx context.Context, tx *sql.Tx) error {

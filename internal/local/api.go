@@ -146,3 +146,7 @@ func (e *Engine) SendTaskHeartbeat(ctx context.Context, token string) error {
 	}
 	return nil
 }
+
+// Running is how many executions of the main machine are running: the
+// backlog admission control bounds (each costs memory until it ends).
+func (e *Engine) Running() int { return int(e.running.Load()) }

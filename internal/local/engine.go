@@ -69,6 +69,10 @@ type Engine struct {
 	retry     []*command // commands to apply before new ones: of a failed batch, or results ready at once
 	isolating bool       // a batch failed: apply one command or timer at a time
 
+	// running counts the main machine's running executions, for
+	// admission control (Running); written by Run's goroutine after commits.
+	running atomic.Int64
+
 	sigMu  sync.Mutex
 	commit chan struct{} // closed after each commit; tests wait on it
 
@@ -300,6 +304,11 @@ func (e *Engine) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	for _, ex := range e.execs {
+		if ex.m.name == e.main {
+			e.running.Add(1)
+		}
+	}
 	close(e.started)
 	e.log.InfoContext(ctx, "local engine started", "running", len(e.execs), "outbox", len(outbox))
 	for _, ex := range pending {
@@ -444,6 +453,9 @@ func (e *Engine) apply(ctx context.Context, b *batch, now time.Time, ticks []*ex
 		e.isolating = false
 	}
 	for _, ex := range b.touched {
+		if ex.created && ex.m.name == e.main {
+			e.running.Add(1)
+		}
 		ex.saved, ex.touched, ex.created = nil, false, false
 		ex.events, ex.holes = ex.events[:0], nil
 		e.arm(ex)
@@ -465,6 +477,9 @@ func (e *Engine) apply(ctx context.Context, b *batch, now time.Time, ticks []*ex
 			slog.String("from", t.from), slog.String("to", t.to), slog.String("status", string(t.status)))
 	}
 	for _, ex := range b.finished {
+		if ex.m.name == e.main {
+			e.running.Add(-1)
+		}
 		if e.onFinish != nil {
 			e.onFinish(ex.arn, ex.status)
 		}
