@@ -29,6 +29,11 @@ type Config struct {
 	// behind it. Nil: the record is written, then the state machine started
 	// (AWS: DynamoDB, then Step Functions).
 	Starter RecordStarter
+	// Stopper, if set, stops an execution and records ABORTED in one commit,
+	// or refuses (ENOTRUNNING) when the record has ended meanwhile, so a stop
+	// racing a completion never answers 200 for an execution that describe
+	// shows SUCCEEDED. Nil: stop the state machine, then record.
+	Stopper RecordStopper
 
 	// Authenticate resolves a request to its tenant. Nil means
 	// BearerAuth(Tenants): check the API key, as `longrun dev` does. Behind
@@ -63,6 +68,13 @@ type Config struct {
 // one commit: both happen or neither does. A replay starts nothing.
 type RecordStarter interface {
 	CreateAndStart(ctx context.Context, e *longrun.Execution, in longrun.StateInput) (stored *longrun.Execution, replayed bool, err error)
+}
+
+// RecordStopper stops e's state machine and records outcome (ABORTED) on
+// its record in one commit; ENOTRUNNING, with nothing changed, when either
+// has already ended.
+type RecordStopper interface {
+	StopAndRecord(ctx context.Context, e *longrun.Execution, outcome longrun.Outcome) (*longrun.Execution, error)
 }
 
 // DefaultRetryAfter is the poll interval suggested to clients by default.

@@ -358,11 +358,13 @@ func (a *App) assemble(ctx context.Context, tpl *template.Template, s *settings,
 	}
 	a.Engine = engine
 
+	atomic := starter{store: a.Executions, engine: engine, maxRunning: cmp.Or(cfg.MaxRunning, DefaultMaxRunning)}
 	a.Handler = api.NewServer(api.Config{
 		Executions:       a.Executions,
 		Tenants:          a.Tenants,
 		Orchestrator:     engine,
-		Starter:          starter{store: a.Executions, engine: engine, maxRunning: cmp.Or(cfg.MaxRunning, DefaultMaxRunning)},
+		Starter:          atomic,
+		Stopper:          atomic,
 		CheckCallbackURL: func(u string) error { return delivery.CheckURL(u, policy) },
 		Limits:           s.limits,
 		Clock:            a.DB.Now,

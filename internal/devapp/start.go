@@ -27,7 +27,10 @@ type starter struct {
 // above what the workers finish from growing both until jobs time out.
 const DefaultMaxRunning = 10000
 
-var _ api.RecordStarter = starter{}
+var (
+	_ api.RecordStarter = starter{}
+	_ api.RecordStopper = starter{}
+)
 
 // errReplayed undoes a start whose Idempotency-Key turned out, inside the
 // transaction, to replay an earlier execution (a concurrent request with
@@ -63,4 +66,27 @@ func (s starter) CreateAndStart(ctx context.Context, e *longrun.Execution, in lo
 		return nil, false, fmt.Errorf("create and start execution %s: %w", e.ID, err)
 	}
 	return stored, false, nil
+}
+
+// StopAndRecord stops the execution and records ABORTED in one engine
+// transaction. If the record has ended meanwhile (notify's Finalize recorded
+// the job's outcome before the state machine ended), nothing is stopped:
+// describe, the history and the webhook all keep that outcome.
+func (s starter) StopAndRecord(ctx context.Context, e *longrun.Execution, o longrun.Outcome) (*longrun.Execution, error) {
+	var stopped *longrun.Execution
+	err := s.engine.StopExecutionWith(ctx, e.ARN, o.Error, o.Cause, func(ctx context.Context, tx *sql.Tx) error {
+		rec, recorded, err := s.store.FinishExecutionTx(ctx, tx, e.ID, o)
+		if err != nil {
+			return err
+		}
+		if !recorded {
+			return longrun.Errorf(longrun.ENOTRUNNING, "execution %s has already ended with status %s", e.ID, rec.Status)
+		}
+		stopped = rec
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stop execution %s: %w", e.ID, err)
+	}
+	return stopped, nil
 }

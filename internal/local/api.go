@@ -84,7 +84,17 @@ func (e *Engine) StartExecutionWith(ctx context.Context, in longrun.StateInput, 
 // ignored. An execution that has ended gives ENOTRUNNING; an unknown one
 // ENOTFOUND.
 func (e *Engine) StopExecution(ctx context.Context, arn, errName, cause string) error {
-	if err := e.submit(ctx, &command{kind: cmdStop, arn: arn, errName: errName, cause: cause}); err != nil {
+	return e.StopExecutionWith(ctx, arn, errName, cause, nil)
+}
+
+// StopExecutionWith is StopExecution with more writes in the stop's
+// transaction: with runs only if the execution is running, and if it
+// fails nothing of the stop is kept and its error is returned. devapp
+// records ABORTED there, or refuses the stop when the execution's record
+// says it has already ended, so the engine's history, describe and the
+// webhook never disagree about a stop racing a completion.
+func (e *Engine) StopExecutionWith(ctx context.Context, arn, errName, cause string, with func(ctx context.Context, tx *sql.Tx) error) error {
+	if err := e.submit(ctx, &command{kind: cmdStop, arn: arn, errName: errName, cause: cause, with: with}); err != nil {
 		return fmt.Errorf("stop execution %s: %w", arn, err)
 	}
 	return nil

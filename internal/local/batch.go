@@ -35,7 +35,7 @@ type batch struct {
 	deletes  []int64           // delivered status events
 	known    map[string]string // status of executions not in memory, looked up before the batch
 	born     map[string]bool   // executions created in this batch
-	withs    []*command        // starts of this batch with writes of their own (StartWith)
+	withs    []*command        // starts and stops of this batch with writes of their own (StartWith, StopExecutionWith)
 	scratch  []byte
 
 	history, outboxIns *sql.Stmt
@@ -184,6 +184,9 @@ func (b *batch) stop(c *command) error {
 			return longrun.Errorf(longrun.ENOTFOUND, "execution %s does not exist", c.arn)
 		}
 		return longrun.Errorf(longrun.ENOTRUNNING, "execution %s already ended %s", c.arn, status)
+	}
+	if c.with != nil {
+		b.withs = append(b.withs, c)
 	}
 	b.touch(ex)
 	b.finish(ex, longrun.StatusAborted, nil, c.errName, c.cause)
@@ -531,9 +534,9 @@ func (b *batch) flushHistory() error {
 func (b *batch) write(tx *sql.Tx) error {
 	b.tx = tx
 	defer b.closeStmts()
-	// A start's own writes first: if one fails, the batch rolls back and
-	// is applied again one command at a time, so the failure is that
-	// start's alone and nothing of it is kept (Run's isolation).
+	// A start's or stop's own writes first: if one fails, the batch rolls
+	// back and is applied again one command at a time, so the failure is
+	// that command's alone and nothing of it is kept (Run's isolation).
 	for _, c := range b.withs {
 		if err := c.with(b.ctx, tx); err != nil {
 			return err

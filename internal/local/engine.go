@@ -243,7 +243,7 @@ type command struct {
 	attempt  int
 	failed   bool
 	id       int64
-	with     func(ctx context.Context, tx *sql.Tx) error // cmdStart: more writes of the start's transaction
+	with     func(ctx context.Context, tx *sql.Tx) error // cmdStart, cmdStop: more writes of its transaction
 	reply    chan error                                  // nil for internal commands
 	failures int                                         // failed commits of it alone
 }

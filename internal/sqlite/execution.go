@@ -322,21 +322,32 @@ func (s *ExecutionStore) FinishExecution(ctx context.Context, id string, o longr
 		recorded bool
 	)
 	err := s.db.Write(ctx, func(tx *sql.Tx) error {
-		// RETURNING: the one statement both records and reads, unless the
-		// execution has ended already (or does not exist).
 		var err error
-		e, err = scanExecution(s.db.w.queryRow(ctx, tx, finishExecutionSQL,
-			string(o.Status), nullJSON(o.Output), o.Error, o.Cause, nullMillis(o.StopDate), id, string(longrun.StatusRunning)))
-		recorded = err == nil
-		if errors.Is(err, sql.ErrNoRows) {
-			e, err = getExecution(ctx, s.db.w, tx, id)
-		}
+		e, recorded, err = s.FinishExecutionTx(ctx, tx, id, o)
 		return err
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("finish execution %s: %w", id, err)
 	}
 	return e, recorded, nil
+}
+
+// FinishExecutionTx is FinishExecution inside tx, a transaction of the DB's
+// Write: the local engine records a stop in the transaction that stops the
+// execution, so the two agree.
+func (s *ExecutionStore) FinishExecutionTx(ctx context.Context, tx *sql.Tx, id string, o longrun.Outcome) (e *longrun.Execution, recorded bool, err error) {
+	if !o.Status.Terminal() {
+		return nil, false, longrun.Errorf(longrun.EINVALID, "outcome status %q is not terminal", o.Status)
+	}
+	// RETURNING: the one statement both records and reads, unless the
+	// execution has ended already (or does not exist).
+	e, err = scanExecution(s.db.w.queryRow(ctx, tx, finishExecutionSQL,
+		string(o.Status), nullJSON(o.Output), o.Error, o.Cause, nullMillis(o.StopDate), id, string(longrun.StatusRunning)))
+	recorded = err == nil
+	if errors.Is(err, sql.ErrNoRows) {
+		e, err = getExecution(ctx, s.db.w, tx, id)
+	}
+	return e, recorded, err
 }
 
 // SetProgress stores p on a RUNNING execution; ENOTRUNNING once it ended.
@@ -381,6 +392,33 @@ func (s *ExecutionStore) SaveDelivery(ctx context.Context, id string, d longrun.
 			return err
 		}
 		return longrun.Errorf(longrun.ENOTFOUND, "execution %s not found", id)
+	})
+	if err != nil {
+		return fmt.Errorf("save delivery of %s: %w", id, err)
+	}
+	return nil
+}
+
+// SaveDeliveryIf saves d only if the stored delivery is still in prev's
+// round and state, and gives ECONFLICT otherwise: a redeliver claims its
+// round this way, so of concurrent redelivers of one execution exactly one
+// starts a round.
+func (s *ExecutionStore) SaveDeliveryIf(ctx context.Context, id string, prev, d longrun.Delivery) error {
+	doc, err := json.Marshal(fromDelivery(d))
+	if err != nil {
+		return fmt.Errorf("encode delivery of %s: %w", id, err)
+	}
+	err = s.db.Write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE executions SET webhook = ?
+			WHERE id = ? AND coalesce(json_extract(webhook, '$.round'), 0) = ? AND json_extract(webhook, '$.state') = ?`,
+			string(doc), id, prev.Round, string(prev.State))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 1 {
+			return err
+		}
+		return longrun.Errorf(longrun.ECONFLICT, "the delivery of execution %s changed meanwhile", id)
 	})
 	if err != nil {
 		return fmt.Errorf("save delivery of %s: %w", id, err)
