@@ -48,6 +48,7 @@ func devCommand(env envSource) *cli.Command {
 			&cli.IntFlag{Name: "tenant-workers", Usage: "how many of the workers one tenant's jobs may hold at once (default three quarters of --workers)"},
 			&cli.IntFlag{Name: "max-running", Value: devapp.DefaultMaxRunning, Usage: "executions running at once before start answers 429 with Retry-After; -1 for no bound"},
 			&cli.FloatFlag{Name: "rate-limit", Value: 100, Usage: "requests per second each tenant may make (burst twice that) before 429; 0 for no limit"},
+			&cli.IntFlag{Name: "max-connections", Value: devapp.DefaultMaxConnections, Usage: "HTTP connections kept open; at the bound the oldest idle one makes room"},
 			&cli.DurationFlag{Name: "retention", Value: devapp.DefaultRetention, Usage: "how long ended executions, their history and webhook deliveries are kept (Step Functions: 90 days)"},
 			&cli.StringFlag{Name: "tenant", Value: "dev", Usage: "tenant of the API key printed at start"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
@@ -76,6 +77,7 @@ func devCommand(env envSource) *cli.Command {
 				MaxRunning:            int(cmd.Int("max-running")),
 				RatePerTenant:         cmd.Float("rate-limit"),
 				Retention:             cmd.Duration("retention"),
+				MaxConnections:        int(cmd.Int("max-connections")),
 				Logger:                logger,
 			})
 			if err != nil {

@@ -79,6 +79,10 @@ type Config struct {
 	// Serve sets it from its listener when empty.
 	BaseURL string
 
+	// MaxConnections bounds the HTTP connections kept open; default
+	// DefaultMaxConnections. At the bound the oldest idle one makes room.
+	MaxConnections int
+
 	// Retention is how long ended executions, their history and webhook
 	// deliveries are kept; default DefaultRetention (90 days, as Step
 	// Functions).
@@ -105,6 +109,7 @@ type App struct {
 	poller    *worker.Poller
 	log       *slog.Logger
 	retention time.Duration
+	maxConns  int
 	onSweep   func() // tests: after each sweep
 	baseURL   string
 	mu        sync.Mutex
@@ -146,6 +151,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	}
 	a := &App{
 		retention:  cfg.Retention,
+		maxConns:   cmp.Or(max(cfg.MaxConnections, 0), DefaultMaxConnections),
 		DB:         db,
 		Executions: sqlite.NewExecutionStore(db),
 		Tenants:    sqlite.NewTenantStore(db),
@@ -438,9 +444,21 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 			errs <- fmt.Errorf("worker: %w", err)
 		}
 	}()
-	srv := &http.Server{Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
+	limited := newConnLimiter(ln, a.maxConns)
+	srv := &http.Server{
+		Handler: a.Handler,
+		// Every request is small and quick (bodies are at most 256 KiB), so
+		// a client slower than these is broken or hostile. A handler that
+		// streams must extend its write deadline (http.ResponseController).
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ConnState:         limited.track,
+	}
 	go func() {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(limited); !errors.Is(err, http.ErrServerClosed) {
 			errs <- fmt.Errorf("http: %w", err)
 		}
 	}()
