@@ -161,6 +161,9 @@ func (s *server) validateStart(req *startRequest) error {
 	if !json.Valid(req.Input) {
 		return longrun.Errorf(longrun.EINVALID, `"input" is not valid JSON`)
 	}
+	if d := jsonDepth(req.Input); d > MaxInputDepth {
+		return longrun.Errorf(longrun.EINVALID, `"input" is nested %d levels deep; the limit is %d (the state machine wraps the input in a few more levels, and JSON decoders stop at 10,000): flatten it`, d, MaxInputDepth)
+	}
 	req.Input = canonicalJSON(req.Input)
 	if len(req.Name) > longrun.MaxNameLength || (req.Name != "" && !validName.MatchString(req.Name)) {
 		return longrun.Errorf(longrun.EINVALID, `"name" must be 1 to %d characters of A-Z, a-z, 0-9, '_' and '-'`, longrun.MaxNameLength)
@@ -234,4 +237,39 @@ func canonicalJSON(raw json.RawMessage) json.RawMessage {
 		return raw
 	}
 	return out
+}
+
+// MaxInputDepth is the deepest nesting of arrays and objects an execution
+// input may have. The state machine nests the input a few levels deeper
+// (the state input, the task message, history events), and Go's
+// encoding/json refuses documents nested past 10,000 levels, so an input
+// near that was accepted and then failed inside the engine; this bound
+// leaves a wide margin and is far above any real input.
+const MaxInputDepth = 1000
+
+// jsonDepth is the deepest nesting of arrays and objects in raw, valid JSON.
+func jsonDepth(raw []byte) int {
+	depth, deepest := 0, 0
+	inString, escaped := false, false
+	for _, c := range raw {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			depth++
+			deepest = max(deepest, depth)
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return deepest
 }
