@@ -84,7 +84,7 @@ func devCommand(env envSource) *cli.Command {
 				return err
 			}
 			defer app.Close()
-			key, err := tenant.CreateKey(ctx, app.Tenants, cmd.String("tenant"), time.Now())
+			key, err := app.DevKey(ctx, cmd.String("tenant"), time.Now())
 			if err != nil {
 				return err
 			}

@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -110,6 +111,7 @@ type App struct {
 	log       *slog.Logger
 	retention time.Duration
 	maxConns  int
+	dataDir   string
 	onSweep   func() // tests: after each sweep
 	baseURL   string
 	mu        sync.Mutex
@@ -139,6 +141,11 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
+	// Webhook secrets and API key hashes live here: owner only, also for a
+	// directory made by an older version or by hand.
+	if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("restrict data dir %s to its owner: %w", cfg.DataDir, err)
+	}
 	db, err := OpenDB(ctx, cfg.DataDir)
 	if err != nil {
 		return nil, err
@@ -151,6 +158,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	}
 	a := &App{
 		retention:  cfg.Retention,
+		dataDir:    cfg.DataDir,
 		maxConns:   cmp.Or(max(cfg.MaxConnections, 0), DefaultMaxConnections),
 		DB:         db,
 		Executions: sqlite.NewExecutionStore(db),
@@ -170,9 +178,19 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 // OpenDB opens the SQLite file of a data directory, as `longrun dev` and
 // `longrun keys` share it.
 func OpenDB(ctx context.Context, dataDir string) (*sqlite.DB, error) {
-	db, err := sqlite.Open(ctx, filepath.Join(dataDir, "longrun.db"))
+	path := filepath.Join(dataDir, "longrun.db")
+	db, err := sqlite.Open(ctx, path)
 	if err != nil {
 		return nil, fmt.Errorf("open data dir %s: %w", dataDir, err)
+	}
+	// SQLite creates its files with the umask's mode (often 0644); the
+	// database holds webhook secrets, so owner only. The -wal and -shm files
+	// take the database's mode when SQLite creates them.
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(f, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			db.Close()
+			return nil, fmt.Errorf("restrict %s to its owner: %w", f, err)
+		}
 	}
 	return db, nil
 }
