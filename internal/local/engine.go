@@ -162,8 +162,9 @@ type execution struct {
 	touched    bool
 	created    bool
 	ticked     bool
-	dispatched int // the attempt whose effect has been started
-	failures   int // failed commits of its timers alone
+	dispatched int       // the attempt whose effect has been started
+	failures   int       // failed commits of its timers alone
+	parked     time.Time // after failed commits: its timers wait until then
 }
 
 // firstEvent is the id of the first event of this batch.
@@ -362,7 +363,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			if t.at.Equal(t.ex.armed) {
 				t.ex.armed = time.Time{}
 			}
-			if t.ex.status == longrun.StatusRunning && !t.ex.ticked && e.execs[t.ex.arn] == t.ex {
+			if t.ex.status == longrun.StatusRunning && !t.ex.ticked && e.execs[t.ex.arn] == t.ex && !now.Before(t.ex.parked) {
 				t.ex.ticked = true
 				ticks = append(ticks, t.ex)
 			}
@@ -392,9 +393,15 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 }
 
+// parkDelay is the pause before a change or an execution that failed to
+// commit failures times on its own is tried again: growing from a second
+// to a minute, so a full disk costs little and recovery is quick.
+func parkDelay(failures int) time.Duration {
+	return min(time.Second<<min(max(failures-maxAloneFailures, 0), 6), time.Minute)
+}
+
 // maxAloneFailures is how often a command or a timer that fails to commit
-// on its own is tried before it is given up (a timer's execution is then
-// left as it is on disk, to be retried when the engine starts again).
+// on its own is tried at once before it is parked (see parkDelay).
 const maxAloneFailures = 3
 
 // apply runs one batch in one transaction and, once committed, replies,
@@ -416,6 +423,18 @@ func (e *Engine) apply(ctx context.Context, b *batch, now time.Time, ticks []*ex
 	}
 	if err != nil {
 		e.rollback(b) // before the ticks are reset: it restores what they were when touched
+		if len(b.cmds)+len(ticks) == 1 {
+			for _, ex := range ticks {
+				if ex.failures++; ex.failures >= maxAloneFailures {
+					// Parked, not dropped: its timers are tried again after a
+					// growing pause, so it resumes by itself once the disk
+					// takes writes again (no restart needed).
+					ex.parked = now.Add(parkDelay(ex.failures))
+					e.log.ErrorContext(ctx, "local engine: execution parked after failed commits; retrying",
+						"execution", ex.arn, "state", ex.state, "retry_at", ex.parked, "error", err)
+				}
+			}
+		}
 	}
 	for _, ex := range ticks {
 		ex.ticked = false
@@ -433,18 +452,16 @@ func (e *Engine) apply(ctx context.Context, b *batch, now time.Time, ticks []*ex
 			} else if c.failures < maxAloneFailures {
 				e.retry = append(e.retry, c)
 			} else {
-				e.log.ErrorContext(ctx, "local engine: change given up after failed commits", "execution", c.arn, "error", err)
-			}
-		}
-		for _, ex := range ticks {
-			if ex.failures++; ex.failures >= maxAloneFailures {
-				e.log.ErrorContext(ctx, "local engine: execution left as it is on disk after failed commits; it resumes when the engine starts again",
-					"execution", ex.arn, "state", ex.state, "error", err)
-				delete(e.execs, ex.arn)
-				if ex.phase == phaseToken {
-					delete(e.tokens, ex.token)
-				}
-				ex.status = "" // its timers do nothing now
+				// An internal change (an invocation's result, a delivered
+				// status event) is parked too, and posted again later.
+				delay := parkDelay(c.failures)
+				e.log.ErrorContext(ctx, "local engine: change parked after failed commits; retrying",
+					"execution", c.arn, "retry_in", delay, "error", err)
+				e.workers.Go(func() {
+					if e.sleep(ctx, delay) == nil {
+						e.post(c)
+					}
+				})
 			}
 		}
 		return err
@@ -453,6 +470,7 @@ func (e *Engine) apply(ctx context.Context, b *batch, now time.Time, ticks []*ex
 		e.isolating = false
 	}
 	for _, ex := range b.touched {
+		ex.failures, ex.parked = 0, time.Time{}
 		if ex.created && ex.m.name == e.main {
 			e.running.Add(1)
 		}
@@ -572,6 +590,9 @@ func (e *Engine) arm(ex *execution) {
 		return
 	}
 	due := ex.due()
+	if !due.IsZero() && due.Before(ex.parked) {
+		due = ex.parked
+	}
 	if due.IsZero() || (!ex.armed.IsZero() && !due.Before(ex.armed)) {
 		return
 	}
