@@ -94,6 +94,9 @@ type Config struct {
 	Clock longrun.Clock
 	Timer sqlite.Timer
 
+	// DBOptions are passed to sqlite.Open (tests: sqlite.WithWriteFault).
+	DBOptions []sqlite.Option
+
 	Logger *slog.Logger // default: discard
 }
 
@@ -146,7 +149,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("restrict data dir %s to its owner: %w", cfg.DataDir, err)
 	}
-	db, err := OpenDB(ctx, cfg.DataDir)
+	db, err := OpenDB(ctx, cfg.DataDir, cfg.DBOptions...)
 	if err != nil {
 		return nil, err
 	}
@@ -177,9 +180,9 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 
 // OpenDB opens the SQLite file of a data directory, as `longrun dev` and
 // `longrun keys` share it.
-func OpenDB(ctx context.Context, dataDir string) (*sqlite.DB, error) {
+func OpenDB(ctx context.Context, dataDir string, opts ...sqlite.Option) (*sqlite.DB, error) {
 	path := filepath.Join(dataDir, "longrun.db")
-	db, err := sqlite.Open(ctx, path)
+	db, err := sqlite.Open(ctx, path, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("open data dir %s: %w", dataDir, err)
 	}

@@ -104,6 +104,7 @@ type DB struct {
 	log    *slog.Logger
 
 	writes *writeQueue   // callers waiting for the writer (see group.go)
+	fault  func() error  // WithWriteFault
 	ckpt   *checkpointer // moves the WAL into the file, off the writer (see checkpoint.go)
 
 	mu        sync.Mutex
@@ -116,6 +117,7 @@ type config struct {
 	readers     int
 	logger      *slog.Logger
 	walLimit    int64
+	writeFault  func() error
 }
 
 // Option changes how Open opens the file.
@@ -134,6 +136,12 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 // WithWALLimit sets the WAL size past which the checkpointer truncates the
 // WAL (see checkpoint.go). Default 32 MiB.
 func WithWALLimit(bytes int64) Option { return func(c *config) { c.walLimit = bytes } }
+
+// WithWriteFault makes every commit ask fault first and fail with its
+// error, if any, as a commit on a full disk fails with SQLITE_FULL: tests
+// of a full disk and of recovery from one, where no small filesystem can be
+// mounted.
+func WithWriteFault(fault func() error) Option { return func(c *config) { c.writeFault = fault } }
 
 // Open opens (creating if needed) the SQLite file at path and applies the
 // adapters' migrations. path must be a file: ":memory:" would give the writer
@@ -219,21 +227,23 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 		reader:    reader,
 		log:       cfg.logger,
 		writes:    newWriteQueue(),
+		fault:     cfg.writeFault,
 		ckpt:      newCheckpointer(checkpoints, writer, path, cfg.busyTimeout, cfg.logger, cfg.walLimit),
 		signals:   map[string]chan struct{}{},
 		committed: map[*sql.Tx][]func(){},
 	}
-	if err := db.Write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (
-			name       TEXT    NOT NULL,
-			version    INTEGER NOT NULL,
-			applied_at INTEGER NOT NULL,
-			PRIMARY KEY (name, version)
-		) STRICT`)
-		return err
-	}); err != nil {
+	// Opening a file that is already set up writes nothing, so it works on a
+	// full disk (longrun dev must restart there) or a read-only copy.
+	var setUp int
+	if err := reader.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'schema_version'`).Scan(&setUp); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("create schema_version in %s: %w", path, err)
+		return nil, fmt.Errorf("read schema of %s: %w", path, err)
+	}
+	if setUp == 0 {
+		if err := db.createSchemaVersion(ctx); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("create schema_version in %s: %w", path, err)
+		}
 	}
 	own, err := fs.Sub(migrations, "migration")
 	if err != nil {
@@ -254,6 +264,29 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	}
 	db.ckpt.start()
 	return db, nil
+}
+
+func (db *DB) createSchemaVersion(ctx context.Context) error {
+	return db.Write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (
+			name       TEXT    NOT NULL,
+			version    INTEGER NOT NULL,
+			applied_at INTEGER NOT NULL,
+			PRIMARY KEY (name, version)
+		) STRICT`)
+		return err
+	})
+}
+
+// faultErr is the error of an injected write fault (WithWriteFault).
+func (db *DB) faultErr() error {
+	if db.fault == nil {
+		return nil
+	}
+	if err := db.fault(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
 }
 
 // prepared holds the adapters' hot statements, each prepared once on a
@@ -388,6 +421,9 @@ func (db *DB) writeOnce(ctx context.Context, fn func(tx *sql.Tx) error) (err err
 		}
 	}()
 	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := db.faultErr(); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
