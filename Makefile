@@ -8,7 +8,7 @@ FUNCTIONS := $(notdir $(wildcard functions/*))
 LAMBDA_ARCH  ?= arm64
 LAMBDA_BUILD  = CGO_ENABLED=0 GOOS=linux GOARCH=$(LAMBDA_ARCH) $(GO) build -tags lambda.norpc -trimpath -ldflags="-s -w"
 
-.PHONY: help run test check node-deps lint bench build functions deploy clean invoke
+.PHONY: help run test check node-deps lint bench soak build functions deploy clean invoke
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -39,6 +39,10 @@ bench: ## the benchmarks of docs/benchmarks.md: whole executions end to end, the
 	$(GO) test -run '^$$' -bench BenchmarkEndToEnd -benchtime 3000x -count 3 ./internal/devapp
 	$(GO) test -run '^$$' -bench BenchmarkExecutions -benchtime 20000x -count 3 ./internal/local
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/sqlite ./internal/asl ./jobs/...
+
+SOAK_DURATION ?= 10m
+soak: ## longrun dev at half its sustainable start rate for SOAK_DURATION (default 10m): docs/soak.csv and docs/soak.svg (not part of make test)
+	$(GO) run ./internal/devapp/soak -duration $(SOAK_DURATION) -out docs
 
 functions: ## cross-compile every function to build/<name>/bootstrap (linux/$(LAMBDA_ARCH))
 	@for fn in $(FUNCTIONS); do \

@@ -16,11 +16,12 @@ const DefaultRetention = 90 * 24 * time.Hour
 // batches.
 const sweepBatch = 256
 
-// sweepInterval is how often the sweeper runs: often enough that the file
-// stops growing soon after the retention is reached, never more than once
-// a minute.
+// sweepInterval is how often the sweeper runs: a hundredth of the
+// retention, so the file stops growing soon after the retention is reached,
+// between every 10 s (a sweep with nothing to delete is one index lookup)
+// and every hour (90 days: hourly).
 func sweepInterval(retention time.Duration) time.Duration {
-	return max(time.Minute, min(retention/100, time.Hour))
+	return max(10*time.Second, min(retention/100, time.Hour))
 }
 
 // Expire deletes, in small batches, everything that ended longer than the
