@@ -111,6 +111,7 @@ type App struct {
 	Schedule   []time.Duration
 
 	poller    *worker.Poller
+	notifier  *notify.Notifier
 	log       *slog.Logger
 	retention time.Duration
 	maxConns  int
@@ -368,6 +369,7 @@ func (a *App) assemble(ctx context.Context, tpl *template.Template, s *settings,
 		Logger:      a.log.With("function", "notify"),
 		DescribeURL: a.describeURL,
 	})
+	a.notifier = notifier
 	engine, err := local.New(ctx, local.Config{
 		DB:          a.DB,
 		Clock:       a.DB.Now,
@@ -458,6 +460,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		}
 	})
 	wg.Go(func() { a.sweep(ctx) })
+	wg.Go(func() { a.resumeDeliveries(ctx) })
 	workerDone := make(chan struct{})
 	go func() {
 		defer close(workerDone)

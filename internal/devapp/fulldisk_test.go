@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/longrun/longrun"
 	"github.com/longrun/longrun/internal/devapp"
+	"github.com/longrun/longrun/internal/fakeclock"
 	"github.com/longrun/longrun/internal/sqlite"
 	"github.com/longrun/longrun/jobs/noop"
 )
@@ -87,4 +89,84 @@ func TestFullDisk(t *testing.T) {
 	full.Store(false) // space returns
 	id := c.start(t)
 	waitStatus(t, app, id, longrun.StatusSucceeded)
+}
+
+// A webhook whose retries fall on a full disk is delivered once space
+// returns, without a restart: the engine parks what it cannot commit and
+// tries again.
+func TestFullDiskDeliveryResumes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	clock := fakeclock.New()
+	var full, failing atomic.Bool
+	failing.Store(true)
+	hits := make(chan struct{}, 100)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		hits <- struct{}{}
+		if failing.Load() {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	}))
+	defer recv.Close()
+	app, url := serve(t, devapp.Config{
+		Job: noop.Job, AllowLoopbackWebhooks: true, WebhookSchedule: "10s,10s,10s,10s,10s,10s",
+		Clock: clock.Now, Timer: clock,
+		DBOptions: []sqlite.Option{sqlite.WithWriteFault(func() error {
+			if full.Load() {
+				return errors.New("database or disk is full (injected)")
+			}
+			return nil
+		})},
+	})
+	c := newClient(t, url, keyFor(t, app, "acme"))
+	id := startWithCallback(t, c, recv.URL)
+	<-hits // the first attempt, refused
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		e, err := app.Executions.GetExecution(ctx, "", id)
+		if err == nil && e.Webhook != nil && len(e.Webhook.Attempts) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("first attempt not recorded: %+v %v", e, err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	waitIdleMain(t, app)
+
+	full.Store(true)
+	failing.Store(false)
+	for range 60 { // a minute on the clock with the disk full: nothing can commit
+		clock.Advance(time.Second)
+		time.Sleep(2 * time.Millisecond)
+	}
+	if e, _ := app.Executions.GetExecution(ctx, "", id); e.Webhook.State != longrun.DeliveryPending {
+		t.Fatalf("delivery %s while the disk was full", e.Webhook.State)
+	}
+
+	full.Store(false) // space returns
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		e, err := app.Executions.GetExecution(ctx, "", id)
+		if err == nil && e.Webhook.State == longrun.DeliveryDelivered {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("webhook not delivered 10s after space returned: %+v %v", e.Webhook, err)
+		}
+		clock.Advance(time.Second)
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// waitIdleMain waits until no execution of the main machine runs.
+func waitIdleMain(t *testing.T, app *devapp.App) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for count(t, app, `SELECT count(*) FROM local_executions WHERE status = 'RUNNING' AND machine = 'LongrunStateMachine'`) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the main machine still runs after 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

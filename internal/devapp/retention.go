@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/longrun/longrun/internal/delivery"
 )
 
 // DefaultRetention is how long an ended execution, its history and its
@@ -68,6 +70,36 @@ func (a *App) sweep(ctx context.Context) {
 			stop()
 			return
 		case <-due:
+		}
+	}
+}
+
+// resumeInterval is how often longrun dev looks for webhook deliveries whose
+// loop ended without delivering (see notify.Notifier.ResumeDelivery).
+const resumeInterval = time.Minute
+
+// resumeDeliveries restarts, every resumeInterval on the DB's clock until ctx
+// ends, the deliveries that stalled: a deliver loop whose notify calls all
+// failed (a full disk) ends, and this brings it back once they can succeed,
+// without a restart of longrun dev.
+func (a *App) resumeDeliveries(ctx context.Context) {
+	for {
+		due, stop := a.DB.Timer.Until(a.DB.Now().Add(resumeInterval))
+		select {
+		case <-ctx.Done():
+			stop()
+			return
+		case <-due:
+		}
+		ids, err := a.Executions.StalledDeliveries(ctx, a.DB.Now().Add(-delivery.StallAfter), sweepBatch)
+		if err != nil {
+			a.log.WarnContext(ctx, "look for stalled webhook deliveries", "error", err)
+			continue
+		}
+		for _, id := range ids {
+			if err := a.notifier.ResumeDelivery(ctx, id); err != nil && ctx.Err() == nil {
+				a.log.WarnContext(ctx, "resume a stalled webhook delivery; the next look tries again", "execution_id", id, "error", err)
+			}
 		}
 	}
 }

@@ -426,6 +426,36 @@ func (s *ExecutionStore) SaveDeliveryIf(ctx context.Context, id string, prev, d 
 	return nil
 }
 
+// StalledDeliveries returns the ids of up to limit executions whose webhook
+// delivery is pending with its next attempt due before before: with
+// before = now - delivery.StallAfter, the deliveries whose loop has ended
+// without delivering.
+func (s *ExecutionStore) StalledDeliveries(ctx context.Context, before time.Time, limit int) ([]string, error) {
+	var ids []string
+	err := s.db.Read(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM executions
+			WHERE stop_date IS NOT NULL AND webhook IS NOT NULL
+			  AND json_extract(webhook, '$.state') = ? AND julianday(json_extract(webhook, '$.nextAttempt')) < julianday(?)
+			LIMIT ?`, string(longrun.DeliveryPending), before.UTC().Format(time.RFC3339Nano), limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stalled deliveries: %w", err)
+	}
+	return ids, nil
+}
+
 // DeleteEnded deletes up to limit executions that ended before before,
 // oldest first, with their idempotency keys: the retention sweep of
 // `longrun dev --retention`. An execution whose webhook is still being
