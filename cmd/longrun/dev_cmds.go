@@ -45,7 +45,7 @@ func devCommand(env envSource) *cli.Command {
 			&cli.BoolFlag{Name: "allow-loopback-webhooks", Usage: "let callback URLs point at 127.0.0.1 or ::1 (for longrun webhook listen); other private addresses stay refused"},
 			&cli.StringFlag{Name: "webhook-schedule", Usage: "delays between webhook attempts, e.g. 1s,5s,30s (default: the template's WebhookSchedule)"},
 			&cli.IntFlag{Name: "workers", Value: 8, Usage: "jobs run at once"},
-			&cli.IntFlag{Name: "tenant-workers", Usage: "how many of the workers one tenant's jobs may hold at once (default three quarters of --workers)"},
+			&cli.IntFlag{Name: "tenant-workers", Usage: "how many of the workers one tenant's jobs may hold at once (default all but an eighth of --workers, at least one kept for the other tenants)"},
 			&cli.IntFlag{Name: "max-running", Value: devapp.DefaultMaxRunning, Usage: "executions running at once before start answers 429 with Retry-After; -1 for no bound"},
 			&cli.FloatFlag{Name: "rate-limit", Value: 100, Usage: "requests per second each tenant may make (burst twice that) before 429; 0 for no limit"},
 			&cli.IntFlag{Name: "max-connections", Value: devapp.DefaultMaxConnections, Usage: "HTTP connections kept open; at the bound the oldest idle one makes room"},

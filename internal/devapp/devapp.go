@@ -63,7 +63,7 @@ type Config struct {
 	Workers int
 	// TenantWorkers is how many of the workers one tenant's jobs may hold at
 	// once, so one tenant's long jobs cannot stall the others; default
-	// three quarters of Workers (at least 1).
+	// all but an eighth of Workers, keeping at least one for the others.
 	TenantWorkers int
 	// MaxRunning bounds the executions running at once (the backlog): past
 	// it, start answers 429 with Retry-After instead of taking more work
@@ -405,7 +405,7 @@ func (a *App) assemble(ctx context.Context, tpl *template.Template, s *settings,
 	workers := cmp.Or(max(cfg.Workers, 0), 8)
 	share := cfg.TenantWorkers
 	if share <= 0 {
-		share = max(1, workers-workers/4)
+		share = max(1, workers-max(1, workers/8))
 	}
 	job := cfg.Job
 	if job == nil {
