@@ -8,7 +8,7 @@ FUNCTIONS := $(notdir $(wildcard functions/*))
 LAMBDA_ARCH  ?= arm64
 LAMBDA_BUILD  = CGO_ENABLED=0 GOOS=linux GOARCH=$(LAMBDA_ARCH) $(GO) build -tags lambda.norpc -trimpath -ldflags="-s -w"
 
-.PHONY: help run test check node-deps browser-deps lint moto bench build functions deploy clean invoke
+.PHONY: help run test check node-deps browser-deps lint moto bench soak build functions deploy clean invoke
 
 # cfn-lint and moto (the second AWS emulator of the tests) live in the machine
 # image's pyenv Python: its shims go on PATH even where no shell profile put
@@ -63,6 +63,10 @@ bench: ## the benchmarks of docs/benchmarks.md: end to end beside River, the eng
 	$(GO) test -run '^$$' -bench BenchmarkExecutions -benchtime 20000x -count 3 ./internal/local
 	$(GO) test -run '^$$' -bench BenchmarkMap -benchtime 20x -count 3 ./internal/local
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/sqlite ./internal/asl ./jobs/...
+
+SOAK_DURATION ?= 10m
+soak: ## longrun dev at half its sustainable start rate for SOAK_DURATION (default 10m): docs/soak.csv and docs/soak.svg (not part of make test)
+	$(GO) run ./internal/devapp/soak -duration $(SOAK_DURATION) -out docs
 
 functions: ## cross-compile every function to build/<name>/bootstrap (linux/$(LAMBDA_ARCH))
 	@for fn in $(FUNCTIONS); do \

@@ -66,7 +66,11 @@ func devCommand(env envSource) *cli.Command {
 			&cli.BoolFlag{Name: "allow-loopback-webhooks", Usage: "let callback URLs point at 127.0.0.1 or ::1 (for longrun webhook listen); other private addresses stay refused"},
 			&cli.StringFlag{Name: "webhook-schedule", Usage: "delays between webhook attempts, e.g. 1s,5s,30s (default: the template's WebhookSchedule)"},
 			&cli.IntFlag{Name: "workers", Value: 8, Usage: "jobs run at once"},
+			&cli.IntFlag{Name: "tenant-workers", Usage: "how many of the workers one tenant's jobs may hold at once (default all but an eighth of --workers, at least one kept for the other tenants)"},
+			&cli.IntFlag{Name: "max-running", Value: devapp.DefaultMaxRunning, Usage: "executions running at once before start answers 429 with Retry-After; -1 for no bound"},
 			&cli.FloatFlag{Name: "rate-limit", Value: 100, Usage: "requests per second each tenant may make (burst twice that) before 429; 0 for no limit"},
+			&cli.IntFlag{Name: "max-connections", Value: devapp.DefaultMaxConnections, Usage: "HTTP connections kept open; at the bound the oldest idle one makes room"},
+			&cli.DurationFlag{Name: "retention", Value: devapp.DefaultRetention, Usage: "how long ended executions, their history and webhook deliveries are kept (Step Functions: 90 days)"},
 			&cli.StringFlag{Name: "tenant", Value: "dev", Usage: "tenant of the API key printed at start"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 		},
@@ -90,6 +94,10 @@ func devCommand(env envSource) *cli.Command {
 			cfg.WebhookSchedule = cmd.String("webhook-schedule")
 			cfg.Workers = int(cmd.Int("workers"))
 			cfg.RatePerTenant = cmd.Float("rate-limit")
+			cfg.TenantWorkers = int(cmd.Int("tenant-workers"))
+			cfg.MaxRunning = int(cmd.Int("max-running"))
+			cfg.Retention = cmd.Duration("retention")
+			cfg.MaxConnections = int(cmd.Int("max-connections"))
 			cfg.Jobs = settingsOf(cmd).jobs
 			cfg.Logger = logger
 			cfg.Owner = "http://" + ln.Addr().String()
@@ -98,7 +106,7 @@ func devCommand(env envSource) *cli.Command {
 				return err
 			}
 			defer app.Close()
-			key, err := tenant.CreateKey(ctx, app.Tenants, cmd.String("tenant"), time.Now())
+			key, err := app.DevKey(ctx, cmd.String("tenant"), time.Now())
 			if err != nil {
 				return err
 			}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -128,6 +129,20 @@ func (s *server) stop(w http.ResponseWriter, r *http.Request, e *longrun.Executi
 	if errName == "" {
 		errName = longrun.ErrNameStopped
 	}
+	if s.cfg.Stopper != nil {
+		stopped, err := s.cfg.Stopper.StopAndRecord(r.Context(), e, longrun.Outcome{
+			Status: longrun.StatusAborted, Error: errName, Cause: cause, StopDate: s.now().UTC(),
+		})
+		switch {
+		case longrun.IsCode(err, longrun.ENOTRUNNING):
+			return longrun.Errorf(longrun.ENOTRUNNING, "execution %s has already ended; describe it for the outcome", id)
+		case err != nil:
+			return fmt.Errorf("stop execution %s: %w", id, asUnavailable(err))
+		}
+		s.log.InfoContext(r.Context(), "execution stopped", "execution_id", id, "recorded", true)
+		s.writeExecution(w, http.StatusOK, stopped)
+		return nil
+	}
 	if err := s.cfg.Orchestrator.StopExecution(r.Context(), e.ARN, errName, cause); err != nil {
 		if longrun.IsCode(err, longrun.ENOTRUNNING) {
 			return longrun.Errorf(longrun.ENOTRUNNING, "execution %s has already ended; describe it for the outcome", id)
@@ -149,6 +164,12 @@ func (s *server) stop(w http.ResponseWriter, r *http.Request, e *longrun.Executi
 
 func notRunning(e *longrun.Execution) error {
 	return longrun.Errorf(longrun.ENOTRUNNING, "execution %s has already ended with status %s", e.ID, e.Status)
+}
+
+// deliveryClaimer is a store that saves a delivery only if it is unchanged
+// (sqlite.ExecutionStore).
+type deliveryClaimer interface {
+	SaveDeliveryIf(ctx context.Context, id string, prev, d longrun.Delivery) error
 }
 
 // handleRedeliver sends the final webhook of an ended execution again, with
@@ -176,7 +197,17 @@ func (s *server) handleRedeliver(w http.ResponseWriter, r *http.Request) error {
 	save := func(d longrun.Delivery) error { return s.cfg.Executions.SaveDelivery(r.Context(), id, d) }
 	d := delivery.NextRound(*e.Webhook, now)
 	d.State, d.RoundAttempts = longrun.DeliveryPending, 0 // a whole schedule again
-	if err := save(d); err != nil {
+	// Claimed only if nobody changed the delivery since it was read: of
+	// concurrent redelivers exactly one starts a round, the others get 409
+	// (a store without the conditional save cannot promise that).
+	claim := save
+	if c, ok := s.cfg.Executions.(deliveryClaimer); ok {
+		claim = func(d longrun.Delivery) error { return c.SaveDeliveryIf(r.Context(), id, *e.Webhook, d) }
+	}
+	if err := claim(d); err != nil {
+		if longrun.IsCode(err, longrun.ECONFLICT) {
+			return longrun.Errorf(longrun.ECONFLICT, "the webhook of execution %s is already being redelivered", id)
+		}
 		return fmt.Errorf("reset delivery of execution %s: %w", id, asUnavailable(err))
 	}
 	// A round whose loop already ran (a concurrent redeliver took it) gives

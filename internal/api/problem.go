@@ -67,6 +67,8 @@ func writeProblem(w http.ResponseWriter, requestID string, err error) {
 		p.Detail = "A service longrun depends on is unavailable. Retry the request in a moment; retrying is safe."
 		p.RequestID = requestID
 		w.Header().Set("Retry-After", "1")
+	case status == http.StatusTooManyRequests && w.Header().Get("Retry-After") == "":
+		w.Header().Set("Retry-After", "1")
 	case status >= 500:
 		p.Type = problemTypePrefix + longrun.EINTERNAL
 		p.Detail = "Internal error. If it persists, report it with the request id."

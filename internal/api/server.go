@@ -23,6 +23,17 @@ type Config struct {
 	Executions   longrun.ExecutionStore
 	Tenants      longrun.TenantStore // used by the default Authenticate (BearerAuth)
 	Orchestrator longrun.Orchestrator
+	// Starter, if set, writes a new execution's record and starts its state
+	// machine in one commit (the local engine: record and engine share one
+	// SQLite file), so no crash can leave a RUNNING record with nothing
+	// behind it. Nil: the record is written, then the state machine started
+	// (AWS: DynamoDB, then Step Functions).
+	Starter RecordStarter
+	// Stopper, if set, stops an execution and records ABORTED in one commit,
+	// or refuses (ENOTRUNNING) when the record has ended meanwhile, so a stop
+	// racing a completion never answers 200 for an execution that describe
+	// shows SUCCEEDED. Nil: stop the state machine, then record.
+	Stopper RecordStopper
 
 	// Authenticate resolves a request to its tenant. Nil means
 	// BearerAuth(Tenants): check the API key, as `longrun dev` does. Behind
@@ -57,6 +68,20 @@ type Config struct {
 	// RetryAfter is what Retry-After tells clients polling a RUNNING
 	// execution; 0 means DefaultRetryAfter.
 	RetryAfter time.Duration
+}
+
+// RecordStarter creates an execution record (as ExecutionStore.CreateExecution,
+// replays and conflicts included) and starts its state machine with in, in
+// one commit: both happen or neither does. A replay starts nothing.
+type RecordStarter interface {
+	CreateAndStart(ctx context.Context, e *longrun.Execution, in longrun.StateInput) (stored *longrun.Execution, replayed bool, err error)
+}
+
+// RecordStopper stops e's state machine and records outcome (ABORTED) on
+// its record in one commit; ENOTRUNNING, with nothing changed, when either
+// has already ended.
+type RecordStopper interface {
+	StopAndRecord(ctx context.Context, e *longrun.Execution, outcome longrun.Outcome) (*longrun.Execution, error)
 }
 
 // DefaultRetryAfter is the poll interval suggested to clients by default.

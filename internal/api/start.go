@@ -43,7 +43,9 @@ var validName = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 // the store. If the start fails, the record is deleted and the client told to
 // retry. If the process dies between the two writes, the client's retry with
 // the same key is a replay of a RUNNING execution, and StartExecution is
-// called again: it is idempotent, so that heals the execution.
+// called again: it is idempotent, so that heals the execution. With a
+// Config.Starter (longrun dev) the two writes are one commit and that hole
+// does not exist.
 func (s *server) handleStart(w http.ResponseWriter, r *http.Request) error {
 	key, err := idempotencyKey(r)
 	if err != nil {
@@ -82,7 +84,15 @@ func (s *server) handleStart(w http.ResponseWriter, r *http.Request) error {
 		e.RequestHash = requestHash(req)
 	}
 
-	stored, replayed, err := s.cfg.Executions.CreateExecution(r.Context(), e)
+	var (
+		stored   *longrun.Execution
+		replayed bool
+	)
+	if s.cfg.Starter != nil {
+		stored, replayed, err = s.cfg.Starter.CreateAndStart(r.Context(), e, state)
+	} else {
+		stored, replayed, err = s.cfg.Executions.CreateExecution(r.Context(), e)
+	}
 	switch {
 	case longrun.IsCode(err, longrun.ECONFLICT):
 		return longrun.Errorf(longrun.ECONFLICT, "Idempotency-Key %q was used in the last 24 hours with a different request body; use a new key for a new request", key)
@@ -103,6 +113,10 @@ func (s *server) handleStart(w http.ResponseWriter, r *http.Request) error {
 		return s.accepted(w, stored)
 	}
 
+	if s.cfg.Starter != nil {
+		s.log.InfoContext(r.Context(), "execution started", "execution_id", id, "tenant", e.Tenant)
+		return s.accepted(w, stored)
+	}
 	// EDUPLICATE: the id is fresh, so the execution that exists is this one,
 	// started by a concurrent replay of the same Idempotency-Key.
 	if err := s.cfg.Orchestrator.StartExecution(r.Context(), state); err != nil && !longrun.IsCode(err, longrun.EDUPLICATE) {
@@ -206,6 +220,9 @@ func (s *server) validateStart(req *startRequest) error {
 	if !json.Valid(req.Input) {
 		return longrun.Errorf(longrun.EINVALID, `"input" is not valid JSON`)
 	}
+	if d := jsonDepth(req.Input); d > MaxInputDepth {
+		return longrun.Errorf(longrun.EINVALID, `"input" is nested %d levels deep; the limit is %d (the state machine wraps the input in a few more levels, and JSON decoders stop at 10,000): flatten it`, d, MaxInputDepth)
+	}
 	req.Input = canonicalJSON(req.Input)
 	if len(req.Name) > longrun.MaxNameLength || (req.Name != "" && !validName.MatchString(req.Name)) {
 		return longrun.Errorf(longrun.EINVALID, `"name" must be 1 to %d characters of A-Z, a-z, 0-9, '_' and '-'`, longrun.MaxNameLength)
@@ -279,4 +296,39 @@ func canonicalJSON(raw json.RawMessage) json.RawMessage {
 		return raw
 	}
 	return out
+}
+
+// MaxInputDepth is the deepest nesting of arrays and objects an execution
+// input may have. The state machine nests the input a few levels deeper
+// (the state input, the task message, history events), and Go's
+// encoding/json refuses documents nested past 10,000 levels, so an input
+// near that was accepted and then failed inside the engine; this bound
+// leaves a wide margin and is far above any real input.
+const MaxInputDepth = 1000
+
+// jsonDepth is the deepest nesting of arrays and objects in raw, valid JSON.
+func jsonDepth(raw []byte) int {
+	depth, deepest := 0, 0
+	inString, escaped := false, false
+	for _, c := range raw {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			depth++
+			deepest = max(deepest, depth)
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return deepest
 }

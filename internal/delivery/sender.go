@@ -149,6 +149,11 @@ func (s *Sender) dial(ctx context.Context, network, address string) (net.Conn, e
 	}
 	var errs []error
 	for _, a := range addrs {
+		if s.policy.AllowLoopback && a.Is4In6() && a.Unmap().IsLoopback() {
+			// localhost may resolve to ::ffff:127.0.0.1: that is loopback,
+			// allowed here. Any other mapped address stays refused as such.
+			a = a.Unmap()
+		}
 		ap := netip.AddrPortFrom(a, uint16(port))
 		if err := s.policy.checkAddr(ap); err != nil {
 			errs = append(errs, fmt.Errorf("%w: %v", errRefused, err))

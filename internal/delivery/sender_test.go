@@ -162,7 +162,9 @@ func TestAttemptRefuses(t *testing.T) {
 			func(f *fixture) string { return "http://rebind.test/" }, Retry, "10.0.0.7 is not a public address"},
 		{"name resolving to metadata", Policy{AllowLoopback: true}, fakeResolver{"meta.test": {"169.254.169.254"}},
 			func(f *fixture) string { return "http://meta.test/latest/meta-data/" }, Retry, "169.254.169.254"},
-		{"name resolving to IPv4-mapped loopback", Policy{AllowLoopback: true}, fakeResolver{"mapped.test": {"::ffff:127.0.0.1"}},
+		{"name resolving to IPv4-mapped loopback without the dev flag", Policy{}, fakeResolver{"mapped.test": {"::ffff:127.0.0.1"}},
+			func(f *fixture) string { return "http://mapped.test/" }, Retry, "not a public address"},
+		{"name resolving to IPv4-mapped private", Policy{AllowLoopback: true}, fakeResolver{"mapped.test": {"::ffff:10.0.0.7"}},
 			func(f *fixture) string { return "http://mapped.test:" + f.port() + "/" }, Retry, "not a public address"},
 		{"name resolving to NAT64 metadata", Policy{AllowLoopback: true}, fakeResolver{"nat64.test": {"64:ff9b::a9fe:a9fe"}},
 			func(f *fixture) string { return "http://nat64.test/" }, Retry, "not a public address"},
@@ -188,13 +190,21 @@ func TestAttemptRefuses(t *testing.T) {
 	}
 }
 
+// With loopback allowed, a name that resolves to loopback delivers, also
+// when the resolver answers in IPv4-mapped form (localhost gives
+// ::ffff:127.0.0.1 on some systems): the address is unmapped first.
 func TestAttemptReachesLoopbackByName(t *testing.T) {
 	t.Parallel()
-	f := setup(t, func(w http.ResponseWriter, r *http.Request) {})
-	names := fakeResolver{"receiver.test": {"127.0.0.1"}}
-	r := f.sender(Policy{AllowLoopback: true}, names).Attempt(t.Context(), "http://receiver.test:"+f.port()+"/", []string{f.secret}, "msg_1", []byte(`{}`))
-	if r.Verdict != Delivered || f.hits.Load() != 1 {
-		t.Fatalf("attempt %+v verdict %s, want delivered once", r.Attempt, r.Verdict)
+	for _, addr := range []string{"127.0.0.1", "::ffff:127.0.0.1"} {
+		t.Run(addr, func(t *testing.T) {
+			t.Parallel()
+			f := setup(t, func(w http.ResponseWriter, r *http.Request) {})
+			names := fakeResolver{"localhost": {addr}}
+			r := f.sender(Policy{AllowLoopback: true}, names).Attempt(t.Context(), "http://localhost:"+f.port()+"/", []string{f.secret}, "msg_1", []byte(`{}`))
+			if r.Verdict != Delivered || f.hits.Load() != 1 {
+				t.Fatalf("attempt %+v verdict %s, want delivered once", r.Attempt, r.Verdict)
+			}
+		})
 	}
 }
 

@@ -67,6 +67,15 @@ type Config struct {
 	WebhookSchedule string
 	// Workers is how many jobs run at once; default 8.
 	Workers int
+	// TenantWorkers is how many of the workers one tenant's jobs may hold at
+	// once, so one tenant's long jobs cannot stall the others; default
+	// all but an eighth of Workers, keeping at least one for the others.
+	TenantWorkers int
+	// MaxRunning bounds the executions running at once (the backlog): past
+	// it, start answers 429 with Retry-After instead of taking more work
+	// than the workers can finish. Default DefaultMaxRunning; negative for
+	// no bound.
+	MaxRunning int
 	// RatePerTenant is each tenant's request rate (per second, burst twice
 	// that) before the API answers 429; 0 turns throttling off.
 	RatePerTenant float64
@@ -87,6 +96,23 @@ type Config struct {
 	// users (longrun history) leave it empty.
 	Owner string
 
+	// MaxConnections bounds the HTTP connections kept open; default
+	// DefaultMaxConnections. At the bound the oldest idle one makes room.
+	MaxConnections int
+
+	// Retention is how long ended executions, their history and webhook
+	// deliveries are kept; default DefaultRetention (90 days, as Step
+	// Functions).
+	Retention time.Duration
+
+	// Clock and Timer replace real time for every record, timer and sweep
+	// (tests: internal/fakeclock); they must agree. Default real time.
+	Clock longrun.Clock
+	Timer sqlite.Timer
+
+	// DBOptions are passed to sqlite.Open (tests: sqlite.WithWriteFault).
+	DBOptions []sqlite.Option
+
 	Logger *slog.Logger // default: discard
 }
 
@@ -100,12 +126,17 @@ type App struct {
 	Limits     longrun.Limits
 	Schedule   []time.Duration
 
-	poller  *worker.Poller
-	jobs    *sqlite.Queue
-	owner   *owner
-	log     *slog.Logger
-	baseURL string
-	mu      sync.Mutex
+	poller    *worker.Poller
+	jobs      *sqlite.Queue
+	owner     *owner
+	notifier  *notify.Notifier
+	log       *slog.Logger
+	retention time.Duration
+	maxConns  int
+	dataDir   string
+	onSweep   func() // tests: after each sweep
+	baseURL   string
+	mu        sync.Mutex
 }
 
 // Open opens (or creates) the data directory and assembles the app. Close it
@@ -144,12 +175,26 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 			return nil, err
 		}
 	}
-	db, err := OpenDB(ctx, cfg.DataDir)
+	// Webhook secrets and API key hashes live here: owner only, also for a
+	// directory made by an older version or by hand.
+	if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("restrict data dir %s to its owner: %w", cfg.DataDir, err)
+	}
+	db, err := OpenDB(ctx, cfg.DataDir, cfg.DBOptions...)
 	if err != nil {
 		_ = owned.release()
 		return nil, err
 	}
+	if cfg.Clock != nil && cfg.Timer != nil {
+		db.Now, db.Timer = cfg.Clock, cfg.Timer
+	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = DefaultRetention
+	}
 	a := &App{
+		retention:  cfg.Retention,
+		dataDir:    cfg.DataDir,
+		maxConns:   cmp.Or(max(cfg.MaxConnections, 0), DefaultMaxConnections),
 		DB:         db,
 		Executions: sqlite.NewExecutionStore(db),
 		Tenants:    sqlite.NewTenantStore(db),
@@ -180,10 +225,20 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 
 // OpenDB opens the SQLite file of a data directory, as `longrun dev` and
 // `longrun keys` share it.
-func OpenDB(ctx context.Context, dataDir string) (*sqlite.DB, error) {
-	db, err := sqlite.Open(ctx, filepath.Join(dataDir, "longrun.db"))
+func OpenDB(ctx context.Context, dataDir string, opts ...sqlite.Option) (*sqlite.DB, error) {
+	path := filepath.Join(dataDir, "longrun.db")
+	db, err := sqlite.Open(ctx, path, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("open data dir %s: %w", dataDir, err)
+	}
+	// SQLite creates its files with the umask's mode (often 0644); the
+	// database holds webhook secrets, so owner only. The -wal and -shm files
+	// take the database's mode when SQLite creates them.
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(f, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			db.Close()
+			return nil, fmt.Errorf("restrict %s to its owner: %w", f, err)
+		}
 	}
 	return db, nil
 }
@@ -374,6 +429,7 @@ func (a *App) assemble(ctx context.Context, tpl *template.Template, s *settings,
 		Logger:      a.log.With("function", "notify"),
 		DescribeURL: a.describeURL,
 	})
+	a.notifier = notifier
 	engine, err := local.New(ctx, local.Config{
 		DB:          a.DB,
 		Clock:       a.DB.Now,
@@ -391,10 +447,13 @@ func (a *App) assemble(ctx context.Context, tpl *template.Template, s *settings,
 	}
 	a.Engine = engine
 
+	atomic := starter{store: a.Executions, engine: engine, maxRunning: cmp.Or(cfg.MaxRunning, DefaultMaxRunning)}
 	apiHandler := api.NewServer(api.Config{
 		Executions:       a.Executions,
 		Tenants:          a.Tenants,
 		Orchestrator:     engine,
+		Starter:          atomic,
+		Stopper:          atomic,
 		Authenticate:     bearerAuthIn(a.Tenants, cfg.DataDir),
 		CheckCallbackURL: func(u string) error { return checkCallbackURL(u, policy) },
 		Limits:           s.limits,
@@ -419,8 +478,13 @@ func (a *App) assemble(ctx context.Context, tpl *template.Template, s *settings,
 	}
 	a.Handler = withConsole(apiHandler, ui)
 
+	workers := cmp.Or(max(cfg.Workers, 0), 8)
+	share := cfg.TenantWorkers
+	if share <= 0 {
+		share = max(1, workers-max(1, workers/8))
+	}
 	a.poller = worker.NewPoller(worker.PollerConfig{
-		Queue: jobs,
+		Queue: newFairQueue(jobs, a.Executions, share, a.DB.Now),
 		Processor: worker.NewProcessor(worker.Config{
 			Tasks:      engine,
 			Executions: a.Executions,
@@ -430,7 +494,7 @@ func (a *App) assemble(ctx context.Context, tpl *template.Template, s *settings,
 			HeartbeatInterval: time.Duration(s.limits.HeartbeatSeconds) * time.Second / 3,
 			Logger:            a.log.With("component", "worker"),
 		}),
-		Concurrency: cmp.Or(max(cfg.Workers, 0), 8),
+		Concurrency: workers,
 		// The message is the job's lease (JobHeartbeatSeconds, as on AWS):
 		// a worker that hangs without renewing it loses the job to another.
 		Visibility: time.Duration(s.limits.HeartbeatSeconds) * time.Second,
@@ -527,6 +591,8 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 			errs <- fmt.Errorf("engine: %w", err)
 		}
 	})
+	wg.Go(func() { a.sweep(ctx) })
+	wg.Go(func() { a.resumeDeliveries(ctx) })
 	workerDone := make(chan struct{})
 	go func() {
 		defer close(workerDone)
@@ -534,9 +600,21 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 			errs <- fmt.Errorf("worker: %w", err)
 		}
 	}()
-	srv := &http.Server{Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
+	limited := newConnLimiter(ln, a.maxConns)
+	srv := &http.Server{
+		Handler: a.Handler,
+		// Every request is small and quick (bodies are at most 256 KiB), so
+		// a client slower than these is broken or hostile. A handler that
+		// streams must extend its write deadline (http.ResponseController).
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ConnState:         limited.track,
+	}
 	go func() {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(limited); !errors.Is(err, http.ErrServerClosed) {
 			errs <- fmt.Errorf("http: %w", err)
 		}
 	}()

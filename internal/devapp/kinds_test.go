@@ -13,14 +13,14 @@ import (
 	"time"
 
 	"github.com/longrun/longrun"
-	"github.com/longrun/longrun/client"
+	longrunclient "github.com/longrun/longrun/client"
 	"github.com/longrun/longrun/internal/devapp"
 	"github.com/longrun/longrun/internal/tenant"
 )
 
-// serve opens the local app with reg's kinds and serves it on port 0; it
+// serveKinds opens the local app with reg's kinds and serves it on port 0; it
 // returns a client of a fresh tenant.
-func serve(t *testing.T, reg *longrun.Registry) *client.Client {
+func serveKinds(t *testing.T, reg *longrun.Registry) *longrunclient.Client {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	app, err := devapp.Open(ctx, devapp.Config{DataDir: t.TempDir(), TemplatePath: filepath.Join("..", "..", "template.yaml"), Jobs: reg})
@@ -42,7 +42,7 @@ func serve(t *testing.T, reg *longrun.Registry) *client.Client {
 		<-served
 		app.Close()
 	})
-	return client.New("http://"+ln.Addr().String(), key.APIKey)
+	return longrunclient.New("http://"+ln.Addr().String(), key.APIKey)
 }
 
 // Kinds end to end on one machine: each kind runs its own job, the default
@@ -70,10 +70,10 @@ func TestJobKindsLocally(t *testing.T) {
 		Retry:       longrun.RetryPolicy{MaxAttempts: 2, Backoff: time.Millisecond},
 		Timeout:     2 * time.Minute,
 	})
-	c := serve(t, reg)
+	c := serveKinds(t, reg)
 	ctx := t.Context()
 
-	run := func(req client.StartRequest) *client.Execution {
+	run := func(req longrunclient.StartRequest) *longrunclient.Execution {
 		t.Helper()
 		started, err := c.Start(ctx, req, "")
 		if err != nil {
@@ -85,35 +85,35 @@ func TestJobKindsLocally(t *testing.T) {
 		}
 		return e
 	}
-	if e := run(client.StartRequest{Input: json.RawMessage(`{}`)}); e.Status != "SUCCEEDED" || e.Job != "greet" || string(e.Output) != `{"hello":"world"}` {
+	if e := run(longrunclient.StartRequest{Input: json.RawMessage(`{}`)}); e.Status != "SUCCEEDED" || e.Job != "greet" || string(e.Output) != `{"hello":"world"}` {
 		t.Fatalf("default kind: %s job %q output %s error %s", e.Status, e.Job, e.Output, e.Cause)
 	}
-	shout := run(client.StartRequest{Input: json.RawMessage(`{"text":"hi"}`), Job: "shout"})
+	shout := run(longrunclient.StartRequest{Input: json.RawMessage(`{"text":"hi"}`), Job: "shout"})
 	if shout.Status != "SUCCEEDED" || shout.Job != "shout" || string(shout.Output) != `{"attempt":2,"kind":"shout","text":"HI"}` {
 		t.Fatalf("shout: %s job %q output %s error %s", shout.Status, shout.Job, shout.Output, shout.Cause)
 	}
 
-	page, err := c.ListExecutions(ctx, client.ListQuery{Job: "shout"})
+	page, err := c.ListExecutions(ctx, longrunclient.ListQuery{Job: "shout"})
 	if err != nil || len(page.Executions) != 1 || page.Executions[0].ExecutionID != shout.ExecutionID || page.Executions[0].Job != "shout" {
 		t.Fatalf("list job=shout: %+v, %v; want the one shout", page, err)
 	}
 
 	for _, tc := range []struct {
-		req        client.StartRequest
+		req        longrunclient.StartRequest
 		detail     string
-		wantFields []client.FieldError
+		wantFields []longrunclient.FieldError
 	}{
-		{client.StartRequest{Input: json.RawMessage(`{}`), Job: "whisper"}, `known kinds: "greet", "shout"`, nil},
-		{client.StartRequest{Input: json.RawMessage(`{"text":""}`), Job: "shout"}, `at /input/text: minLength`, []client.FieldError{{Pointer: "/input/text", Detail: "minLength: got 0, want 1"}}},
-		{client.StartRequest{Input: json.RawMessage(`{"text":3}`), Job: "shout"}, `at /input/text: got number, want string`, []client.FieldError{{Pointer: "/input/text", Detail: "got number, want string"}}},
+		{longrunclient.StartRequest{Input: json.RawMessage(`{}`), Job: "whisper"}, `known kinds: "greet", "shout"`, nil},
+		{longrunclient.StartRequest{Input: json.RawMessage(`{"text":""}`), Job: "shout"}, `at /input/text: minLength`, []longrunclient.FieldError{{Pointer: "/input/text", Detail: "minLength: got 0, want 1"}}},
+		{longrunclient.StartRequest{Input: json.RawMessage(`{"text":3}`), Job: "shout"}, `at /input/text: got number, want string`, []longrunclient.FieldError{{Pointer: "/input/text", Detail: "got number, want string"}}},
 	} {
 		_, err := c.Start(ctx, tc.req, "")
-		var p *client.Problem
+		var p *longrunclient.Problem
 		if !errors.As(err, &p) || p.Status != http.StatusBadRequest || !strings.Contains(p.Detail, tc.detail) || !slices.Equal(p.Errors, tc.wantFields) {
 			t.Errorf("start %+v = %v (%+v), want a 400 saying %q with fields %v", tc.req, err, p, tc.detail, tc.wantFields)
 		}
 	}
-	all, err := c.ListExecutions(ctx, client.ListQuery{})
+	all, err := c.ListExecutions(ctx, longrunclient.ListQuery{})
 	if err != nil || len(all.Executions) != 2 {
 		t.Fatalf("list = %+v, %v; want only the two started executions: a refused start stores nothing", all, err)
 	}

@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 
@@ -13,6 +14,16 @@ import (
 // does); a name already used otherwise gives EDUPLICATE. It returns the
 // execution's ARN once the start has committed.
 func (e *Engine) Start(ctx context.Context, machineName, name string, input json.RawMessage) (string, error) {
+	return e.StartWith(ctx, machineName, name, input, nil)
+}
+
+// StartWith is Start with more writes in the same transaction: with runs
+// in the transaction that creates the execution (never if the execution
+// exists already), so what it writes and the start commit together or not
+// at all. If with fails, nothing of the start is kept and StartWith returns
+// its error. with must do nothing but database work in tx: it may run more
+// than once (sqlite.DB.Write's rule).
+func (e *Engine) StartWith(ctx context.Context, machineName, name string, input json.RawMessage, with func(ctx context.Context, tx *sql.Tx) error) (string, error) {
 	m := e.machines[machineName]
 	if m == nil {
 		return "", longrun.Errorf(longrun.EINVALID, "no state machine named %q", machineName)
@@ -30,7 +41,7 @@ func (e *Engine) Start(ctx context.Context, machineName, name string, input json
 		return "", longrun.Errorf(longrun.EINVALID, "execution input is not JSON")
 	}
 	arn := executionARN(m, name)
-	if err := e.submit(ctx, &command{kind: cmdStart, m: m, arn: arn, name: name, data: input}); err != nil {
+	if err := e.submit(ctx, &command{kind: cmdStart, m: m, arn: arn, name: name, data: input, with: with}); err != nil {
 		return "", fmt.Errorf("start execution %s: %w", arn, err)
 	}
 	return arn, nil
@@ -48,6 +59,12 @@ func (e *Engine) ExecutionARN(id string) string {
 // StartExecution starts the main machine with in as its input and the
 // execution id as its name.
 func (e *Engine) StartExecution(ctx context.Context, in longrun.StateInput) error {
+	return e.StartExecutionWith(ctx, in, nil)
+}
+
+// StartExecutionWith is StartExecution with more writes in the start's
+// transaction (see StartWith): devapp writes the execution record there.
+func (e *Engine) StartExecutionWith(ctx context.Context, in longrun.StateInput, with func(ctx context.Context, tx *sql.Tx) error) error {
 	if e.machines[e.main] == nil {
 		return longrun.Errorf(longrun.EINVALID, "the local engine has no main state machine")
 	}
@@ -58,7 +75,7 @@ func (e *Engine) StartExecution(ctx context.Context, in longrun.StateInput) erro
 	if err != nil {
 		return fmt.Errorf("start execution %s: %w", in.ExecutionID, err)
 	}
-	_, err = e.Start(ctx, e.main, in.ExecutionID, input)
+	_, err = e.StartWith(ctx, e.main, in.ExecutionID, input, with)
 	return err
 }
 
@@ -67,7 +84,17 @@ func (e *Engine) StartExecution(ctx context.Context, in longrun.StateInput) erro
 // ignored. An execution that has ended gives ENOTRUNNING; an unknown one
 // ENOTFOUND.
 func (e *Engine) StopExecution(ctx context.Context, arn, errName, cause string) error {
-	if err := e.submit(ctx, &command{kind: cmdStop, arn: arn, errName: errName, cause: cause}); err != nil {
+	return e.StopExecutionWith(ctx, arn, errName, cause, nil)
+}
+
+// StopExecutionWith is StopExecution with more writes in the stop's
+// transaction: with runs only if the execution is running, and if it
+// fails nothing of the stop is kept and its error is returned. devapp
+// records ABORTED there, or refuses the stop when the execution's record
+// says it has already ended, so the engine's history, describe and the
+// webhook never disagree about a stop racing a completion.
+func (e *Engine) StopExecutionWith(ctx context.Context, arn, errName, cause string, with func(ctx context.Context, tx *sql.Tx) error) error {
+	if err := e.submit(ctx, &command{kind: cmdStop, arn: arn, errName: errName, cause: cause, with: with}); err != nil {
 		return fmt.Errorf("stop execution %s: %w", arn, err)
 	}
 	return nil
@@ -129,3 +156,7 @@ func (e *Engine) SendTaskHeartbeat(ctx context.Context, token string) error {
 	}
 	return nil
 }
+
+// Running is how many executions of the main machine are running: the
+// backlog admission control bounds (each costs memory until it ends).
+func (e *Engine) Running() int { return int(e.running.Load()) }

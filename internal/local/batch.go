@@ -36,6 +36,7 @@ type batch struct {
 	deletes  []int64           // delivered status events
 	known    map[string]string // status of executions not in memory, looked up before the batch
 	born     map[string]bool   // executions created in this batch
+	withs    []*command        // starts and stops of this batch with writes of their own (StartWith, StopExecutionWith)
 	scratch  []byte
 
 	history, outboxIns *sql.Stmt
@@ -66,6 +67,8 @@ func (b *batch) reset() {
 	clear(b.sends)
 	b.sends = b.sends[:0]
 	b.deletes = b.deletes[:0]
+	clear(b.withs)
+	b.withs = b.withs[:0]
 	if b.born == nil {
 		b.known, b.born = map[string]string{}, map[string]bool{}
 	}
@@ -155,6 +158,9 @@ func (b *batch) start(c *command) error {
 		return longrun.Errorf(longrun.EDUPLICATE, "execution %s already exists", arn)
 	}
 	b.born[arn] = true
+	if c.with != nil {
+		b.withs = append(b.withs, c)
+	}
 	ex := &execution{
 		arn: arn, name: c.name, m: c.m, input: c.data, start: b.now, status: longrun.StatusRunning, created: true,
 	}
@@ -181,6 +187,9 @@ func (b *batch) stop(c *command) error {
 			return longrun.Errorf(longrun.ENOTFOUND, "execution %s does not exist", c.arn)
 		}
 		return longrun.Errorf(longrun.ENOTRUNNING, "execution %s already ended %s", c.arn, status)
+	}
+	if c.with != nil {
+		b.withs = append(b.withs, c)
 	}
 	b.touch(ex)
 	b.finish(ex, longrun.StatusAborted, nil, c.errName, c.cause)
@@ -559,6 +568,14 @@ func (b *batch) flushHistory() error {
 func (b *batch) write(tx *sql.Tx) error {
 	b.tx = tx
 	defer b.closeStmts()
+	// A start's or stop's own writes first: if one fails, the batch rolls
+	// back and is applied again one command at a time, so the failure is
+	// that command's alone and nothing of it is kept (Run's isolation).
+	for _, c := range b.withs {
+		if err := c.with(b.ctx, tx); err != nil {
+			return err
+		}
+	}
 	for _, p := range b.sends {
 		id, err := p.q.SendTx(b.ctx, tx, p.body)
 		if err != nil {

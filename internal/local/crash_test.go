@@ -248,13 +248,25 @@ func TestFailingWriteIsolated(t *testing.T) {
 		t.Errorf("healthy execution ended %s", d.Status)
 	}
 	// The poisoned execution's heartbeat timeout cannot commit either: it
-	// is given up in memory and left RUNNING on disk.
+	// is parked, and left RUNNING on disk meanwhile.
 	f.clock.Advance(10 * time.Second)
-	f.waitFor("the engine to give up the poisoned execution", func() bool {
+	f.waitFor("the engine to park the poisoned execution", func() bool {
 		f.clock.Advance(100 * time.Millisecond) // the pause between failed commits
-		return strings.Contains(logs.String(), "execution left as it is on disk")
+		return strings.Contains(logs.String(), "execution parked after failed commits")
 	})
 	if d := f.describe(poison); d.Status != longrun.StatusRunning || d.State != "Work" {
 		t.Errorf("poisoned execution %s in %s, want RUNNING in Work", d.Status, d.State)
 	}
+	// Once writes succeed again (a full disk freed), it resumes by itself,
+	// without a restart: its heartbeat timeout commits.
+	if err := f.db.Write(f.ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(f.ctx, `DROP TRIGGER poison`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.waitFor("the parked execution to resume", func() bool {
+		f.clock.Advance(time.Second)
+		return slices.Contains(historyTypes(t, f.e, poison), "TaskTimedOut:Work")
+	})
 }

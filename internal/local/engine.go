@@ -69,6 +69,10 @@ type Engine struct {
 	retry     []*command // commands to apply before new ones: of a failed batch, or results ready at once
 	isolating bool       // a batch failed: apply one command or timer at a time
 
+	// running counts the main machine's running executions, for
+	// admission control (Running); written by Run's goroutine after commits.
+	running atomic.Int64
+
 	sigMu  sync.Mutex
 	commit chan struct{} // closed after each commit; tests wait on it
 
@@ -176,8 +180,9 @@ type execution struct {
 	touched    bool
 	created    bool
 	ticked     bool
-	dispatched int // the attempt whose effect has been started
-	failures   int // failed commits of its timers alone
+	dispatched int       // the attempt whose effect has been started
+	failures   int       // failed commits of its timers alone
+	parked     time.Time // after failed commits: its timers wait until then
 }
 
 // firstEvent is the id of the first event of this batch.
@@ -259,8 +264,9 @@ type command struct {
 	attempt  int
 	failed   bool
 	id       int64
-	reply    chan error // nil for internal commands
-	failures int        // failed commits of it alone
+	with     func(ctx context.Context, tx *sql.Tx) error // cmdStart, cmdStop: more writes of its transaction
+	reply    chan error                                  // nil for internal commands
+	failures int                                         // failed commits of it alone
 }
 
 var errStopped = longrun.Errorf(longrun.EUNAVAILABLE, "the local engine is not running")
@@ -319,6 +325,11 @@ func (e *Engine) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	for _, ex := range e.execs {
+		if ex.m.name == e.main {
+			e.running.Add(1)
+		}
+	}
 	close(e.started)
 	e.log.InfoContext(ctx, "local engine started", "running", len(e.execs), "outbox", len(outbox))
 	for _, ex := range pending {
@@ -372,7 +383,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			if t.at.Equal(t.ex.armed) {
 				t.ex.armed = time.Time{}
 			}
-			if t.ex.status == longrun.StatusRunning && !t.ex.ticked && e.execs[t.ex.arn] == t.ex {
+			if t.ex.status == longrun.StatusRunning && !t.ex.ticked && e.execs[t.ex.arn] == t.ex && !now.Before(t.ex.parked) {
 				t.ex.ticked = true
 				ticks = append(ticks, t.ex)
 			}
@@ -402,9 +413,15 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 }
 
+// parkDelay is the pause before a change or an execution that failed to
+// commit failures times on its own is tried again: growing from a second
+// to a minute, so a full disk costs little and recovery is quick.
+func parkDelay(failures int) time.Duration {
+	return min(time.Second<<min(max(failures-maxAloneFailures, 0), 6), time.Minute)
+}
+
 // maxAloneFailures is how often a command or a timer that fails to commit
-// on its own is tried before it is given up (a timer's execution is then
-// left as it is on disk, to be retried when the engine starts again).
+// on its own is tried at once before it is parked (see parkDelay).
 const maxAloneFailures = 3
 
 // apply runs one batch in one transaction and, once committed, replies,
@@ -426,6 +443,18 @@ func (e *Engine) apply(ctx context.Context, b *batch, now time.Time, ticks []*ex
 	}
 	if err != nil {
 		e.rollback(b) // before the ticks are reset: it restores what they were when touched
+		if len(b.cmds)+len(ticks) == 1 {
+			for _, ex := range ticks {
+				if ex.failures++; ex.failures >= maxAloneFailures {
+					// Parked, not dropped: its timers are tried again after a
+					// growing pause, so it resumes by itself once the disk
+					// takes writes again (no restart needed).
+					ex.parked = now.Add(parkDelay(ex.failures))
+					e.log.ErrorContext(ctx, "local engine: execution parked after failed commits; retrying",
+						"execution", ex.arn, "state", ex.state, "retry_at", ex.parked, "error", err)
+				}
+			}
+		}
 	}
 	for _, ex := range ticks {
 		ex.ticked = false
@@ -443,18 +472,16 @@ func (e *Engine) apply(ctx context.Context, b *batch, now time.Time, ticks []*ex
 			} else if c.failures < maxAloneFailures {
 				e.retry = append(e.retry, c)
 			} else {
-				e.log.ErrorContext(ctx, "local engine: change given up after failed commits", "execution", c.arn, "error", err)
-			}
-		}
-		for _, ex := range ticks {
-			if ex.failures++; ex.failures >= maxAloneFailures {
-				e.log.ErrorContext(ctx, "local engine: execution left as it is on disk after failed commits; it resumes when the engine starts again",
-					"execution", ex.arn, "state", ex.state, "error", err)
-				delete(e.execs, ex.arn)
-				if ex.phase == phaseToken {
-					delete(e.tokens, ex.token)
-				}
-				ex.status = "" // its timers do nothing now
+				// An internal change (an invocation's result, a delivered
+				// status event) is parked too, and posted again later.
+				delay := parkDelay(c.failures)
+				e.log.ErrorContext(ctx, "local engine: change parked after failed commits; retrying",
+					"execution", c.arn, "retry_in", delay, "error", err)
+				e.workers.Go(func() {
+					if e.sleep(ctx, delay) == nil {
+						e.post(c)
+					}
+				})
 			}
 		}
 		return err
@@ -463,6 +490,10 @@ func (e *Engine) apply(ctx context.Context, b *batch, now time.Time, ticks []*ex
 		e.isolating = false
 	}
 	for _, ex := range b.touched {
+		ex.failures, ex.parked = 0, time.Time{}
+		if ex.created && ex.m.name == e.main && ex.parentARN == "" {
+			e.running.Add(1)
+		}
 		ex.saved, ex.touched, ex.created = nil, false, false
 		ex.events, ex.holes = ex.events[:0], nil
 		e.arm(ex)
@@ -484,6 +515,9 @@ func (e *Engine) apply(ctx context.Context, b *batch, now time.Time, ticks []*ex
 			slog.String("from", t.from), slog.String("to", t.to), slog.String("status", string(t.status)))
 	}
 	for _, ex := range b.finished {
+		if ex.m.name == e.main && ex.parentARN == "" { // Map items and Parallel branches are not admitted executions
+			e.running.Add(-1)
+		}
 		if e.onFinish != nil && ex.parentARN == "" {
 			e.onFinish(ex.arn, ex.status)
 		}
@@ -576,6 +610,9 @@ func (e *Engine) arm(ex *execution) {
 		return
 	}
 	due := ex.due()
+	if !due.IsZero() && due.Before(ex.parked) {
+		due = ex.parked
+	}
 	if due.IsZero() || (!ex.armed.IsZero() && !due.Before(ex.armed)) {
 		return
 	}

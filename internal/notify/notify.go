@@ -234,6 +234,24 @@ func (n *Notifier) statusChanged(ctx context.Context, ev events.EventBridgeEvent
 	return emptyObject, nil
 }
 
+// ResumeDelivery restarts the webhook delivery of execution id if it is
+// pending and stalled (its loop ended without delivering: its notify calls
+// failed through all of the deliver machine's retries, say on a full
+// disk); a delivery that is running, ended, or not yet started is left as
+// it is. longrun dev calls it for every stalled delivery once a minute, so
+// delivery resumes by itself once the cause is gone.
+func (n *Notifier) ResumeDelivery(ctx context.Context, id string) error {
+	e, err := n.cfg.Store.GetExecution(ctx, "", id)
+	if err != nil {
+		return fmt.Errorf("get execution %s: %w", id, err)
+	}
+	if e.Webhook == nil || e.Webhook.State != longrun.DeliveryPending || delivery.InProgress(e.Webhook, n.cfg.Clock()) {
+		return nil
+	}
+	n.log.InfoContext(ctx, "resuming a stalled webhook delivery", "execution_id", id, "delivery", delivery.Describe(*e.Webhook))
+	return n.ensureDelivery(ctx, e, true)
+}
+
 // ensureDelivery makes the first attempt of an ended execution's webhook if
 // none was made, and starts the deliver state machine while attempts remain.
 // kick also restarts it for a delivery already pending.

@@ -4,9 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/longrun/longrun/internal/sqlite"
 )
 
 // TestCheckpointsOffTheWriter: the writer never checkpoints in its commits
@@ -49,5 +53,61 @@ func TestCheckpointsOffTheWriter(t *testing.T) {
 			t.Fatalf("main file still %d bytes 10s after the commits: nothing checkpointed", before)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestWALStaysBounded: with readers always inside a read transaction and
+// writers committing all the time — the load under which PASSIVE
+// checkpoints never let the WAL start over — the WAL stays near its limit
+// while many times that is written.
+func TestWALStaysBounded(t *testing.T) {
+	t.Parallel()
+	const limit = 512 << 10
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "longrun.db"), sqlite.WithWALLimit(limit))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	mustWrite(t, db, `CREATE TABLE filler (v TEXT NOT NULL)`)
+	var wg sync.WaitGroup
+	for range 4 { // readers overlapping one another: one is always reading
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				_ = db.Read(ctx, func(tx *sql.Tx) error {
+					var n int
+					err := tx.QueryRowContext(ctx, `SELECT max(rowid) FROM filler`).Scan(&n)
+					time.Sleep(time.Millisecond)
+					return err
+				})
+			}
+		})
+	}
+	row := strings.Repeat("x", 4000)
+	var written int64
+	var maxWAL int64
+	for written < 96*limit {
+		if err := db.Write(ctx, func(tx *sql.Tx) error {
+			for range 10 {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO filler (v) VALUES (?)`, row); err != nil {
+					return err
+				}
+			}
+			_, err := tx.ExecContext(ctx, `DELETE FROM filler WHERE rowid < (SELECT max(rowid) FROM filler) - 100`)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		written += 10 * int64(len(row))
+		if fi, err := os.Stat(db.Path() + "-wal"); err == nil {
+			maxWAL = max(maxWAL, fi.Size())
+		}
+	}
+	cancel()
+	wg.Wait()
+	t.Logf("wrote %d MiB; largest WAL %.1f MiB (limit %d KiB)", written>>20, float64(maxWAL)/(1<<20), limit>>10)
+	if maxWAL > 32*limit { // this load writes ~40 MiB/s; unbounded, the WAL grows to nearly all of it
+		t.Errorf("the WAL reached %d bytes with a limit of %d", maxWAL, limit)
 	}
 }

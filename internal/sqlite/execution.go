@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/longrun/longrun"
@@ -133,53 +134,92 @@ func (s *ExecutionStore) CreateExecution(ctx context.Context, e *longrun.Executi
 		replayed bool
 	)
 	err := s.db.Write(ctx, func(tx *sql.Tx) error {
-		stored, replayed = nil, false
-		if e.IdempotencyKey != "" {
-			var (
-				prevID, prevHash string
-				prevStart        int64
-			)
-			err := s.db.w.queryRow(ctx, tx, idempotencyKeySQL, e.Tenant, e.IdempotencyKey).Scan(&prevID, &prevHash, &prevStart)
-			switch {
-			case errors.Is(err, sql.ErrNoRows):
-			case err != nil:
-				return fmt.Errorf("look up idempotency key: %w", err)
-			case e.StartDate.Sub(fromMillis(prevStart)) < longrun.IdempotencyWindow:
-				if prevHash != e.RequestHash {
-					return longrun.Errorf(longrun.ECONFLICT, "Idempotency-Key %q was used with a different request within %s", e.IdempotencyKey, longrun.IdempotencyWindow)
-				}
-				prev, err := getExecution(ctx, s.db.w, tx, prevID)
-				if err != nil {
-					return err
-				}
-				stored, replayed = prev, true
-				return nil
-			}
-		}
-		// RETURNING gives the stored record (times at the precision kept)
-		// without reading it back.
-		created, err := scanExecution(s.db.w.queryRow(ctx, tx, insertExecutionSQL,
-			e.ID, e.Tenant, e.ARN, e.Name, string(e.Status), nullJSON(e.Input), nullJSON(e.Output), e.Error, e.Cause, nil,
-			e.CallbackURL, toMillis(e.StartDate), nullMillis(e.StopDate), nil, e.IdempotencyKey, e.RequestHash, e.Job))
-		if isConstraint(err) {
-			return longrun.Errorf(longrun.EDUPLICATE, "execution %s already exists", e.ID)
-		}
-		if err != nil {
-			return fmt.Errorf("insert execution: %w", err)
-		}
-		if e.IdempotencyKey != "" {
-			if _, err := s.db.w.exec(ctx, tx, insertIdempotencySQL,
-				e.Tenant, e.IdempotencyKey, e.ID, e.RequestHash, toMillis(e.StartDate)); err != nil {
-				return fmt.Errorf("insert idempotency key: %w", err)
-			}
-		}
-		stored = created
-		return nil
+		var err error
+		stored, replayed, err = s.CreateExecutionTx(ctx, tx, e)
+		return err
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("create execution %s: %w", e.ID, err)
 	}
 	return stored, replayed, nil
+}
+
+// CreateExecutionTx is CreateExecution inside tx, a transaction of the DB's
+// Write: the local engine runs it in the transaction that starts the
+// execution, so the record and its start commit together.
+func (s *ExecutionStore) CreateExecutionTx(ctx context.Context, tx *sql.Tx, e *longrun.Execution) (stored *longrun.Execution, replayed bool, err error) {
+	if e.ID == "" || e.Tenant == "" {
+		return nil, false, longrun.Errorf(longrun.EINVALID, "an execution needs an id and a tenant")
+	}
+	if e.IdempotencyKey != "" {
+		prev, ok, err := s.replay(ctx, s.db.w.queryRow(ctx, tx, idempotencyKeySQL, e.Tenant, e.IdempotencyKey), e)
+		if err != nil || ok {
+			if ok {
+				prev, err = getExecution(ctx, s.db.w, tx, prev.ID)
+			}
+			return prev, err == nil, err
+		}
+	}
+	// RETURNING gives the stored record (times at the precision kept)
+	// without reading it back.
+	created, err := scanExecution(s.db.w.queryRow(ctx, tx, insertExecutionSQL,
+		e.ID, e.Tenant, e.ARN, e.Name, string(e.Status), nullJSON(e.Input), nullJSON(e.Output), e.Error, e.Cause, nil,
+		e.CallbackURL, toMillis(e.StartDate), nullMillis(e.StopDate), nil, e.IdempotencyKey, e.RequestHash, e.Job))
+	if isConstraint(err) {
+		return nil, false, longrun.Errorf(longrun.EDUPLICATE, "execution %s already exists", e.ID)
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("insert execution: %w", err)
+	}
+	if e.IdempotencyKey != "" {
+		if _, err := s.db.w.exec(ctx, tx, insertIdempotencySQL,
+			e.Tenant, e.IdempotencyKey, e.ID, e.RequestHash, toMillis(e.StartDate)); err != nil {
+			return nil, false, fmt.Errorf("insert idempotency key: %w", err)
+		}
+	}
+	return created, false, nil
+}
+
+// Replayed looks, without writing, for the execution e's idempotency key
+// started within longrun.IdempotencyWindow: ok with it when e replays it,
+// ECONFLICT when the key was used with another request, neither when e is
+// new. A caller that must write e anyway (CreateExecutionTx) checks again in
+// its transaction; this only spares it a transaction that would be undone.
+func (s *ExecutionStore) Replayed(ctx context.Context, e *longrun.Execution) (*longrun.Execution, bool, error) {
+	if e.IdempotencyKey == "" {
+		return nil, false, nil
+	}
+	prev, ok, err := s.replay(ctx, s.db.reader.QueryRowContext(ctx, idempotencyKeySQL, e.Tenant, e.IdempotencyKey), e)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	stored, err := executionOf(s.db.r.row(ctx, s.db.reader, getExecutionSQL, prev.ID), prev.ID)
+	if longrun.IsCode(err, longrun.ENOTFOUND) {
+		return nil, false, nil // expired meanwhile: e is new
+	}
+	return stored, err == nil, err
+}
+
+// replay reads row, a result of idempotencyKeySQL: ok (with the earlier
+// execution's id) when e replays it, ECONFLICT for another request within
+// the window.
+func (s *ExecutionStore) replay(_ context.Context, row *sql.Row, e *longrun.Execution) (*longrun.Execution, bool, error) {
+	var (
+		prevID, prevHash string
+		prevStart        int64
+	)
+	err := row.Scan(&prevID, &prevHash, &prevStart)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, fmt.Errorf("look up idempotency key: %w", err)
+	case e.StartDate.Sub(fromMillis(prevStart)) >= longrun.IdempotencyWindow:
+		return nil, false, nil
+	case prevHash != e.RequestHash:
+		return nil, false, longrun.Errorf(longrun.ECONFLICT, "Idempotency-Key %q was used with a different request within %s", e.IdempotencyKey, longrun.IdempotencyWindow)
+	}
+	return &longrun.Execution{ID: prevID}, true, nil
 }
 
 // DeleteExecution removes the execution and frees its idempotency key.
@@ -288,21 +328,32 @@ func (s *ExecutionStore) FinishExecution(ctx context.Context, id string, o longr
 		recorded bool
 	)
 	err := s.db.Write(ctx, func(tx *sql.Tx) error {
-		// RETURNING: the one statement both records and reads, unless the
-		// execution has ended already (or does not exist).
 		var err error
-		e, err = scanExecution(s.db.w.queryRow(ctx, tx, finishExecutionSQL,
-			string(o.Status), nullJSON(o.Output), o.Error, o.Cause, nullMillis(o.StopDate), id, string(longrun.StatusRunning)))
-		recorded = err == nil
-		if errors.Is(err, sql.ErrNoRows) {
-			e, err = getExecution(ctx, s.db.w, tx, id)
-		}
+		e, recorded, err = s.FinishExecutionTx(ctx, tx, id, o)
 		return err
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("finish execution %s: %w", id, err)
 	}
 	return e, recorded, nil
+}
+
+// FinishExecutionTx is FinishExecution inside tx, a transaction of the DB's
+// Write: the local engine records a stop in the transaction that stops the
+// execution, so the two agree.
+func (s *ExecutionStore) FinishExecutionTx(ctx context.Context, tx *sql.Tx, id string, o longrun.Outcome) (e *longrun.Execution, recorded bool, err error) {
+	if !o.Status.Terminal() {
+		return nil, false, longrun.Errorf(longrun.EINVALID, "outcome status %q is not terminal", o.Status)
+	}
+	// RETURNING: the one statement both records and reads, unless the
+	// execution has ended already (or does not exist).
+	e, err = scanExecution(s.db.w.queryRow(ctx, tx, finishExecutionSQL,
+		string(o.Status), nullJSON(o.Output), o.Error, o.Cause, nullMillis(o.StopDate), id, string(longrun.StatusRunning)))
+	recorded = err == nil
+	if errors.Is(err, sql.ErrNoRows) {
+		e, err = getExecution(ctx, s.db.w, tx, id)
+	}
+	return e, recorded, err
 }
 
 // SetProgress stores p on a RUNNING execution; ENOTRUNNING once it ended.
@@ -352,4 +403,85 @@ func (s *ExecutionStore) SaveDelivery(ctx context.Context, id string, d longrun.
 		return fmt.Errorf("save delivery of %s: %w", id, err)
 	}
 	return nil
+}
+
+// SaveDeliveryIf saves d only if the stored delivery is still in prev's
+// round and state, and gives ECONFLICT otherwise: a redeliver claims its
+// round this way, so of concurrent redelivers of one execution exactly one
+// starts a round.
+func (s *ExecutionStore) SaveDeliveryIf(ctx context.Context, id string, prev, d longrun.Delivery) error {
+	doc, err := json.Marshal(fromDelivery(d))
+	if err != nil {
+		return fmt.Errorf("encode delivery of %s: %w", id, err)
+	}
+	err = s.db.Write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE executions SET webhook = ?
+			WHERE id = ? AND coalesce(json_extract(webhook, '$.round'), 0) = ? AND json_extract(webhook, '$.state') = ?`,
+			string(doc), id, prev.Round, string(prev.State))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 1 {
+			return err
+		}
+		return longrun.Errorf(longrun.ECONFLICT, "the delivery of execution %s changed meanwhile", id)
+	})
+	if err != nil {
+		return fmt.Errorf("save delivery of %s: %w", id, err)
+	}
+	return nil
+}
+
+// StalledDeliveries returns the ids of up to limit executions whose webhook
+// delivery is pending with its next attempt due before before: with
+// before = now - delivery.StallAfter, the deliveries whose loop has ended
+// without delivering.
+func (s *ExecutionStore) StalledDeliveries(ctx context.Context, before time.Time, limit int) ([]string, error) {
+	var ids []string
+	err := s.db.Read(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM executions
+			WHERE stop_date IS NOT NULL AND webhook IS NOT NULL
+			  AND json_extract(webhook, '$.state') = ? AND julianday(json_extract(webhook, '$.nextAttempt')) < julianday(?)
+			LIMIT ?`, string(longrun.DeliveryPending), before.UTC().Format(time.RFC3339Nano), limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stalled deliveries: %w", err)
+	}
+	return ids, nil
+}
+
+// DeleteEnded deletes up to limit executions that ended before before,
+// oldest first, with their idempotency keys: the retention sweep of
+// `longrun dev --retention`. An execution whose webhook is still being
+// delivered is kept until its delivery ends. It returns how many it deleted.
+func (s *ExecutionStore) DeleteEnded(ctx context.Context, before time.Time, limit int) (int, error) {
+	var n int64
+	err := s.db.Write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM executions WHERE id IN (
+			SELECT id FROM executions
+			WHERE stop_date IS NOT NULL AND stop_date < ?
+			  AND (webhook IS NULL OR json_extract(webhook, '$.state') <> ?)
+			ORDER BY stop_date LIMIT ?)`, toMillis(before), string(longrun.DeliveryPending), limit)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("delete executions ended before %s: %w", before.Format(time.RFC3339), err)
+	}
+	return int(n), nil
 }

@@ -222,6 +222,9 @@ func (db *DB) writeTogether(group []*writeCall) bool {
 		}
 		outcomes[i] = &o
 	}
+	if db.faultErr() != nil { // the functions run again alone, and each fails with it
+		return abandon()
+	}
 	if err := tx.Commit(); err != nil {
 		db.takeHooks(tx)
 		return false

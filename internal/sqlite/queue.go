@@ -316,3 +316,32 @@ func (q *Queue) ReleaseInFlight(ctx context.Context) (int, error) {
 	}
 	return int(n), nil
 }
+
+// Defer gives a received message back unprocessed: it becomes visible again
+// after delay, its receipt stops being current, and the receive that took it
+// is not counted (so a message deferred many times never reaches the
+// dead-letter queue for it). devapp's per-tenant fairness defers the
+// messages of a tenant that holds its share of the workers.
+func (q *Queue) Defer(ctx context.Context, receipt string, delay time.Duration) error {
+	if delay < 0 {
+		return longrun.Errorf(longrun.EINVALID, "delay %s must not be negative", delay)
+	}
+	err := q.db.Write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE queue_messages SET visible_at = ?, receive_count = max(receive_count - 1, 0), receipt = NULL
+			WHERE queue = ? AND receipt = ?`, toMillis(q.db.Now().Add(delay)), q.name, receipt)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 1 {
+			return err
+		}
+		return longrun.Errorf(longrun.ENOTFOUND, "receipt is not current: the message was deleted or received again")
+	})
+	if err != nil {
+		return fmt.Errorf("defer message in queue %s: %w", q.name, err)
+	}
+	if delay == 0 {
+		q.db.notify(q.name)
+	}
+	return nil
+}

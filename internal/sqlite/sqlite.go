@@ -104,6 +104,7 @@ type DB struct {
 	log    *slog.Logger
 
 	writes *writeQueue   // callers waiting for the writer (see group.go)
+	fault  func() error  // WithWriteFault
 	ckpt   *checkpointer // moves the WAL into the file, off the writer (see checkpoint.go)
 
 	mu        sync.Mutex
@@ -115,6 +116,8 @@ type config struct {
 	busyTimeout time.Duration
 	readers     int
 	logger      *slog.Logger
+	walLimit    int64
+	writeFault  func() error
 }
 
 // Option changes how Open opens the file.
@@ -130,11 +133,21 @@ func WithReaders(n int) Option { return func(c *config) { c.readers = n } }
 // WithLogger sets the logger for retries and other notable events. Default: discard.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
+// WithWALLimit sets the WAL size past which the checkpointer truncates the
+// WAL (see checkpoint.go). Default 32 MiB.
+func WithWALLimit(bytes int64) Option { return func(c *config) { c.walLimit = bytes } }
+
+// WithWriteFault makes every commit ask fault first and fail with its
+// error, if any, as a commit on a full disk fails with SQLITE_FULL: tests
+// of a full disk and of recovery from one, where no small filesystem can be
+// mounted.
+func WithWriteFault(fault func() error) Option { return func(c *config) { c.writeFault = fault } }
+
 // Open opens (creating if needed) the SQLite file at path and applies the
 // adapters' migrations. path must be a file: ":memory:" would give the writer
 // and the readers different databases.
 func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
-	cfg := config{busyTimeout: 5 * time.Second, readers: max(4, runtime.GOMAXPROCS(0))}
+	cfg := config{busyTimeout: 5 * time.Second, readers: max(4, runtime.GOMAXPROCS(0)), walLimit: defaultWALLimit}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -164,6 +177,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 			q.Add("_pragma", "journal_mode(WAL)")
 			// The checkpointer does it, off the writer's commits (see checkpoint.go).
 			q.Add("_pragma", "wal_autocheckpoint(0)")
+			q.Add("_pragma", "journal_size_limit("+strconv.Itoa(journalSizeLimit)+")")
 			q.Set("_txlock", "immediate")
 		}
 		return path + "?" + q.Encode()
@@ -213,21 +227,23 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 		reader:    reader,
 		log:       cfg.logger,
 		writes:    newWriteQueue(),
-		ckpt:      newCheckpointer(checkpoints, cfg.logger),
+		fault:     cfg.writeFault,
+		ckpt:      newCheckpointer(checkpoints, writer, path, cfg.busyTimeout, cfg.logger, cfg.walLimit),
 		signals:   map[string]chan struct{}{},
 		committed: map[*sql.Tx][]func(){},
 	}
-	if err := db.Write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (
-			name       TEXT    NOT NULL,
-			version    INTEGER NOT NULL,
-			applied_at INTEGER NOT NULL,
-			PRIMARY KEY (name, version)
-		) STRICT`)
-		return err
-	}); err != nil {
+	// Opening a file that is already set up writes nothing, so it works on a
+	// full disk (longrun dev must restart there) or a read-only copy.
+	var setUp int
+	if err := reader.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'schema_version'`).Scan(&setUp); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("create schema_version in %s: %w", path, err)
+		return nil, fmt.Errorf("read schema of %s: %w", path, err)
+	}
+	if setUp == 0 {
+		if err := db.createSchemaVersion(ctx); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("create schema_version in %s: %w", path, err)
+		}
 	}
 	own, err := fs.Sub(migrations, "migration")
 	if err != nil {
@@ -248,6 +264,29 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	}
 	db.ckpt.start()
 	return db, nil
+}
+
+func (db *DB) createSchemaVersion(ctx context.Context) error {
+	return db.Write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (
+			name       TEXT    NOT NULL,
+			version    INTEGER NOT NULL,
+			applied_at INTEGER NOT NULL,
+			PRIMARY KEY (name, version)
+		) STRICT`)
+		return err
+	})
+}
+
+// faultErr is the error of an injected write fault (WithWriteFault).
+func (db *DB) faultErr() error {
+	if db.fault == nil {
+		return nil
+	}
+	if err := db.fault(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
 }
 
 // prepared holds the adapters' hot statements, each prepared once on a
@@ -391,6 +430,9 @@ func (db *DB) writeOnce(ctx context.Context, fn func(tx *sql.Tx) error) (err err
 		}
 	}()
 	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := db.faultErr(); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {

@@ -1,0 +1,198 @@
+package devapp
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/longrun/longrun"
+	"github.com/longrun/longrun/internal/sqlite"
+)
+
+// fairQueue is the jobs queue as the in-process worker sees it, with a
+// per-tenant share of the workers: a message whose tenant already runs
+// `share` jobs waits, in memory, until one of that tenant's jobs ends (it is
+// then handed to the next free worker at once), so one tenant's long jobs
+// never hold every worker and other tenants' jobs run meanwhile
+// (docs/local-engine.md, "Fair under load"). A message that waits longer
+// than maxHoldBack is given back to the queue (sqlite.Queue.Defer, which does
+// not count the receive), well within its visibility timeout.
+type fairQueue struct {
+	*sqlite.Queue
+	store *sqlite.ExecutionStore
+	share int
+	now   longrun.Clock
+
+	mu      sync.Mutex
+	held    map[string]*heldJob // by receipt
+	runs    map[string]int      // jobs held per tenant
+	waiting []waitingMsg        // over their tenant's share, oldest first
+	wake    chan struct{}       // closed when a held job ends
+}
+
+type heldJob struct {
+	tenant string
+	until  time.Time // the visibility the worker last set; past it the worker is gone
+}
+
+type waitingMsg struct {
+	m          longrun.Message
+	tenant     string
+	visibility time.Duration
+	since      time.Time
+}
+
+// maxHoldBack is how long a message over its tenant's share waits in memory
+// before it goes back to the queue; deferDelay how long it is invisible then.
+const (
+	maxHoldBack = 10 * time.Second
+	deferDelay  = time.Second
+)
+
+func newFairQueue(q *sqlite.Queue, store *sqlite.ExecutionStore, share int, now longrun.Clock) *fairQueue {
+	return &fairQueue{Queue: q, store: store, share: share, now: now,
+		held: map[string]*heldJob{}, runs: map[string]int{}, wake: make(chan struct{})}
+}
+
+func (f *fairQueue) Receive(ctx context.Context, max int, wait, visibility time.Duration) ([]longrun.Message, error) {
+	if out := f.fromWaiting(ctx, max); len(out) > 0 {
+		return out, nil
+	}
+	// A long poll, cut short when a held job ends: a waiting message may
+	// then be handed out.
+	f.mu.Lock()
+	wake, waiting := f.wake, len(f.waiting) > 0
+	f.mu.Unlock()
+	poll := ctx
+	if waiting {
+		var cancel context.CancelFunc
+		poll, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			select {
+			case <-wake:
+				cancel()
+			case <-poll.Done():
+			}
+		}()
+	}
+	msgs, err := f.Queue.Receive(poll, max, wait, visibility)
+	if err != nil {
+		if ctx.Err() == nil && poll.Err() != nil {
+			return f.fromWaiting(ctx, max), nil // woken
+		}
+		return nil, err
+	}
+	out := msgs[:0]
+	for _, m := range msgs {
+		tenant := f.tenantOf(ctx, m)
+		f.mu.Lock()
+		if f.take(tenant, m.Receipt, visibility) {
+			out = append(out, m)
+		} else {
+			f.waiting = append(f.waiting, waitingMsg{m: m, tenant: tenant, visibility: visibility, since: f.now()})
+		}
+		f.mu.Unlock()
+	}
+	return out, nil
+}
+
+// fromWaiting hands out up to max waiting messages whose tenant is under its
+// share now, and gives back to the queue those that waited too long.
+func (f *fairQueue) fromWaiting(ctx context.Context, max int) []longrun.Message {
+	var out []longrun.Message
+	var expired []string
+	f.mu.Lock()
+	now := f.now()
+	kept := f.waiting[:0]
+	for _, w := range f.waiting {
+		switch {
+		case len(out) < max && f.take(w.tenant, w.m.Receipt, w.visibility):
+			out = append(out, w.m)
+		case now.Sub(w.since) > maxHoldBack:
+			expired = append(expired, w.m.Receipt)
+		default:
+			kept = append(kept, w)
+		}
+	}
+	clear(f.waiting[len(kept):])
+	f.waiting = kept
+	f.mu.Unlock()
+	for _, r := range expired {
+		// If it cannot be given back, the message comes back after its
+		// visibility timeout, as any message a worker drops.
+		_ = f.Defer(ctx, r, deferDelay)
+	}
+	return out
+}
+
+// tenantOf is the tenant of the execution a task message is for; "" when it
+// cannot tell (such a message is not held back).
+func (f *fairQueue) tenantOf(ctx context.Context, m longrun.Message) string {
+	var tm struct {
+		ExecutionID string `json:"executionId"`
+	}
+	if json.Unmarshal([]byte(m.Body), &tm) != nil || tm.ExecutionID == "" {
+		return ""
+	}
+	e, err := f.store.GetExecution(ctx, "", tm.ExecutionID)
+	if err != nil {
+		return ""
+	}
+	return e.Tenant
+}
+
+// take counts the message against its tenant's share, if there is room.
+// f.mu is held.
+func (f *fairQueue) take(tenant, receipt string, visibility time.Duration) bool {
+	f.expire()
+	if tenant != "" && f.runs[tenant] >= f.share {
+		return false
+	}
+	f.held[receipt] = &heldJob{tenant: tenant, until: f.now().Add(visibility)}
+	f.runs[tenant]++
+	return true
+}
+
+// expire forgets jobs whose worker stopped extending their visibility
+// without deleting or releasing the message (it comes back to the queue).
+func (f *fairQueue) expire() {
+	now := f.now()
+	for r, h := range f.held {
+		if now.After(h.until) {
+			f.release(r)
+		}
+	}
+}
+
+func (f *fairQueue) release(receipt string) {
+	if h, ok := f.held[receipt]; ok {
+		delete(f.held, receipt)
+		if f.runs[h.tenant]--; f.runs[h.tenant] <= 0 {
+			delete(f.runs, h.tenant)
+		}
+		close(f.wake)
+		f.wake = make(chan struct{})
+	}
+}
+
+func (f *fairQueue) Delete(ctx context.Context, receipt string) error {
+	err := f.Queue.Delete(ctx, receipt)
+	f.mu.Lock()
+	f.release(receipt)
+	f.mu.Unlock()
+	return err
+}
+
+func (f *fairQueue) ChangeVisibility(ctx context.Context, receipt string, visibility time.Duration) error {
+	err := f.Queue.ChangeVisibility(ctx, receipt, visibility)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if visibility == 0 || err != nil {
+		f.release(receipt) // given back, or no longer this worker's
+	} else if h, ok := f.held[receipt]; ok {
+		h.until = f.now().Add(visibility)
+	}
+	return err
+}
