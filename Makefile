@@ -24,8 +24,8 @@ run: ## the whole app on 127.0.0.1:3000 (longrun dev), no AWS, no Docker
 	@$(GO) build -o bin/longrun ./cmd/longrun
 	./bin/longrun dev --allow-loopback-webhooks
 
-test: lint node-deps browser-deps moto ## everything CI runs: format, vet, staticcheck, cfn-lint, all tests
-	CI=true $(GO) test -count=1 ./...
+test: lint node-deps browser-deps moto ## everything CI runs: format, vet, staticcheck, tidy, cfn-lint, all tests under -race
+	CI=true $(GO) test -race -count=1 ./...
 
 # The Node side of the interop tests (the official standardwebhooks package,
 # and the reference jsonata package that decides where the Go JSONata differs).
@@ -44,11 +44,12 @@ internal/console/testdata/browser/node_modules/.installed: internal/console/test
 	npm ci --prefix internal/console/testdata/browser --no-audit --no-fund
 	touch $@
 
-check: ## gofmt, go vet, staticcheck
+check: ## gofmt, go vet, staticcheck, go mod tidy -diff
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
+	$(GO) mod tidy -diff
 
 lint: check ## check + cfn-lint on template.yaml
 	@command -v cfn-lint >/dev/null || { echo "cfn-lint is missing: it ships in this machine image's Python (pip install cfn-lint where PyPI is reachable)"; exit 1; }
