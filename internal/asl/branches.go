@@ -432,28 +432,5 @@ func (s *branching) failedBranches(cl *call, e *stateError, retries []int, now t
 }
 
 func (s *branching) succeeded(cl *call, result any) Step {
-	if s.base.jsonata {
-		return s.jresult(&s.handlers, cl, result)
-	}
-	var err error
-	if s.resultSelector != nil {
-		if result, err = s.resultSelector.eval(result, cl); err != nil {
-			return s.recover(cl, asStateError(err))
-		}
-	}
-	out, err := s.resultPath.apply(cl.input, result)
-	if err != nil {
-		return s.recover(cl, asStateError(err))
-	}
-	if out, err = s.outputPath.apply(out, cl, "OutputPath"); err != nil {
-		return s.recover(cl, asStateError(err))
-	}
-	step, serr := withAssign(s.assign, result, cl, s.proceed(out))
-	if serr != nil {
-		return s.recover(cl, serr)
-	}
-	if step.Kind == StepFail {
-		return s.recover(cl, &stateError{step.Error, step.Cause})
-	}
-	return step
+	return applyResult(&s.base, &s.handlers, s.resultSelector, s.resultPath, cl, result)
 }

@@ -243,28 +243,35 @@ func secondsAt(p *path, eff any, cl *call, field string) (int, error) {
 
 // succeeded applies ResultSelector, ResultPath and OutputPath to a result.
 func (s *taskState) succeeded(cl *call, result any) Step {
-	if s.base.jsonata {
-		return s.jresult(&s.handlers, cl, result)
+	return applyResult(&s.base, &s.handlers, s.resultSelector, s.resultPath, cl, result)
+}
+
+// applyResult is what a Task, Parallel or Map state does with its result:
+// ResultSelector, ResultPath, OutputPath and Assign (or the JSONata Output
+// and Assign), any failure among them going through the state's Catch.
+func applyResult(b *base, h *handlers, selector *payload, rp *resultPath, cl *call, result any) Step {
+	if b.jsonata {
+		return b.jresult(h, cl, result)
 	}
 	var err error
-	if s.resultSelector != nil {
-		if result, err = s.resultSelector.eval(result, cl); err != nil {
-			return s.recover(cl, asStateError(err))
+	if selector != nil {
+		if result, err = selector.eval(result, cl); err != nil {
+			return h.recover(cl, asStateError(err))
 		}
 	}
-	out, err := s.resultPath.apply(cl.input, result)
+	out, err := rp.apply(cl.input, result)
 	if err != nil {
-		return s.recover(cl, asStateError(err))
+		return h.recover(cl, asStateError(err))
 	}
-	if out, err = s.outputPath.apply(out, cl, "OutputPath"); err != nil {
-		return s.recover(cl, asStateError(err))
+	if out, err = b.outputPath.apply(out, cl, "OutputPath"); err != nil {
+		return h.recover(cl, asStateError(err))
 	}
-	step, serr := withAssign(s.assign, result, cl, s.proceed(out))
+	step, serr := withAssign(b.assign, result, cl, b.proceed(out))
 	if serr != nil {
-		return s.recover(cl, serr)
+		return h.recover(cl, serr)
 	}
 	if step.Kind == StepFail {
-		return s.recover(cl, &stateError{step.Error, step.Cause})
+		return h.recover(cl, &stateError{step.Error, step.Cause})
 	}
 	return step
 }
