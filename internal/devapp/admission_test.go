@@ -31,12 +31,16 @@ func blockingJob(release <-chan struct{}) longrun.Job {
 	}
 }
 
-// serve opens and serves an app on a loopback port until the test ends.
+// serve opens and serves an app on a loopback port until the test ends: in
+// a fresh data directory, following the repository's template unless cfg
+// names another.
 func serve(t *testing.T, cfg devapp.Config) (*devapp.App, string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cfg.DataDir = t.TempDir()
-	cfg.TemplatePath = filepath.Join("..", "..", "template.yaml")
+	if cfg.TemplatePath == "" {
+		cfg.TemplatePath = filepath.Join("..", "..", "template.yaml")
+	}
 	app, err := devapp.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -15,34 +14,14 @@ import (
 	"github.com/longrun/longrun"
 	longrunclient "github.com/longrun/longrun/client"
 	"github.com/longrun/longrun/internal/devapp"
-	"github.com/longrun/longrun/internal/tenant"
 )
 
 // serveKinds opens the local app with reg's kinds and serves it on port 0; it
 // returns a client of a fresh tenant.
 func serveKinds(t *testing.T, reg *longrun.Registry) *longrunclient.Client {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	app, err := devapp.Open(ctx, devapp.Config{DataDir: t.TempDir(), TemplatePath: filepath.Join("..", "..", "template.yaml"), Jobs: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := tenant.CreateKey(ctx, app.Tenants, "acme", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- app.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		<-served
-		app.Close()
-	})
-	return longrunclient.New("http://"+ln.Addr().String(), key.APIKey)
+	app, url := serve(t, devapp.Config{Jobs: reg})
+	return longrunclient.New(url, keyFor(t, app, "acme"))
 }
 
 // Kinds end to end on one machine: each kind runs its own job, the default
