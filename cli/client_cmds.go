@@ -37,6 +37,7 @@ func startCommand(env envSource) *cli.Command {
 		Usage:     "start an execution; prints its record (202)",
 		ArgsUsage: "[INPUT-JSON | @FILE | -]",
 		Flags: append(apiFlags(env),
+			&cli.StringFlag{Name: "job", Usage: "the kind of job to run (default: the deployment's first kind)"},
 			&cli.StringFlag{Name: "callback-url", Usage: "https URL that receives the signed webhook when the execution ends"},
 			&cli.StringFlag{Name: "name", Usage: "a label of your own for the execution"},
 			&cli.StringFlag{Name: "idempotency-key", Usage: "the same key and input within 24 h return the original execution"},
@@ -51,7 +52,7 @@ func startCommand(env envSource) *cli.Command {
 			if err != nil {
 				return err
 			}
-			e, err := c.Start(ctx, client.StartRequest{Input: input, CallbackURL: cmd.String("callback-url"), Name: cmd.String("name")}, cmd.String("idempotency-key"))
+			e, err := c.Start(ctx, client.StartRequest{Input: input, Job: cmd.String("job"), CallbackURL: cmd.String("callback-url"), Name: cmd.String("name")}, cmd.String("idempotency-key"))
 			if err != nil {
 				return err
 			}
@@ -178,6 +179,7 @@ func listCommand(env envSource) *cli.Command {
 		Usage: "list your executions, newest first",
 		Flags: append(apiFlags(env),
 			&cli.StringFlag{Name: "status", Usage: "only RUNNING, SUCCEEDED, FAILED, TIMED_OUT or ABORTED"},
+			&cli.StringFlag{Name: "job", Usage: "only executions of this kind of job"},
 			&cli.IntFlag{Name: "limit", Usage: "page size, 1 to 100", Value: 20},
 			&cli.StringFlag{Name: "next-token", Usage: "the nextToken of the previous page"},
 		),
@@ -190,7 +192,8 @@ func listCommand(env envSource) *cli.Command {
 			if err != nil {
 				return err
 			}
-			p, err := c.List(ctx, cmd.String("status"), int(cmd.Int("limit")), cmd.String("next-token"))
+			p, err := c.ListExecutions(ctx, client.ListQuery{
+				Status: cmd.String("status"), Job: cmd.String("job"), Limit: int(cmd.Int("limit")), NextToken: cmd.String("next-token")})
 			if err != nil {
 				return err
 			}

@@ -143,9 +143,9 @@ func List(w io.Writer, p *client.Page, now time.Time) error {
 		if e.StopDate != nil {
 			end = *e.StopDate
 		}
-		rows = append(rows, []string{e.Status, e.ExecutionID, orDash(e.Name), e.StartDate.Local().Format(time.DateTime), Elapsed(end.Sub(e.StartDate))})
+		rows = append(rows, []string{e.Status, orDash(e.Job), e.ExecutionID, orDash(e.Name), e.StartDate.Local().Format(time.DateTime), Elapsed(end.Sub(e.StartDate))})
 	}
-	if err := Table(w, []string{"STATUS", "EXECUTION", "NAME", "STARTED", "DURATION"}, rows); err != nil {
+	if err := Table(w, []string{"STATUS", "JOB", "EXECUTION", "NAME", "STARTED", "DURATION"}, rows); err != nil {
 		return err
 	}
 	if p.NextToken != "" {

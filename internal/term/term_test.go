@@ -225,14 +225,14 @@ func TestListTable(t *testing.T) {
 	stop := start.Add(90 * time.Second)
 	var out bytes.Buffer
 	err := term.List(&out, &client.Page{Executions: []client.Summary{
-		{ExecutionID: "ex-2", Status: "RUNNING", Name: "soup", StartDate: start},
+		{ExecutionID: "ex-2", Status: "RUNNING", Job: "ramen", Name: "soup", StartDate: start},
 		{ExecutionID: "ex-1", Status: "SUCCEEDED", StartDate: start, StopDate: &stop},
 	}, NextToken: "tok"}, start.Add(5*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 4 || !strings.HasPrefix(lines[0], "STATUS") || !strings.Contains(lines[1], "soup") ||
+	if len(lines) != 4 || !strings.HasPrefix(lines[0], "STATUS") || !strings.Contains(lines[0], "JOB") || !strings.Contains(lines[1], "ramen") || !strings.Contains(lines[1], "soup") ||
 		!strings.Contains(lines[1], "5.0s") || !strings.Contains(lines[2], "1m30s") || lines[3] != "more: --next-token tok" {
 		t.Errorf("table:\n%s", out.String())
 	}
