@@ -263,12 +263,18 @@ func TestPollerPolicyIsExact(t *testing.T) {
 	defer func() { stop(); <-done }()
 
 	var ids []string
-	for _, kind := range []string{"wait", "late", "fail"} {
+	// "long" is a kind the start function routes to the long-jobs queue:
+	// the poller reads it too, and holds its lease there.
+	for _, kind := range []string{"wait", "late", "fail", "long"} {
 		id := longrun.NewExecutionID()
 		e := f.seedExecution(t, id, "", false, nil)
-		input := map[string]string{"wait": `{"wait":true}`, "late": `{"id":"` + id + `"}`, "fail": `{"fail":true}`}[kind]
+		input := map[string]string{"wait": `{"wait":true}`, "late": `{"id":"` + id + `"}`, "fail": `{"fail":true}`, "long": `{"wait":true,"long":true}`}[kind]
+		queue := f.jobs.URL
+		if kind == "long" {
+			queue = f.long.URL
+		}
 		if err := f.engine.StartExecution(context.Background(), longrun.StateInput{ExecutionID: id, ExecutionARN: e.ARN, Input: json.RawMessage(input),
-			Limits: longrun.Limits{TimeoutSeconds: 60, HeartbeatSeconds: 3}}); err != nil {
+			Limits: longrun.Limits{TimeoutSeconds: 60, HeartbeatSeconds: 3}, BackstopSeconds: 120, QueueURL: queue}); err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, id)
@@ -286,12 +292,18 @@ func TestPollerPolicyIsExact(t *testing.T) {
 	doc := mapping(f.tpl.Resources["WorkerPollerPolicy"].Properties["PolicyDocument"])
 	for _, s := range doc["Statement"].([]any) {
 		st := mapping(s)
-		res, err := f.tpl.String(st["Resource"], f.resolve)
-		if err != nil {
-			t.Fatal(err)
+		resources, ok := st["Resource"].([]any)
+		if !ok {
+			resources = []any{st["Resource"]}
 		}
-		for _, a := range st["Action"].([]any) {
-			grants = append(grants, grant{Sid: st["Sid"].(string), Action: a.(string), Resource: res})
+		for _, r := range resources {
+			res, err := f.tpl.String(r, f.resolve)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range st["Action"].([]any) {
+				grants = append(grants, grant{Sid: st["Sid"].(string), Action: a.(string), Resource: res})
+			}
 		}
 	}
 	calls := rec.recorded()
