@@ -29,7 +29,9 @@ func TestLongKindsGoToTheLongQueueOnKumo(t *testing.T) {
 	k := awstest.Kumo(t)
 	k.ServeIntegrations(t)
 	f := newFixture(t, stateMachineDefs{deliver: passDefinition}, "")
-	nop := func(context.Context, json.RawMessage, func(longrun.Progress)) (json.RawMessage, error) { return nil, nil }
+	nop := func(context.Context, json.RawMessage, func(longrun.Progress)) (json.RawMessage, error) {
+		return nil, nil
+	}
 	kinds := longrun.NewRegistry()
 	kinds.Handle("short", nop, longrun.JobOptions{})
 	kinds.Handle("long", nop, longrun.JobOptions{Timeout: 2 * time.Hour})
