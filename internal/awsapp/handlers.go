@@ -98,16 +98,20 @@ func (a *App) api(fn string, required ...string) (APIHandler, error) {
 	return api.LambdaHandler(h), nil
 }
 
-// lambdaLongest is the longest a job can run on the Lambda worker: its
-// timeout less the margin it keeps to report a job that runs out of time.
-// A kind with a longer Timeout is routed to the long-jobs queue.
-func (a *App) lambdaLongest() time.Duration {
+// workerTimeout is the Lambda worker's timeout: WorkerTimeoutSeconds, or
+// Lambda's most when it is not given.
+func (a *App) workerTimeout() time.Duration {
 	t := a.Config.WorkerTimeout
 	if t <= 0 || t > longrun.MaxLambdaJobTimeout {
 		t = longrun.MaxLambdaJobTimeout
 	}
-	return t - worker.LambdaMargin
+	return t
 }
+
+// lambdaLongest is the longest a job can run on the Lambda worker: its
+// timeout less the margin it keeps to report a job that runs out of time.
+// A kind with a longer Timeout is routed to the long-jobs queue.
+func (a *App) lambdaLongest() time.Duration { return a.workerTimeout() - worker.LambdaMargin }
 
 // Worker is the handler of WorkerFunction: the job of each task message's
 // kind (App.Jobs), with the message held as the job's lease of
@@ -123,7 +127,9 @@ func (a *App) Worker() (WorkerHandler, error) {
 	if err := a.Config.require(EnvTableName, EnvJobsQueueURL); err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
-	if err := a.checkTimeouts(a.lambdaLongest(), longrun.MaxLambdaJobTimeoutReason); err != nil {
+	// Named against the function's timeout (a kind within LambdaMargin of it
+	// is routed away too, without a line here).
+	if err := a.checkTimeouts(a.workerTimeout(), longrun.MaxLambdaJobTimeoutReason); err != nil {
 		if a.Config.LongJobsQueueURL != "" {
 			a.Logger.Warn("job kinds routed to the long-jobs queue, which only `longrun worker` reads: run it (with the WorkerPollerPolicyArn output) or they wait there",
 				"long_jobs_queue", a.Config.LongJobsQueueURL, "err", err)
