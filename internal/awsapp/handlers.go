@@ -118,11 +118,10 @@ func (a *App) lambdaLongest() time.Duration { return a.workerTimeout() - worker.
 // JobHeartbeatSeconds (renewed at a third of it, with a heartbeat that learns
 // whether the task is gone), so a dead invocation's job is delivered again
 // within a lease. A kind whose Timeout is over what this function can run
-// never comes here: the start function routes it to the long-jobs queue,
-// which only `longrun worker` reads. Such kinds are logged at init as a
-// warning that names them and says so; without a long-jobs queue in the
-// deployment (an older template) it is an error: they would run out of time
-// here (Job.OutOfTime).
+// never comes here: the start function of the same template routes it to
+// the long-jobs queue, which only `longrun worker` reads. Such kinds are
+// logged at init as a warning that names them and says so (were one to
+// come here anyway, it would end Job.OutOfTime).
 func (a *App) Worker() (WorkerHandler, error) {
 	if err := a.Config.require(EnvTableName, EnvJobsQueueURL); err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
@@ -130,12 +129,8 @@ func (a *App) Worker() (WorkerHandler, error) {
 	// Named against the function's timeout (a kind within LambdaMargin of it
 	// is routed away too, without a line here).
 	if err := a.checkTimeouts(a.workerTimeout(), longrun.MaxLambdaJobTimeoutReason); err != nil {
-		if a.Config.LongJobsQueueURL != "" {
-			a.Logger.Warn("job kinds routed to the long-jobs queue, which only `longrun worker` reads: run it (with the WorkerPollerPolicyArn output) or they wait there",
-				"long_jobs_queue", a.Config.LongJobsQueueURL, "err", err)
-		} else {
-			a.Logger.Error("job kinds this Lambda worker cannot finish, and no long-jobs queue to route them to", "err", err)
-		}
+		a.Logger.Warn("job kinds this Lambda worker cannot finish: the start function routes them to the LongJobsQueue, which only `longrun worker` reads; run it (with the WorkerPollerPolicyArn output) or they wait there",
+			"err", err)
 	}
 	return worker.LeasedSQSHandler(a.processor(), sqsqueue.New(a.SQS, a.Config.JobsQueueURL), a.lease()), nil
 }

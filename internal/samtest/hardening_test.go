@@ -221,7 +221,9 @@ func TestPollerPolicyIsExact(t *testing.T) {
 	f := newFixture(t, stateMachineDefs{deliver: passDefinition}, notifyFn.ARN)
 	f.sink = sink
 	rec := f.recorder()
-	app := f.app(t, "WorkerFunction", rec, map[string]string{awsapp.EnvJobHeartbeatSeconds: "3", awsapp.EnvJobsQueueURL: f.jobs.URL})
+	// `longrun worker` is configured with both queues (the stack's
+	// JobsQueueUrl and LongJobsQueueUrl outputs).
+	app := f.app(t, "WorkerFunction", rec, map[string]string{awsapp.EnvJobHeartbeatSeconds: "3", awsapp.EnvJobsQueueURL: f.jobs.URL, awsapp.EnvLongJobsQueueURL: f.long.URL})
 	var mu sync.Mutex
 	ran := map[string]bool{}
 	app.Jobs = longrun.NewRegistry()
