@@ -2,6 +2,7 @@ package longrun
 
 import (
 	"encoding/json"
+	"math"
 	"time"
 )
 
@@ -95,6 +96,11 @@ type TaskMessage struct {
 	Input        json.RawMessage `json:"input"`
 	// Job is the kind of job to run (Registry); empty means the default kind.
 	Job string `json:"job,omitempty"`
+	// Limits are the execution's (StateInput.Limits): the worker runs the
+	// job for at most Limits.TimeoutSeconds from receipt. Absent (a message
+	// sent by an older definition): no limit of the worker's own; the Work
+	// state's TimeoutSeconds still ends the task.
+	Limits *Limits `json:"limits,omitempty"`
 }
 
 // StateInput is the input every execution of the state machine starts with.
@@ -110,15 +116,53 @@ type StateInput struct {
 	// present ("" for the default kind): a JSONPath to a missing field is a
 	// States.Runtime error.
 	Job string `json:"job"`
+	// BackstopSeconds is the Work state's TimeoutSeconds
+	// (TimeoutSecondsPath): Step Functions' own timer, which starts when the
+	// message is sent, so it only backstops a task no worker takes — the
+	// job's limit plus the queue wait (Backstop). The job's own limit is
+	// Limits.TimeoutSeconds, enforced by the worker from receipt. Absent
+	// (a start function of an older release): the definition uses
+	// Limits.TimeoutSeconds, as it did then.
+	BackstopSeconds int `json:"backstopSeconds,omitempty"`
+	// QueueURL is the queue the Work state sends the task to ("QueueUrl.$"):
+	// the start function routes each execution by its kind's Timeout, so a
+	// kind longer than the Lambda worker can run goes to the queue only
+	// `longrun worker` reads (docs/sam.md, "Long jobs").
+	// Absent: the jobs queue.
+	QueueURL string `json:"queueUrl,omitempty"`
 }
 
-// Limits bound the Work state: statemachine/longrun.asl.json reads them through
-// TimeoutSecondsPath and HeartbeatSecondsPath, so a missing value fails the
-// execution instead of letting it wait forever. They come from configuration
-// (template Parameters on AWS, template defaults locally), never from clients.
+// Limits bound an execution's job. They come from configuration (template
+// Parameters on AWS, template defaults locally) and the kind's JobOptions,
+// never from clients, and travel in the state input, whose Work state copies
+// them into the task message for the worker (docs/state-machine.md,
+// "Liveness").
 type Limits struct {
-	TimeoutSeconds   int `json:"timeoutSeconds"`
+	// TimeoutSeconds is the job's own time limit: the worker that takes the
+	// task runs the job (retries and backoff included) for at most this long
+	// from the moment it received the message, then fails the task with
+	// ErrNameJobTimeout. Time in the queue never counts; the Work state's
+	// TimeoutSeconds is only a backstop (StateInput.BackstopSeconds).
+	TimeoutSeconds int `json:"timeoutSeconds"`
+	// HeartbeatSeconds is the workers' lease on a running job's message.
 	HeartbeatSeconds int `json:"heartbeatSeconds"`
+}
+
+// DefaultQueueWait is how long a task may wait in the queue, by default,
+// before its Work state gives up on it: a day, so only a queue nobody reads
+// for that long fails jobs for waiting. On AWS the template Parameter
+// MaxQueueWaitSeconds sets it.
+const DefaultQueueWait = 24 * time.Hour
+
+// Backstop is the Work state's TimeoutSeconds for a job limit of
+// timeoutSeconds: that plus the queue wait (DefaultQueueWait when 0), in
+// whole seconds. It is never shorter than the job's own limit, so a job
+// taken at the last moment of its wait still has the whole limit.
+func Backstop(timeoutSeconds int, queueWait time.Duration) int {
+	if queueWait <= 0 {
+		queueWait = DefaultQueueWait
+	}
+	return timeoutSeconds + int(math.Ceil(queueWait.Seconds()))
 }
 
 // NotifyRequest is the payload the state machines pass to notify

@@ -32,4 +32,8 @@ const (
 	ErrNameStopped     = "Execution.Stopped" // the error a stop records
 	ErrNameStartFailed = "Execution.StartFailed"
 	ErrNameUnknownKind = "Job.UnknownKind" // the worker has no job of the task's kind
+	// ErrNameJobTimeout: the job ran past its own time limit (the kind's
+	// Timeout or the deployment's JobTimeoutSeconds), counted by the worker
+	// from the moment it received the task, never from the send.
+	ErrNameJobTimeout = "Job.Timeout"
 )

@@ -40,10 +40,14 @@ type Kind struct {
 // JobOptions are a kind's settings. The zero value is valid: the deployment's
 // limits, any input, no retries.
 type JobOptions struct {
-	// Timeout is how long an execution of this kind may run in all, its
-	// retries and their backoff included: it becomes the Work state's
-	// TimeoutSeconds (rounded up to whole seconds) for executions of this
-	// kind. 0 means the deployment's (JobTimeoutSeconds in template.yaml).
+	// Timeout is how long a job of this kind may run, its retries and their
+	// backoff included, counted by the worker from the moment it takes the
+	// task (time waiting in the queue never counts); past it the task fails
+	// with Job.Timeout. It travels as the execution's limits.timeoutSeconds
+	// (rounded up to whole seconds). 0 means the deployment's
+	// (JobTimeoutSeconds in template.yaml). A kind whose Timeout is over
+	// what the Lambda worker can run is routed to the long-jobs queue, which
+	// only `longrun worker` reads (docs/jobs.md, "Timeouts").
 	// It must be over the deployment's heartbeat and within what the queue
 	// and the worker allow (12 h on SQS; 15 min on the Lambda worker):
 	// Registry.CheckTimeouts says where it is not, and the apps call it at
@@ -187,8 +191,9 @@ func checkKind(kind string, job Job, opts JobOptions) error {
 	return nil
 }
 
-// Limits are the bounds of the Work state for an execution of k: the
-// deployment's, with the kind's Timeout as TimeoutSeconds when it has one.
+// Limits are the bounds of an execution of k: the deployment's, with the
+// kind's Timeout as TimeoutSeconds (the job's own limit) when it has one.
+// The Work state's backstop is not set here: see Limits.WithBackstop.
 func (k *Kind) Limits(deployment Limits) Limits {
 	if k.Options.Timeout > 0 {
 		deployment.TimeoutSeconds = int(math.Ceil(k.Options.Timeout.Seconds()))

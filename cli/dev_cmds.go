@@ -174,12 +174,14 @@ func workerCommand(env envSource) *cli.Command {
 	return &cli.Command{
 		Name:  "worker",
 		Usage: "run jobs from the deployed stack's SQS queue, for jobs longer than Lambda's 15 minutes (ECS, EC2, on-prem)",
-		Description: "Configured like the worker Lambda, from the environment: LONGRUN_TABLE_NAME, LONGRUN_JOBS_QUEUE_URL,\n" +
+		Description: "Configured like the worker Lambda, from the environment: LONGRUN_TABLE_NAME, LONGRUN_JOBS_QUEUE_URL and\n" +
+			"LONGRUN_LONG_JOBS_QUEUE_URL (the stack's JobsQueueUrl and LongJobsQueueUrl outputs: it reads both, or the one --queue names),\n" +
 			"LONGRUN_JOB_HEARTBEAT_SECONDS (the lease on a running job's message: a poller that dies has its jobs\n" +
 			"run again within it) and the usual AWS SDK variables. Its role needs the stack's WorkerPollerPolicyArn.\n" +
 			"SIGTERM stops taking messages and lets running jobs finish (then cancels them).",
 		Flags: []cli.Flag{
-			&cli.IntFlag{Name: "concurrency", Value: 4, Usage: "jobs run at once"},
+			&cli.IntFlag{Name: "concurrency", Value: 4, Usage: "jobs run at once, per queue read"},
+			&cli.StringFlag{Name: "queue", Value: "all", Usage: "which queues to read: all (the jobs queue and the long-jobs queue), long (only the kinds too long for the Lambda worker) or jobs"},
 			&cli.DurationFlag{Name: "drain-timeout", Value: worker.DefaultDrainTimeout, Usage: "how long running jobs may finish after SIGTERM before they are cancelled; keep it under your platform's stop timeout (ECS: 30s by default)"},
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
@@ -192,11 +194,20 @@ func workerCommand(env envSource) *cli.Command {
 			if jobs := settingsOf(cmd).jobs; jobs != nil {
 				app.Jobs = jobs
 			}
+			switch q := cmd.String("queue"); q {
+			case "all":
+			case "long":
+				app.Config.JobsQueueURL = ""
+			case "jobs":
+				app.Config.LongJobsQueueURL = ""
+			default:
+				return fmt.Errorf("--queue %q: want all, long or jobs", q)
+			}
 			p, err := app.Poller(int(cmd.Int("concurrency")), cmd.Duration("drain-timeout"))
 			if err != nil {
 				return err
 			}
-			logger.Info("worker polling", "queue", app.Config.JobsQueueURL, "concurrency", cmd.Int("concurrency"))
+			logger.Info("worker polling", "jobs_queue", app.Config.JobsQueueURL, "long_jobs_queue", app.Config.LongJobsQueueURL, "concurrency", cmd.Int("concurrency"))
 			return p.Run(ctx)
 		},
 	}

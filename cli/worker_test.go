@@ -103,3 +103,20 @@ func TestWorkerCommandOnKumo(t *testing.T) {
 		t.Fatalf("notify got %+v, want finalize SUCCEEDED of %s with the ramen message", got, id)
 	}
 }
+
+// `longrun worker --queue` names which of the stack's queues to read; a
+// value it does not know is refused with the ones it does, before anything
+// is polled.
+func TestWorkerQueueFlag(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"LONGRUN_TABLE_NAME": "t", "AWS_REGION": "us-east-1", "LONGRUN_JOBS_QUEUE_URL": "http://127.0.0.1:1/jobs"}
+	err := run(context.Background(), []string{"longrun", "worker", "--queue", "short"}, func(k string) string { return env[k] }, nil, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "want all, long or jobs") {
+		t.Fatalf("worker --queue short = %v, want the values it takes", err)
+	}
+	// Only the long-jobs queue, and the deployment gave none: said so.
+	err = run(context.Background(), []string{"longrun", "worker", "--queue", "long"}, func(k string) string { return env[k] }, nil, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "LONGRUN_LONG_JOBS_QUEUE_URL") {
+		t.Fatalf("worker --queue long without its URL = %v, want the variable named", err)
+	}
+}

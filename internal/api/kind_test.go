@@ -137,3 +137,58 @@ func TestStartIdempotencyWithKinds(t *testing.T) {
 	}
 	wantProblem(t, hs.do(t, "POST", "/start-execution", hs.acme, `{"input":{"seconds":1},"job":"report"}`, "Idempotency-Key", "k1"), http.StatusConflict)
 }
+
+func TestStartRoutesByTimeoutWithABackstop(t *testing.T) {
+	t.Parallel()
+	routed := func(c *Config) {
+		c.Jobs = kinds()
+		c.Queues = Routing{Jobs: "https://sqs/jobs", Long: "https://sqs/long", LongerThan: 60 * time.Second}
+		c.QueueWait = time.Hour
+	}
+	tests := []struct {
+		name, body, wantQueue string
+		wantJobLimit          int
+	}{
+		// ramen has no Timeout of its own: the deployment's, on the jobs queue.
+		{name: "no Timeout: the jobs queue", body: `{"input":{}}`, wantQueue: "https://sqs/jobs", wantJobLimit: limits.TimeoutSeconds},
+		// report's 90 s are over the 60 s the Lambda worker can run.
+		{name: "a Timeout over the Lambda worker's: the long queue", body: `{"input":{},"job":"report"}`, wantQueue: "https://sqs/long", wantJobLimit: 90},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			hs := setup(t, routed)
+			hs.start(t, tt.body)
+			started := hs.orch.started()
+			if len(started) != 1 {
+				t.Fatalf("started %+v", started)
+			}
+			in := started[0]
+			// The job's own limit is for the worker; the Work state waits for
+			// the queue as well, never less than the job's limit.
+			if in.QueueURL != tt.wantQueue || in.Limits.TimeoutSeconds != tt.wantJobLimit || in.BackstopSeconds != tt.wantJobLimit+3600 {
+				t.Fatalf("state input queue %q, job limit %d, task timeout %d; want %q, %d, %d",
+					in.QueueURL, in.Limits.TimeoutSeconds, in.BackstopSeconds, tt.wantQueue, tt.wantJobLimit, tt.wantJobLimit+3600)
+			}
+		})
+	}
+}
+
+func TestBackstopDefaultsToADay(t *testing.T) {
+	t.Parallel()
+	if got := longrun.Backstop(90, 0); got != 90+86400 {
+		t.Fatalf("Backstop(90, 0) = %d, want the job's 90 s plus a day", got)
+	}
+	if got := (Routing{Jobs: "j"}).QueueFor(mustKind(t, "report")); got != "j" {
+		t.Fatalf("without a long queue every kind goes to the jobs queue, got %q", got)
+	}
+}
+
+func mustKind(t *testing.T, name string) *longrun.Kind {
+	t.Helper()
+	k, ok := kinds().Lookup(name)
+	if !ok {
+		t.Fatalf("no kind %q", name)
+	}
+	return k
+}

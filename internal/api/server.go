@@ -45,9 +45,17 @@ type Config struct {
 	// http(s) URL, which is only right in tests.
 	CheckCallbackURL func(string) error
 
-	// Limits bound every execution's Work state (StateInput.Limits); a
-	// kind with its own JobOptions.Timeout replaces TimeoutSeconds.
+	// Limits bound every execution's job (StateInput.Limits); a kind with
+	// its own JobOptions.Timeout replaces TimeoutSeconds.
 	Limits longrun.Limits
+	// QueueWait is how long a task may wait in its queue before the Work
+	// state gives up: the Work state's TimeoutSeconds is the job's limit
+	// plus this (longrun.Backstop). 0 means longrun.DefaultQueueWait.
+	QueueWait time.Duration
+
+	// Queues says which queue each execution's task is sent to
+	// (StateInput.QueueURL).
+	Queues Routing
 
 	// Jobs are the kinds of job a start may name ("job"); the first is the
 	// default. Start checks the kind and its InputSchema before anything
@@ -82,6 +90,27 @@ type RecordStarter interface {
 // has already ended.
 type RecordStopper interface {
 	StopAndRecord(ctx context.Context, e *longrun.Execution, outcome longrun.Outcome) (*longrun.Execution, error)
+}
+
+// Routing sends each execution's task to a queue by its kind's Timeout:
+// kinds that can run longer than the Lambda worker go to Long, which only
+// `longrun worker` reads, so they never land where they cannot finish.
+type Routing struct {
+	Jobs string // every other kind's queue URL
+	// Long is the long-jobs queue URL; "" sends every kind to Jobs.
+	Long string
+	// LongerThan: a kind whose own Timeout is over it goes to Long. Kinds
+	// without a Timeout go to Jobs (on the Lambda worker they are bounded
+	// by its timeout).
+	LongerThan time.Duration
+}
+
+// QueueFor is the queue URL of k's tasks (k nil: the default's, Jobs).
+func (r Routing) QueueFor(k *longrun.Kind) string {
+	if r.Long != "" && k != nil && k.Options.Timeout > r.LongerThan {
+		return r.Long
+	}
+	return r.Jobs
 }
 
 // DefaultRetryAfter is the poll interval suggested to clients by default.

@@ -70,7 +70,13 @@ func (s *server) handleStart(w http.ResponseWriter, r *http.Request) error {
 		Status: longrun.StatusRunning, Input: req.Input, CallbackURL: req.CallbackURL, StartDate: now,
 	}
 	state := s.stateInput(e)
-	size, err := stateInputSize(state)
+	// Sized without the backstop and the queue URL: together under 200
+	// bytes, they fit in the StateOverheadBytes kept for what the Work
+	// state adds (the task token), which the state input itself does not
+	// carry; so the limit a client meets depends on its input alone.
+	sized := state
+	sized.BackstopSeconds, sized.QueueURL = 0, ""
+	size, err := stateInputSize(sized)
 	if err != nil {
 		return err
 	}
@@ -150,13 +156,20 @@ func asUnavailable(err error) error {
 }
 
 // stateInput is what the state machine starts with: the kind travels in it
-// to the worker, and the kind's Timeout, if it has one, bounds the Work state.
+// to the worker, with its limits (the kind's Timeout, if it has one, is the
+// job's own limit, which the worker enforces from receipt; the Work state
+// gets only a backstop of that plus the queue wait), and the queue the kind's
+// tasks go to.
 func (s *server) stateInput(e *longrun.Execution) longrun.StateInput {
 	limits := s.cfg.Limits
-	if k, ok := s.lookupKind(e.Job); ok {
+	k, ok := s.lookupKind(e.Job)
+	if ok {
 		limits = k.Limits(limits)
+	} else {
+		k = nil
 	}
-	return longrun.StateInput{ExecutionID: e.ID, ExecutionARN: e.ARN, Input: e.Input, Limits: limits, Job: e.Job}
+	return longrun.StateInput{ExecutionID: e.ID, ExecutionARN: e.ARN, Input: e.Input, Limits: limits, Job: e.Job,
+		BackstopSeconds: longrun.Backstop(limits.TimeoutSeconds, s.cfg.QueueWait), QueueURL: s.cfg.Queues.QueueFor(k)}
 }
 
 func (s *server) lookupKind(name string) (*longrun.Kind, bool) {

@@ -40,6 +40,9 @@ const (
 	EnvStateMachineARN        = "LONGRUN_STATE_MACHINE_ARN"
 	EnvDeliverStateMachineARN = "LONGRUN_DELIVER_STATE_MACHINE_ARN"
 	EnvJobsQueueURL           = "LONGRUN_JOBS_QUEUE_URL"
+	EnvLongJobsQueueURL       = "LONGRUN_LONG_JOBS_QUEUE_URL"
+	EnvMaxQueueWaitSeconds    = "LONGRUN_MAX_QUEUE_WAIT_SECONDS"
+	EnvWorkerTimeoutSeconds   = "LONGRUN_WORKER_TIMEOUT_SECONDS"
 	EnvJobTimeoutSeconds      = "LONGRUN_JOB_TIMEOUT_SECONDS"
 	EnvJobHeartbeatSeconds    = "LONGRUN_JOB_HEARTBEAT_SECONDS"
 	EnvWebhookSchedule        = "LONGRUN_WEBHOOK_SCHEDULE"
@@ -56,9 +59,20 @@ type Config struct {
 	StateMachineARN        string
 	DeliverStateMachineARN string
 	JobsQueueURL           string
-	// Limits are what every execution's Work state is bounded by
-	// (template Parameters JobTimeoutSeconds and JobHeartbeatSeconds).
+	// LongJobsQueueURL is the queue of the kinds whose Timeout is over what
+	// the Lambda worker can run; only `longrun worker` reads it (docs/sam.md,
+	// "Long jobs"). Empty: every kind goes to JobsQueueURL.
+	LongJobsQueueURL string
+	// Limits bound every execution's job (template Parameters
+	// JobTimeoutSeconds and JobHeartbeatSeconds).
 	Limits longrun.Limits
+	// QueueWait is how long a task may wait in its queue before the Work
+	// state's backstop ends it (template Parameter MaxQueueWaitSeconds); 0
+	// means longrun.DefaultQueueWait.
+	QueueWait time.Duration
+	// WorkerTimeout is the Lambda worker's timeout (template Parameter
+	// WorkerTimeoutSeconds); 0 means Lambda's most, 15 minutes.
+	WorkerTimeout time.Duration
 	// WebhookSchedule is the delays between webhook attempts; nil means
 	// delivery.DefaultDelays.
 	WebhookSchedule []time.Duration
@@ -86,6 +100,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		StateMachineARN:        getenv(EnvStateMachineARN),
 		DeliverStateMachineARN: getenv(EnvDeliverStateMachineARN),
 		JobsQueueURL:           getenv(EnvJobsQueueURL),
+		LongJobsQueueURL:       getenv(EnvLongJobsQueueURL),
 		APIURL:                 strings.TrimRight(getenv(EnvAPIURL), "/"),
 		WebhookPolicy:          delivery.Policy{RequireHTTPS: true},
 	}
@@ -99,6 +114,16 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if t, h := c.Limits.TimeoutSeconds, c.Limits.HeartbeatSeconds; t > 0 && h > 0 && h >= t {
 		return Config{}, fmt.Errorf("%s=%d must be below %s=%d: a heartbeat timeout at or past the task timeout never fires", EnvJobHeartbeatSeconds, h, EnvJobTimeoutSeconds, t)
 	}
+	wait, err := positiveInt(getenv, EnvMaxQueueWaitSeconds)
+	if err != nil {
+		return Config{}, err
+	}
+	c.QueueWait = time.Duration(wait) * time.Second
+	worker, err := positiveInt(getenv, EnvWorkerTimeoutSeconds)
+	if err != nil {
+		return Config{}, err
+	}
+	c.WorkerTimeout = time.Duration(worker) * time.Second
 	if s := getenv(EnvWebhookSchedule); s != "" {
 		if c.WebhookSchedule, err = delivery.ParseSchedule(s); err != nil {
 			return Config{}, fmt.Errorf("%s: %w", EnvWebhookSchedule, err)
@@ -148,6 +173,8 @@ func (c Config) require(names ...string) error {
 			set = c.DeliverStateMachineARN != ""
 		case EnvJobsQueueURL:
 			set = c.JobsQueueURL != ""
+		case EnvLongJobsQueueURL:
+			set = c.LongJobsQueueURL != ""
 		case EnvJobTimeoutSeconds:
 			set = c.Limits.TimeoutSeconds > 0
 		case EnvJobHeartbeatSeconds:

@@ -55,6 +55,19 @@ func TestConfigFromEnv(t *testing.T) {
 				RamenTimerSeconds: 2.5,
 			},
 		},
+		{
+			name: "routing and the backstop: the start function's",
+			vars: map[string]string{
+				awsapp.EnvJobsQueueURL: "http://q", awsapp.EnvLongJobsQueueURL: "http://long",
+				awsapp.EnvWorkerTimeoutSeconds: "600", awsapp.EnvMaxQueueWaitSeconds: "7200",
+			},
+			want: awsapp.Config{
+				JobsQueueURL: "http://q", LongJobsQueueURL: "http://long", WorkerTimeout: 10 * time.Minute, QueueWait: 2 * time.Hour,
+				WebhookPolicy: delivery.Policy{RequireHTTPS: true}, RamenTimerSeconds: ramen.DefaultSeconds,
+			},
+		},
+		{name: "queue wait not a number", vars: map[string]string{awsapp.EnvMaxQueueWaitSeconds: "1d"}, wantErr: awsapp.EnvMaxQueueWaitSeconds},
+		{name: "worker timeout zero", vars: map[string]string{awsapp.EnvWorkerTimeoutSeconds: "0"}, wantErr: awsapp.EnvWorkerTimeoutSeconds},
 		{name: "timeout not a number", vars: map[string]string{awsapp.EnvJobTimeoutSeconds: "1h"}, wantErr: awsapp.EnvJobTimeoutSeconds},
 		{name: "heartbeat zero", vars: map[string]string{awsapp.EnvJobHeartbeatSeconds: "0"}, wantErr: awsapp.EnvJobHeartbeatSeconds},
 		{name: "heartbeat not below timeout", vars: map[string]string{awsapp.EnvJobTimeoutSeconds: "60", awsapp.EnvJobHeartbeatSeconds: "60"}, wantErr: "must be below"},

@@ -90,25 +90,47 @@ func (a *App) api(fn string, required ...string) (APIHandler, error) {
 		Authenticate:     api.GatewayAuth,
 		CheckCallbackURL: func(u string) error { return delivery.CheckURL(u, policy) },
 		Limits:           a.Config.Limits,
+		QueueWait:        a.Config.QueueWait,
+		Queues:           api.Routing{Jobs: a.Config.JobsQueueURL, Long: a.Config.LongJobsQueueURL, LongerThan: a.lambdaLongest()},
 		Jobs:             a.Jobs,
 		Logger:           a.Logger,
 	})
 	return api.LambdaHandler(h), nil
 }
 
+// workerTimeout is the Lambda worker's timeout: WorkerTimeoutSeconds, or
+// Lambda's most when it is not given.
+func (a *App) workerTimeout() time.Duration {
+	t := a.Config.WorkerTimeout
+	if t <= 0 || t > longrun.MaxLambdaJobTimeout {
+		t = longrun.MaxLambdaJobTimeout
+	}
+	return t
+}
+
+// lambdaLongest is the longest a job can run on the Lambda worker: its
+// timeout less the margin it keeps to report a job that runs out of time.
+// A kind with a longer Timeout is routed to the long-jobs queue.
+func (a *App) lambdaLongest() time.Duration { return a.workerTimeout() - worker.LambdaMargin }
+
 // Worker is the handler of WorkerFunction: the job of each task message's
 // kind (App.Jobs), with the message held as the job's lease of
 // JobHeartbeatSeconds (renewed at a third of it, with a heartbeat that learns
 // whether the task is gone), so a dead invocation's job is delivered again
-// within a lease. A kind whose Timeout is over what a Lambda function can run
-// is logged at init, as an error that names it: its executions run out of
-// time here (Job.OutOfTime) unless they are routed to `longrun worker`.
+// within a lease. A kind whose Timeout is over what this function can run
+// never comes here: the start function of the same template routes it to
+// the long-jobs queue, which only `longrun worker` reads. Such kinds are
+// logged at init as a warning that names them and says so (were one to
+// come here anyway, it would end Job.OutOfTime).
 func (a *App) Worker() (WorkerHandler, error) {
 	if err := a.Config.require(EnvTableName, EnvJobsQueueURL); err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
-	if err := a.checkTimeouts(longrun.MaxLambdaJobTimeout, longrun.MaxLambdaJobTimeoutReason); err != nil {
-		a.Logger.Error("job kinds this Lambda worker cannot finish", "err", err)
+	// Named against the function's timeout (a kind within LambdaMargin of it
+	// is routed away too, without a line here).
+	if err := a.checkTimeouts(a.workerTimeout(), longrun.MaxLambdaJobTimeoutReason); err != nil {
+		a.Logger.Warn("job kinds this Lambda worker cannot finish: the start function routes them to the LongJobsQueue, which only `longrun worker` reads; run it (with the WorkerPollerPolicyArn output) or they wait there",
+			"err", err)
 	}
 	return worker.LeasedSQSHandler(a.processor(), sqsqueue.New(a.SQS, a.Config.JobsQueueURL), a.lease()), nil
 }
@@ -134,18 +156,32 @@ func (a *App) processor() *worker.Processor {
 }
 
 // Poller is `longrun worker`: the same processor on a long-running SQS
-// poller, for jobs longer than Lambda's 15 minutes.
+// poller, for jobs longer than Lambda's 15 minutes. It reads the jobs queue
+// and the long-jobs queue, whichever are configured (clear one in Config to
+// read only the other), with concurrency jobs at once from each.
 // drain is how long running jobs may finish after SIGTERM (0: the
 // worker's default).
 func (a *App) Poller(concurrency int, drain time.Duration) (*worker.Poller, error) {
-	if err := a.Config.require(EnvTableName, EnvJobsQueueURL); err != nil {
-		return nil, fmt.Errorf("worker poller: %w", err)
+	var queues []longrun.Queue
+	for _, url := range []string{a.Config.JobsQueueURL, a.Config.LongJobsQueueURL} {
+		if url != "" {
+			queues = append(queues, sqsqueue.New(a.SQS, url))
+		}
+	}
+	required := []string{EnvTableName}
+	if len(queues) == 0 {
+		// One of the two will do.
+		required = append(required, EnvJobsQueueURL, EnvLongJobsQueueURL)
+	}
+	if err := a.Config.require(required...); err != nil {
+		return nil, fmt.Errorf("worker poller: %w (one queue URL at least: the stack's JobsQueueUrl and LongJobsQueueUrl outputs)", err)
 	}
 	if err := a.checkTimeouts(longrun.MaxJobTimeout, longrun.MaxJobTimeoutReason); err != nil {
 		return nil, fmt.Errorf("worker poller: %w", err)
 	}
 	return worker.NewPoller(worker.PollerConfig{
-		Queue:        sqsqueue.New(a.SQS, a.Config.JobsQueueURL),
+		Queue:        queues[0],
+		Queues:       queues[1:],
 		Processor:    a.processor(),
 		Visibility:   a.lease(),
 		Concurrency:  concurrency,

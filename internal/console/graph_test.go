@@ -47,7 +47,8 @@ func TestLayoutOfTheRepositoryStateMachines(t *testing.T) {
 		back  [2]string
 	}{
 		{"longrun.asl.json", map[[2]string]string{
-			{"__start", "Kind"}: "start", {"Kind", "DefaultKind"}: "choice", {"Kind", "Work"}: "default", {"DefaultKind", "Work"}: "next",
+			{"__start", "Kind"}: "start", {"Kind", "DefaultKind"}: "choice", {"Kind", "JobLimitAsBackstop"}: "choice", {"Kind", "DefaultQueue"}: "choice", {"Kind", "Work"}: "default",
+			{"DefaultKind", "JobLimitAsBackstop"}: "next", {"JobLimitAsBackstop", "DefaultQueue"}: "next", {"DefaultQueue", "Work"}: "next",
 			{"Work", "Finalize"}: "next", {"Work", "FinalizeFailure"}: "catch",
 			{"FinalizeFailure", "FailedHow"}: "next", {"FailedHow", "TimedOut"}: "choice", {"FailedHow", "FailedInWorkflow"}: "choice", {"FailedHow", "Failed"}: "default",
 			{"Finalize", "__end"}: "end", {"Failed", "__end"}: "end", {"TimedOut", "__end"}: "end", {"FailedInWorkflow", "__end"}: "end",

@@ -41,6 +41,7 @@ const (
 	MainStateMachine    = "LongrunStateMachine"
 	DeliverStateMachine = "DeliverStateMachine"
 	JobsQueue           = "JobsQueue"
+	LongJobsQueue       = "LongJobsQueue"
 	NotifyFunction      = "NotifyFunction"
 )
 
@@ -245,7 +246,12 @@ func OpenDB(ctx context.Context, dataDir string, opts ...sqlite.Option) (*sqlite
 
 // settings are what the template's Parameters and resources say.
 type settings struct {
-	limits      longrun.Limits
+	limits    longrun.Limits
+	queueWait time.Duration // MaxQueueWaitSeconds; 0 when the template has none
+	// routing is the start function's, as on AWS: kinds over the Lambda
+	// worker's time go to the long-jobs queue's URL. Here one queue stands
+	// for both (no Lambda limits it), read by the in-process worker.
+	routing     api.Routing
 	schedule    []time.Duration
 	ramenTimer  int
 	queue       template.Queue
@@ -267,6 +273,25 @@ func readSettings(tpl *template.Template, cfg Config) (*settings, error) {
 	}
 	if s.limits.HeartbeatSeconds, err = param("JobHeartbeatSeconds"); err != nil {
 		return nil, err
+	}
+	// Optional, so a template from before long-jobs routing still runs.
+	if _, ok := tpl.Parameters["MaxQueueWaitSeconds"]; ok {
+		wait, err := param("MaxQueueWaitSeconds")
+		if err != nil {
+			return nil, err
+		}
+		s.queueWait = time.Duration(wait) * time.Second
+	}
+	s.routing = api.Routing{Jobs: queueURL(JobsQueue), LongerThan: longrun.MaxLambdaJobTimeout - worker.LambdaMargin}
+	if _, ok := tpl.Parameters["WorkerTimeoutSeconds"]; ok {
+		secs, err := param("WorkerTimeoutSeconds")
+		if err != nil {
+			return nil, err
+		}
+		s.routing.LongerThan = time.Duration(secs)*time.Second - worker.LambdaMargin
+	}
+	if _, ok := tpl.Resources[LongJobsQueue]; ok {
+		s.routing.Long = queueURL(LongJobsQueue)
 	}
 	// Only the default registry (the ramen example) reads RamenTimerSeconds:
 	// a project of its own jobs has no such parameter.
@@ -359,7 +384,7 @@ func resolve(name, attr string) (string, error) {
 		return "localhost", nil
 	}
 	switch {
-	case name == JobsQueue && attr == "":
+	case (name == JobsQueue || name == LongJobsQueue) && attr == "":
 		return queueURL(name), nil
 	case name == NotifyFunction && attr == "Arn":
 		return fmt.Sprintf("arn:aws:lambda:%s:%s:function:%s", region, accountID, name), nil
@@ -431,15 +456,18 @@ func (a *App) assemble(ctx context.Context, tpl *template.Template, s *settings,
 	})
 	a.notifier = notifier
 	engine, err := local.New(ctx, local.Config{
-		DB:          a.DB,
-		Clock:       a.DB.Now,
-		Timer:       a.DB.Timer,
-		Logger:      a.log.With("component", "engine"),
-		Machines:    machines,
-		Main:        MainStateMachine,
-		Deliver:     DeliverStateMachine,
-		Functions:   map[string]local.Function{NotifyFunction: notifier.Handle},
-		Queues:      map[string]longrun.Queue{queueURL(JobsQueue): jobs},
+		DB:        a.DB,
+		Clock:     a.DB.Now,
+		Timer:     a.DB.Timer,
+		Logger:    a.log.With("component", "engine"),
+		Machines:  machines,
+		Main:      MainStateMachine,
+		Deliver:   DeliverStateMachine,
+		Functions: map[string]local.Function{NotifyFunction: notifier.Handle},
+		// One queue under both URLs: the in-process worker runs every kind,
+		// so the routing that matters on AWS changes nothing here but the
+		// state input, which stays the same as there.
+		Queues:      map[string]longrun.Queue{queueURL(JobsQueue): jobs, queueURL(LongJobsQueue): jobs},
 		StatusRules: s.statusRules,
 	})
 	if err != nil {
@@ -457,6 +485,8 @@ func (a *App) assemble(ctx context.Context, tpl *template.Template, s *settings,
 		Authenticate:     bearerAuthIn(a.Tenants, cfg.DataDir),
 		CheckCallbackURL: func(u string) error { return checkCallbackURL(u, policy) },
 		Limits:           s.limits,
+		QueueWait:        s.queueWait,
+		Queues:           s.routing,
 		Jobs:             kinds,
 		Clock:            a.DB.Now,
 		Logger:           a.log.With("component", "api"),

@@ -368,6 +368,10 @@ func (b *batch) startTask(ex *execution, t *asl.Task) (st asl.Step, more bool) {
 	if err != nil {
 		return b.taskFailed(ex, asl.ErrRuntime, err.Error()), true
 	}
+	_, txq, err := tgt.target(t.Parameters)
+	if err != nil {
+		return b.taskFailed(ex, errNoQueue, err.Error()), true
+	}
 	wait := t.Pattern == asl.WaitForTaskToken
 	if wait {
 		ex.phase = phaseToken
@@ -376,7 +380,7 @@ func (b *batch) startTask(ex *execution, t *asl.Task) (st asl.Step, more bool) {
 			ex.heartbeat = b.now.Add(time.Duration(t.HeartbeatSeconds) * time.Second)
 		}
 	}
-	if tgt.txq == nil {
+	if txq == nil {
 		if !wait {
 			ex.phase = phaseInvoke
 		}
@@ -386,7 +390,7 @@ func (b *batch) startTask(ex *execution, t *asl.Task) (st asl.Step, more bool) {
 	// The message is sent in the batch's transaction (write); until then
 	// the execution waits for the token, or (RequestResponse) for the send's
 	// result, which comes back as a command once committed.
-	p := &pendingSend{ex: ex, q: tgt.txq, body: body, wait: wait}
+	p := &pendingSend{ex: ex, q: txq, body: body, wait: wait}
 	b.sends = append(b.sends, p)
 	if wait {
 		b.holeEvent(ex, p)

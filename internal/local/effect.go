@@ -45,8 +45,11 @@ func (e *Engine) dispatch(ctx context.Context, ex *execution) {
 		if tgt.kind == lambdaInvoke {
 			c.data, c.errName, c.cause, c.failed = invoke(ctx, tgt.function, t.Parameters, t.TimeoutSeconds)
 		} else {
-			var err error
-			if c.data, err = e.send(ctx, tgt.queue, t.Parameters); err != nil {
+			q, _, err := tgt.target(t.Parameters)
+			if err != nil {
+				// Checked when the task started; a queue cannot vanish.
+				c.errName, c.cause, c.failed = errNoQueue, err.Error(), true
+			} else if c.data, err = e.send(ctx, q, t.Parameters); err != nil {
 				return // ctx ended; the next Run sends again
 			}
 		}

@@ -616,9 +616,11 @@ func TestNewRefuses(t *testing.T) {
 			errHas: []string{`state "Save"`, "arn:aws:states:::dynamodb:putItem"},
 		},
 		{
+			// A fixed QueueUrl is checked at load; a "QueueUrl.$" (Work's)
+			// when its task starts (TestQueueURLFromTheState).
 			name:   "unknown queue",
 			cfg:    func(c *Config) { c.Queues = nil },
-			errHas: []string{`state "Work"`, "QueueUrl", testQueueURL},
+			errHas: []string{`state "Send"`, "QueueUrl", testQueueURL},
 		},
 		{
 			name:   "unknown function",
@@ -810,4 +812,50 @@ func TestRunWaitsForItsInvokes(t *testing.T) {
 	if f.echo.ended.Load() != 1 {
 		t.Fatal("Run returned while an invoke it started was still running")
 	}
+}
+
+// TestQueueURLFromTheState: the Work state's "QueueUrl.$" picks the queue
+// per execution, as the start function routes it; an execution of an older
+// start function without one goes to the jobs queue; a URL that names no
+// queue fails the task with SQS's error, which the definition finalizes.
+func TestQueueURLFromTheState(t *testing.T) {
+	t.Parallel()
+	limits := longrun.Limits{TimeoutSeconds: 60, HeartbeatSeconds: 30}
+	t.Run("no queueUrl: the jobs queue", func(t *testing.T) {
+		t.Parallel()
+		f := setup(t)
+		in := longrun.StateInput{ExecutionID: "old-1", ExecutionARN: f.e.ExecutionARN("old-1"), Input: json.RawMessage(`{}`), Limits: limits}
+		if err := f.e.StartExecution(f.ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		tm, _ := f.takeTask()
+		if tm.ExecutionID != "old-1" {
+			t.Fatalf("task %+v", tm)
+		}
+		if err := f.e.SendTaskSuccess(f.ctx, tm.TaskToken, json.RawMessage(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+		if d := f.waitEnd(in.ExecutionARN); d.Status != longrun.StatusSucceeded {
+			t.Fatalf("status %s %s %s", d.Status, d.Error, d.Cause)
+		}
+		got := historyTypes(t, f.e, in.ExecutionARN)
+		for _, state := range []string{"PassStateEntered:DefaultQueue", "PassStateEntered:JobLimitAsBackstop"} {
+			if !slices.Contains(got, state) {
+				t.Errorf("history %v lacks %s", got, state)
+			}
+		}
+	})
+	t.Run("a queue the engine does not have", func(t *testing.T) {
+		t.Parallel()
+		f := setup(t)
+		in := longrun.StateInput{ExecutionID: "lost-1", ExecutionARN: f.e.ExecutionARN("lost-1"), Input: json.RawMessage(`{}`), Limits: limits,
+			BackstopSeconds: 60, QueueURL: "http://localhost:4566/000000000000/nowhere"}
+		if err := f.e.StartExecution(f.ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		d := f.waitEnd(in.ExecutionARN)
+		if d.Status != longrun.StatusFailed || d.Error != errNoQueue || !strings.Contains(d.Cause, "nowhere") {
+			t.Fatalf("status %s error %q cause %q, want FAILED with %s naming the queue", d.Status, d.Error, d.Cause, errNoQueue)
+		}
+	})
 }

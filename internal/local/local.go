@@ -151,6 +151,31 @@ type taskTarget struct {
 	queue    longrun.Queue // static QueueUrl
 	txq      TxQueue
 	function Function // static FunctionName
+	// queues are the engine's queues when the QueueUrl comes from the
+	// state ("QueueUrl.$"): resolved per task from its parameters.
+	queues map[string]longrun.Queue
+}
+
+// errNoQueue is the error of a task whose QueueUrl.$ names no queue of the
+// engine: Step Functions' name for SQS's answer to an unknown queue.
+const errNoQueue = "SQS.QueueDoesNotExistException"
+
+// target returns the queue a send task's evaluated parameters go to (and
+// the same queue as a TxQueue when it can join the engine's transaction).
+func (t *taskTarget) target(params json.RawMessage) (longrun.Queue, TxQueue, error) {
+	if t.queues == nil {
+		return t.queue, t.txq, nil
+	}
+	var p struct{ QueueUrl string }
+	if err := json.Unmarshal(params, &p); err != nil {
+		return nil, nil, fmt.Errorf("sqs:sendMessage parameters: %w", err)
+	}
+	q, ok := t.queues[p.QueueUrl]
+	if !ok {
+		return nil, nil, fmt.Errorf("the specified queue does not exist: QueueUrl %q is not a queue of the local engine", p.QueueUrl)
+	}
+	txq, _ := q.(TxQueue)
+	return q, txq, nil
 }
 
 // New loads the machines and migrates the engine's tables. It refuses a
@@ -314,7 +339,7 @@ func loadTask(resource string, params map[string]json.RawMessage, cfg Config) (*
 			resource, resourceSendMessage, resourceSendMessage, resourceInvoke)
 	}
 	allowed := map[integration][]string{
-		sqsSend:      {"QueueUrl", "MessageBody", "MessageBody.$"},
+		sqsSend:      {"QueueUrl", "QueueUrl.$", "MessageBody", "MessageBody.$"},
 		lambdaInvoke: {"FunctionName", "Payload", "Payload.$"},
 	}[t.kind]
 	for k := range params {
@@ -335,6 +360,18 @@ func loadTask(resource string, params map[string]json.RawMessage, cfg Config) (*
 	}
 	switch t.kind {
 	case sqsSend:
+		if _, dynamic := params["QueueUrl.$"]; dynamic {
+			if _, both := params["QueueUrl"]; both {
+				return nil, errors.New("fields Parameters.QueueUrl and Parameters.QueueUrl.$ exclude each other")
+			}
+			// Read from the state when the task starts; a URL that names no
+			// queue fails the task then, as SQS would.
+			t.queues = cfg.Queues
+			if t.queues == nil {
+				t.queues = map[string]longrun.Queue{}
+			}
+			break
+		}
 		url, err := static("QueueUrl")
 		if err != nil {
 			return nil, err

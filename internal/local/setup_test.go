@@ -306,10 +306,13 @@ func (f *fixture) waitEnd(arn string) *Description {
 	return d
 }
 
-// startJob starts the real longrun machine as the API does.
+// startJob starts the real longrun machine as the API does, on the jobs
+// queue, with the Work state timing out at limits.TimeoutSeconds (these
+// tests drive the worker's side themselves).
 func (f *fixture) startJob(id string, input string, limits longrun.Limits) string {
 	f.t.Helper()
-	in := longrun.StateInput{ExecutionID: id, ExecutionARN: f.e.ExecutionARN(id), Input: json.RawMessage(input), Limits: limits}
+	in := longrun.StateInput{ExecutionID: id, ExecutionARN: f.e.ExecutionARN(id), Input: json.RawMessage(input), Limits: limits,
+		BackstopSeconds: limits.TimeoutSeconds, QueueURL: testQueueURL}
 	if err := f.e.StartExecution(f.ctx, in); err != nil {
 		f.t.Fatal(err)
 	}

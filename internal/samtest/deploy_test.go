@@ -41,6 +41,8 @@ type deployment struct {
 	table     string
 	jobs      awstest.Queue
 	dlq       awstest.Queue
+	long      awstest.Queue // LongJobsQueue
+	longDLQ   awstest.Queue
 	longrun   string // state machine ARNs
 	deliver   string
 	notifyARN string // the NotifyFunction's ARN; a placeholder unless set
@@ -77,6 +79,15 @@ func deployOn(t *testing.T, k awstest.Emulator, defs stateMachineDefs, notifyARN
 	d.jobs = k.CreateQueue(t, d.stack+"-jobs", map[string]string{
 		"VisibilityTimeout": fmt.Sprint(q.VisibilityTimeout),
 		"RedrivePolicy":     fmt.Sprintf(`{"deadLetterTargetArn":%q,"maxReceiveCount":"%d"}`, d.dlq.ARN, q.MaxReceiveCount),
+	})
+	lq, err := d.tpl.Queue("LongJobsQueue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.longDLQ = k.CreateQueue(t, d.stack+"-long-dlq", nil)
+	d.long = k.CreateQueue(t, d.stack+"-long", map[string]string{
+		"VisibilityTimeout": fmt.Sprint(lq.VisibilityTimeout),
+		"RedrivePolicy":     fmt.Sprintf(`{"deadLetterTargetArn":%q,"maxReceiveCount":"%d"}`, d.longDLQ.ARN, lq.MaxReceiveCount),
 	})
 	// The deliver state machine's name is the template's, because notify
 	// builds its ARN from it rather than through !Ref.
@@ -168,6 +179,18 @@ func (d *deployment) resolve(name, attr string) (string, error) {
 		return d.dlq.ARN, nil
 	case "JobsDeadLetterQueue.QueueName":
 		return d.dlq.Name, nil
+	case "LongJobsQueue":
+		return d.long.URL, nil
+	case "LongJobsQueue.Arn":
+		return d.long.ARN, nil
+	case "LongJobsQueue.QueueName":
+		return d.long.Name, nil
+	case "LongJobsDeadLetterQueue":
+		return d.longDLQ.URL, nil
+	case "LongJobsDeadLetterQueue.Arn":
+		return d.longDLQ.ARN, nil
+	case "LongJobsDeadLetterQueue.QueueName":
+		return d.longDLQ.Name, nil
 	case "LongrunStateMachine", "LongrunStateMachine.Arn":
 		return d.longrun, nil
 	case "LongrunStateMachine.Name":

@@ -221,7 +221,9 @@ func TestPollerPolicyIsExact(t *testing.T) {
 	f := newFixture(t, stateMachineDefs{deliver: passDefinition}, notifyFn.ARN)
 	f.sink = sink
 	rec := f.recorder()
-	app := f.app(t, "WorkerFunction", rec, map[string]string{awsapp.EnvJobHeartbeatSeconds: "3", awsapp.EnvJobsQueueURL: f.jobs.URL})
+	// `longrun worker` is configured with both queues (the stack's
+	// JobsQueueUrl and LongJobsQueueUrl outputs).
+	app := f.app(t, "WorkerFunction", rec, map[string]string{awsapp.EnvJobHeartbeatSeconds: "3", awsapp.EnvJobsQueueURL: f.jobs.URL, awsapp.EnvLongJobsQueueURL: f.long.URL})
 	var mu sync.Mutex
 	ran := map[string]bool{}
 	app.Jobs = longrun.NewRegistry()
@@ -263,12 +265,18 @@ func TestPollerPolicyIsExact(t *testing.T) {
 	defer func() { stop(); <-done }()
 
 	var ids []string
-	for _, kind := range []string{"wait", "late", "fail"} {
+	// "long" is a kind the start function routes to the long-jobs queue:
+	// the poller reads it too, and holds its lease there.
+	for _, kind := range []string{"wait", "late", "fail", "long"} {
 		id := longrun.NewExecutionID()
 		e := f.seedExecution(t, id, "", false, nil)
-		input := map[string]string{"wait": `{"wait":true}`, "late": `{"id":"` + id + `"}`, "fail": `{"fail":true}`}[kind]
+		input := map[string]string{"wait": `{"wait":true}`, "late": `{"id":"` + id + `"}`, "fail": `{"fail":true}`, "long": `{"wait":true,"long":true}`}[kind]
+		queue := f.jobs.URL
+		if kind == "long" {
+			queue = f.long.URL
+		}
 		if err := f.engine.StartExecution(context.Background(), longrun.StateInput{ExecutionID: id, ExecutionARN: e.ARN, Input: json.RawMessage(input),
-			Limits: longrun.Limits{TimeoutSeconds: 60, HeartbeatSeconds: 3}}); err != nil {
+			Limits: longrun.Limits{TimeoutSeconds: 60, HeartbeatSeconds: 3}, BackstopSeconds: 120, QueueURL: queue}); err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, id)
@@ -286,15 +294,123 @@ func TestPollerPolicyIsExact(t *testing.T) {
 	doc := mapping(f.tpl.Resources["WorkerPollerPolicy"].Properties["PolicyDocument"])
 	for _, s := range doc["Statement"].([]any) {
 		st := mapping(s)
-		res, err := f.tpl.String(st["Resource"], f.resolve)
-		if err != nil {
-			t.Fatal(err)
+		resources, ok := st["Resource"].([]any)
+		if !ok {
+			resources = []any{st["Resource"]}
 		}
-		for _, a := range st["Action"].([]any) {
-			grants = append(grants, grant{Sid: st["Sid"].(string), Action: a.(string), Resource: res})
+		for _, r := range resources {
+			res, err := f.tpl.String(r, f.resolve)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range st["Action"].([]any) {
+				grants = append(grants, grant{Sid: st["Sid"].(string), Action: a.(string), Resource: res})
+			}
 		}
 	}
 	calls := rec.recorded()
 	t.Logf("poller calls: %v", calls)
 	compare(t, "WorkerPollerPolicy", grants, calls, nil)
+}
+
+// Long jobs go where they can finish: the LongJobsQueue (with its own
+// dead-letter queue) is read by no Lambda function, only by `longrun
+// worker` (its policy: TestPollerPolicyIsExact); the start function is given
+// both queues and the Lambda worker's timeout to route by; the Work state
+// sends to the queue the state input names; and the queue wait that sizes
+// the Work state's backstop can never outlast a message's retention.
+func TestLongJobsGoWhereTheyCanFinish(t *testing.T) {
+	t.Parallel()
+	d := fakeDeployment(t)
+	tpl := d.tpl
+	q, err := tpl.Queue("LongJobsQueue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.DeadLetterQueue != "LongJobsDeadLetterQueue" || q.MaxReceiveCount == 0 {
+		t.Errorf("LongJobsQueue redrive %+v, want LongJobsDeadLetterQueue", q)
+	}
+	for _, id := range tpl.ResourcesOfType("AWS::Serverless::Function") {
+		fn, err := tpl.Function(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, ev := range fn.Events() {
+			if ev.Type == "SQS" && !isIntrinsic(ev.Properties["Queue"], "Fn::GetAtt", []any{"JobsQueue", "Arn"}) {
+				t.Errorf("%s event %s reads %v: only the JobsQueue may have a Lambda event source", id, name, ev.Properties["Queue"])
+			}
+		}
+	}
+	for _, st := range mustStatements(t, d, "WorkerRole") {
+		for _, r := range st {
+			if r == d.long.ARN {
+				t.Errorf("the Lambda worker's role reaches the long-jobs queue")
+			}
+		}
+	}
+	env := d.env(t, "StartFunction")
+	want := map[string]string{
+		awsapp.EnvJobsQueueURL: d.jobs.URL, awsapp.EnvLongJobsQueueURL: d.long.URL,
+		awsapp.EnvWorkerTimeoutSeconds: "900", awsapp.EnvMaxQueueWaitSeconds: "86400",
+	}
+	for k, v := range want {
+		if env[k] != v {
+			t.Errorf("StartFunction %s = %q, want %q", k, env[k], v)
+		}
+	}
+	var def struct {
+		States map[string]struct {
+			TimeoutSecondsPath string
+			Parameters         map[string]any
+		}
+	}
+	if err := json.Unmarshal([]byte(d.substituted(t, "LongrunStateMachine")), &def); err != nil {
+		t.Fatal(err)
+	}
+	work := def.States["Work"]
+	body := mapping(work.Parameters["MessageBody"])
+	if work.Parameters["QueueUrl.$"] != "$.queueUrl" || work.TimeoutSecondsPath != "$.backstopSeconds" || body["limits.$"] != "$.limits" {
+		t.Errorf("Work: QueueUrl.$ %v, TimeoutSecondsPath %q, MessageBody limits.$ %v; want the state input's queue, backstop and limits",
+			work.Parameters["QueueUrl.$"], work.TimeoutSecondsPath, body["limits.$"])
+	}
+	wait := tpl.Parameters["MaxQueueWaitSeconds"]
+	if wait.MaxValue == nil {
+		t.Fatal("MaxQueueWaitSeconds has no MaxValue")
+	}
+	maxWait := int(*wait.MaxValue)
+	for _, id := range []string{"JobsQueue", "LongJobsQueue"} {
+		retention, err := tpl.Int(tpl.Resources[id].Properties["MessageRetentionPeriod"], nil)
+		if err != nil || maxWait > retention {
+			t.Errorf("%s keeps a message %d s (%v); MaxQueueWaitSeconds may be %d: a wait past the retention waits for a message SQS dropped", id, retention, err, maxWait)
+		}
+	}
+	if out, ok := tpl.Outputs["LongJobsQueueUrl"]; !ok || !isIntrinsic(mapping(out)["Value"], "Ref", "LongJobsQueue") {
+		t.Errorf("output LongJobsQueueUrl = %v, want !Ref LongJobsQueue (for `longrun worker`)", out)
+	}
+}
+
+// mustStatements is the resolved resources of each statement of an
+// AWS::IAM::Role's inline policies.
+func mustStatements(t *testing.T, d *deployment, role string) [][]string {
+	t.Helper()
+	tpl := d.tpl
+	var out [][]string
+	for _, p := range tpl.Resources[role].Properties["Policies"].([]any) {
+		for _, s := range mapping(mapping(p)["PolicyDocument"])["Statement"].([]any) {
+			res, ok := mapping(s)["Resource"].([]any)
+			if !ok {
+				res = []any{mapping(s)["Resource"]}
+			}
+			var arns []string
+			for _, r := range res {
+				arn, err := tpl.String(r, d.resolve)
+				if err != nil {
+					t.Fatal(err)
+				}
+				arns = append(arns, arn)
+			}
+			out = append(out, arns)
+		}
+	}
+	return out
 }

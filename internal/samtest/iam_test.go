@@ -137,6 +137,10 @@ func (f *fixture) recorder() *recorder {
 			return f.jobs.ARN
 		case f.dlq.URL:
 			return f.dlq.ARN
+		case f.long.URL:
+			return f.long.ARN
+		case f.longDLQ.URL:
+			return f.longDLQ.ARN
 		}
 		return "unknown queue " + url
 	}, f.longrun)
@@ -514,6 +518,15 @@ func TestStateMachineRolesAreExact(t *testing.T) {
 				}
 				switch strings.TrimSuffix(s.Resource, ".waitForTaskToken") {
 				case "arn:aws:states:::sqs:sendMessage":
+					if _, dynamic := s.Parameters["QueueUrl.$"]; dynamic {
+						// The queue comes from the state input: the start
+						// function routes to the jobs queue or the long-jobs
+						// queue (TestStartRoutesLongKinds shows which).
+						for _, url := range []string{f.jobs.URL, f.long.URL} {
+							calls = append(calls, call{"sqs:SendMessage", f.recorder().queueARN(url)})
+						}
+						continue
+					}
 					calls = append(calls, call{"sqs:SendMessage", f.recorder().queueARN(s.Parameters["QueueUrl"].(string))})
 				case "arn:aws:states:::lambda:invoke":
 					calls = append(calls, call{"lambda:InvokeFunction", s.Parameters["FunctionName"].(string)})

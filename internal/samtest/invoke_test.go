@@ -22,6 +22,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
 
 	"github.com/longrun/longrun"
 	"github.com/longrun/longrun/internal/awstest"
@@ -482,6 +484,11 @@ func (f *fixture) notified(t *testing.T, id string) longrun.NotifyRequest {
 	case req := <-f.sink.ch(id):
 		return req
 	case <-time.After(20 * time.Second):
+		if f.engine != nil {
+			if d, err := f.emu.SFN().DescribeExecution(context.Background(), &sfn.DescribeExecutionInput{ExecutionArn: aws.String(f.engine.ExecutionARN(id))}); err == nil {
+				t.Logf("the execution is %s: %v %v", d.Status, aws.ToString(d.Error), aws.ToString(d.Cause))
+			}
+		}
 		t.Fatalf("notify was not invoked for %s within 20s", id)
 		return longrun.NotifyRequest{}
 	}

@@ -29,6 +29,8 @@ func fakeDeployment(t *testing.T) *deployment {
 		tpl: loadTemplate(t), stack: "longrun-test", table: "longrun-test-table",
 		jobs:      awsQueue("longrun-test-jobs"),
 		dlq:       awsQueue("longrun-test-dlq"),
+		long:      awsQueue("longrun-test-long"),
+		longDLQ:   awsQueue("longrun-test-long-dlq"),
 		longrun:   "arn:aws:states:us-east-1:000000000000:stateMachine:longrun-test-longrun",
 		deliver:   "arn:aws:states:us-east-1:000000000000:stateMachine:longrun-test-deliver",
 		notifyARN: "arn:aws:lambda:us-east-1:000000000000:function:longrun-test-notify",
@@ -400,6 +402,8 @@ func TestAlarms(t *testing.T) {
 		"AWS/SQS ApproximateNumberOfMessagesVisible StatusChangeDeadLetterQueue": "",
 		"AWS/SQS ApproximateAgeOfOldestMessage JobsQueue":                        "",
 		"AWS/Lambda Errors NotifyFunction":                                       "",
+		"AWS/SQS ApproximateNumberOfMessagesVisible LongJobsDeadLetterQueue":     "",
+		"AWS/SQS ApproximateAgeOfOldestMessage LongJobsQueue":                    "",
 	}
 	for _, id := range tpl.ResourcesOfType("AWS::CloudWatch::Alarm") {
 		p := tpl.Resources[id].Properties
@@ -422,7 +426,7 @@ func TestAlarms(t *testing.T) {
 			t.Errorf("%s: unexpected alarm %s", id, key)
 			continue
 		}
-		if key == "AWS/SQS ApproximateAgeOfOldestMessage JobsQueue" {
+		if strings.HasPrefix(key, "AWS/SQS ApproximateAgeOfOldestMessage ") {
 			if ref, ok := p["Threshold"].(*template.Intrinsic); !ok || ref.Fn != "Ref" || ref.Arg != "JobsQueueAgeAlarmSeconds" {
 				t.Errorf("%s: threshold %v, want the JobsQueueAgeAlarmSeconds parameter", id, p["Threshold"])
 			}

@@ -11,10 +11,16 @@ import (
 
 // PollerConfig configures a Poller. Queue and Processor are required.
 type PollerConfig struct {
-	Queue     longrun.Queue
+	Queue longrun.Queue
+	// Queues are more queues read alongside Queue, each in the same way
+	// with its own Concurrency (`longrun worker` reads the jobs queue and
+	// the long-jobs queue: docs/sam.md, "Long jobs").
+	Queues    []longrun.Queue
 	Processor *Processor
 
-	// Concurrency is how many jobs run at once; 0 means 1.
+	// Concurrency is how many jobs run at once, per queue; 0 means 1. Per
+	// queue, so a long poll on an idle queue never holds the slots another
+	// queue's jobs need.
 	Concurrency int
 	// Visibility is the visibility timeout of a received message. While its
 	// job runs it is extended by Visibility every Visibility/3, so a job may
@@ -83,32 +89,11 @@ func (p *Poller) Run(ctx context.Context) error {
 	jobCtx, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelJobs()
 
-	slots := make(chan struct{}, p.cfg.Concurrency)
-	var running sync.WaitGroup
-	for ctx.Err() == nil {
-		n := acquire(ctx, slots)
-		if n == 0 {
-			break
-		}
-		msgs, err := p.cfg.Queue.Receive(ctx, n, p.cfg.Wait, p.cfg.Visibility)
-		for range n - len(msgs) {
-			<-slots
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				break
-			}
-			p.log.ErrorContext(ctx, "receive task messages", "err", err)
-			_ = sleepOn(p.cfg.Clock)(ctx, p.cfg.ErrorBackoff)
-			continue
-		}
-		for _, m := range msgs {
-			running.Go(func() {
-				defer func() { <-slots }()
-				p.handle(jobCtx, m)
-			})
-		}
+	var running, loops sync.WaitGroup
+	for _, q := range append([]longrun.Queue{p.cfg.Queue}, p.cfg.Queues...) {
+		loops.Go(func() { p.receive(ctx, jobCtx, q, &running) })
 	}
+	loops.Wait()
 
 	drained := make(chan struct{})
 	go func() { running.Wait(); close(drained) }()
@@ -126,6 +111,36 @@ func (p *Poller) Run(ctx context.Context) error {
 		<-drained
 	}
 	return nil
+}
+
+// receive takes messages from q, at most Concurrency running at once, until
+// ctx ends; each runs on jobCtx, counted in running.
+func (p *Poller) receive(ctx, jobCtx context.Context, q longrun.Queue, running *sync.WaitGroup) {
+	slots := make(chan struct{}, p.cfg.Concurrency)
+	for ctx.Err() == nil {
+		n := acquire(ctx, slots)
+		if n == 0 {
+			return
+		}
+		msgs, err := q.Receive(ctx, n, p.cfg.Wait, p.cfg.Visibility)
+		for range n - len(msgs) {
+			<-slots
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			p.log.ErrorContext(ctx, "receive task messages", "err", err)
+			_ = sleepOn(p.cfg.Clock)(ctx, p.cfg.ErrorBackoff)
+			continue
+		}
+		for _, m := range msgs {
+			running.Go(func() {
+				defer func() { <-slots }()
+				p.handle(jobCtx, q, m)
+			})
+		}
+	}
 }
 
 // maxReceive is the most messages one Receive may ask for (SQS's limit,
@@ -154,11 +169,11 @@ func acquire(ctx context.Context, slots chan struct{}) int {
 
 // handle processes one message, keeping it invisible while its job runs,
 // and deletes it once it is done with.
-func (p *Poller) handle(ctx context.Context, m longrun.Message) {
+func (p *Poller) handle(ctx context.Context, q longrun.Queue, m longrun.Message) {
 	log := p.log.With("message_id", m.ID)
 	extendCtx, stopExtending := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Go(func() { p.extendVisibility(extendCtx, m.Receipt, log) })
+	wg.Go(func() { holdLease(extendCtx, q, p.cfg.Clock, m.Receipt, p.cfg.Visibility, false, log) })
 	done := p.cfg.Processor.handleBody(ctx, m.Body, m.ReceiveCount, log)
 	stopExtending()
 	wg.Wait()
@@ -166,7 +181,7 @@ func (p *Poller) handle(ctx context.Context, m longrun.Message) {
 	// Settle the message even when ctx was cancelled by the drain timeout.
 	settle := context.WithoutCancel(ctx)
 	if done {
-		if err := p.cfg.Queue.Delete(settle, m.Receipt); err != nil {
+		if err := q.Delete(settle, m.Receipt); err != nil {
 			// The message comes back and its job runs again; the task token
 			// is then gone, so the repeat ends at its first heartbeat.
 			log.ErrorContext(ctx, "delete task message", "err", err)
@@ -176,14 +191,8 @@ func (p *Poller) handle(ctx context.Context, m longrun.Message) {
 	if ctx.Err() != nil {
 		// Interrupted by the drain: make it visible now so another worker
 		// takes it without waiting out the visibility timeout.
-		if err := p.cfg.Queue.ChangeVisibility(settle, m.Receipt, 0); err != nil {
+		if err := q.ChangeVisibility(settle, m.Receipt, 0); err != nil {
 			log.WarnContext(ctx, "release task message", "err", err)
 		}
 	}
-}
-
-// extendVisibility pushes the message's visibility timeout ahead while its
-// job runs: the message is the job's lease (see Leaser).
-func (p *Poller) extendVisibility(ctx context.Context, receipt string, log *slog.Logger) {
-	holdLease(ctx, p.cfg.Queue, p.cfg.Clock, receipt, p.cfg.Visibility, false, log)
 }

@@ -173,3 +173,31 @@ func TestPollerDrain(t *testing.T) {
 		})
 	}
 }
+
+// TestPollerReadsEveryQueue: `longrun worker` reads the jobs queue and the
+// long-jobs queue, each with its own slots, so a job running from one
+// never keeps the other's jobs waiting.
+func TestPollerReadsEveryQueue(t *testing.T) {
+	t.Parallel()
+	g := newGate("short", "long")
+	h := setup(t, g.job)
+	jobs, long := newQueue(taskBody("short")), newQueue(taskBody("long"))
+	p := NewPoller(PollerConfig{
+		Queue: jobs, Queues: []longrun.Queue{long}, Processor: h.p, Concurrency: 1, Visibility: visibility,
+		DrainTimeout: time.Minute, Clock: h.clock,
+	})
+	cancel, done := run(p)
+	defer cancel()
+	eventually(t, "a job from each queue running at once", func() bool { r, _, _ := g.stats(); return r == 2 })
+	close(g.release["short"])
+	close(g.release["long"])
+	eventually(t, "each message deleted from its own queue", func() bool {
+		dj, _ := jobs.state()
+		dl, _ := long.state()
+		return slices.Equal(dj, []string{"r-a"}) && slices.Equal(dl, []string{"r-a"})
+	})
+	cancel()
+	if err := wait(t, done); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+}

@@ -96,6 +96,30 @@ const ErrNameOutOfTime = "Job.OutOfTime"
 // its Lambda invocation has.
 var errOutOfTime = errors.New("the Lambda invocation's deadline is near")
 
+// errJobTimeout is the cancel cause of a job that ran past its own limit.
+var errJobTimeout = errors.New("the job ran past its time limit")
+
+// jobLimit is how long msg's job may run from receipt: its limits'
+// TimeoutSeconds, or 0 (no limit of the worker's own) for a message
+// without limits.
+func jobLimit(msg longrun.TaskMessage) time.Duration {
+	if msg.Limits == nil || msg.Limits.TimeoutSeconds <= 0 {
+		return 0
+	}
+	return time.Duration(msg.Limits.TimeoutSeconds) * time.Second
+}
+
+// enforceLimit cancels the job with errJobTimeout when limit has passed on
+// the worker's clock, unless the job is done first.
+func (p *Processor) enforceLimit(ctx context.Context, done <-chan struct{}, cancel context.CancelCauseFunc, limit time.Duration) {
+	select {
+	case <-p.cfg.Clock.After(limit):
+		cancel(errJobTimeout)
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
 // errTaskGone is the cancel cause of a job whose task is no longer valid.
 var errTaskGone = errors.New("the task is gone: the execution was stopped or its task timed out")
 
@@ -136,6 +160,13 @@ func (p *Processor) process(ctx context.Context, msg longrun.TaskMessage, receiv
 	wg.Add(2)
 	go func() { defer wg.Done(); p.heartbeat(jobCtx, done, cancel, msg.TaskToken, log) }()
 	go func() { defer wg.Done(); p.flushProgress(jobCtx, done, msg.ExecutionID, prog, log) }()
+	limit := jobLimit(msg)
+	if limit > 0 {
+		// The job's own limit counts from receipt, on the worker's clock:
+		// the Work state's TimeoutSeconds started at the send and is only a
+		// backstop sized for queue wait plus this (Limits.WithBackstop).
+		wg.Go(func() { p.enforceLimit(jobCtx, done, cancel, limit) })
+	}
 
 	output, jobErr := p.run(jobCtx, msg, max(receives, 1), prog.report(p.cfg.Clock), log)
 	close(done)
@@ -145,6 +176,15 @@ func (p *Processor) process(ctx context.Context, msg longrun.TaskMessage, receiv
 		// Stopped or timed out: the orchestrator already knows the outcome.
 		log.InfoContext(ctx, "job cancelled: task gone", "job_err", errString(jobErr))
 		return nil
+	}
+	if errors.Is(context.Cause(jobCtx), errJobTimeout) && ctx.Err() == nil {
+		log.WarnContext(ctx, "job ran past its time limit", "limit", limit, "job_err", errString(jobErr))
+		p.flushFinal(ctx, msg.ExecutionID, prog, log)
+		return p.complete(ctx, msg, nil, &longrun.JobError{
+			Name: longrun.ErrNameJobTimeout,
+			Cause: fmt.Sprintf("the job of kind %q ran past its time limit of %s (the kind's Timeout, or the deployment's JobTimeoutSeconds), counted from when the worker took it, retries included; the time it waited in the queue does not count",
+				msg.Job, limit),
+		}, log)
 	}
 	if errors.Is(context.Cause(ctx), errOutOfTime) {
 		// The Lambda worker is about to be killed. A retry would run out of
