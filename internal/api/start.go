@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -107,6 +108,7 @@ func (s *server) handleStart(w http.ResponseWriter, r *http.Request) error {
 			if err != nil && !longrun.IsCode(err, longrun.EDUPLICATE) {
 				return fmt.Errorf("restart replayed execution %s: %w", stored.ID, err)
 			}
+			s.confirmStarted(r, stored.ID)
 		}
 		w.Header().Set("Idempotent-Replayed", "true")
 		s.log.InfoContext(r.Context(), "start replayed", "execution_id", stored.ID, "tenant", stored.Tenant)
@@ -127,8 +129,30 @@ func (s *server) handleStart(w http.ResponseWriter, r *http.Request) error {
 		}
 		return fmt.Errorf("start execution %s: %w", id, asUnavailable(err))
 	}
+	s.confirmStarted(r, id)
 	s.log.InfoContext(r.Context(), "execution started", "execution_id", id, "tenant", e.Tenant, "job", e.Job)
 	return s.accepted(w, stored)
+}
+
+// StartConfirmer is a store whose new RUNNING records carry a start-pending
+// marker until StartExecution is known to have run (dynamostore): a record
+// whose start Lambda died between the two steps keeps it, and
+// internal/settle finds and settles it.
+type StartConfirmer interface {
+	ConfirmStarted(ctx context.Context, id string) error
+}
+
+// confirmStarted clears id's start-pending marker. A failure is only
+// logged: the execution runs, and the sweep clears the marker when it finds
+// the execution started.
+func (s *server) confirmStarted(r *http.Request, id string) {
+	c, ok := s.cfg.Executions.(StartConfirmer)
+	if !ok {
+		return
+	}
+	if err := c.ConfirmStarted(detached(r.Context()), id); err != nil {
+		s.log.WarnContext(r.Context(), "clear the start-pending marker (the sweep will)", "err", err, "execution_id", id)
+	}
 }
 
 func (s *server) accepted(w http.ResponseWriter, e *longrun.Execution) error {
@@ -152,18 +176,19 @@ func asUnavailable(err error) error {
 // stateInput is what the state machine starts with: the kind travels in it
 // to the worker, and the kind's Timeout, if it has one, bounds the Work state.
 func (s *server) stateInput(e *longrun.Execution) longrun.StateInput {
-	limits := s.cfg.Limits
-	if k, ok := s.lookupKind(e.Job); ok {
-		limits = k.Limits(limits)
-	}
-	return longrun.StateInput{ExecutionID: e.ID, ExecutionARN: e.ARN, Input: e.Input, Limits: limits, Job: e.Job}
+	return StateInput(e, s.cfg.Limits, s.cfg.Jobs)
 }
 
-func (s *server) lookupKind(name string) (*longrun.Kind, bool) {
-	if s.cfg.Jobs == nil {
-		return nil, false
+// StateInput is the state machine's input for execution e: its id, ARN,
+// input and kind, and the limits of its kind in jobs (nil: limits as they
+// are). A start and a start's settling (internal/settle) build the same.
+func StateInput(e *longrun.Execution, limits longrun.Limits, jobs *longrun.Registry) longrun.StateInput {
+	if jobs != nil {
+		if k, ok := jobs.Lookup(e.Job); ok {
+			limits = k.Limits(limits)
+		}
 	}
-	return s.cfg.Jobs.Lookup(name)
+	return longrun.StateInput{ExecutionID: e.ID, ExecutionARN: e.ARN, Input: e.Input, Limits: limits, Job: e.Job}
 }
 
 // kind checks the request's job kind and its input against the kind's

@@ -16,6 +16,7 @@ import (
 	"github.com/longrun/longrun/internal/auth"
 	"github.com/longrun/longrun/internal/delivery"
 	"github.com/longrun/longrun/internal/notify"
+	"github.com/longrun/longrun/internal/settle"
 	"github.com/longrun/longrun/internal/sqsqueue"
 	"github.com/longrun/longrun/internal/worker"
 )
@@ -159,18 +160,50 @@ func (a *App) Notify() (NotifyHandler, error) {
 	if err := a.Config.require(EnvTableName, EnvDeliverStateMachineARN); err != nil {
 		return nil, fmt.Errorf("notify: %w", err)
 	}
-	n := notify.New(notify.Config{
+	return a.notifier().Handle, nil
+}
+
+func (a *App) notifier() *notify.Notifier {
+	return notify.New(notify.Config{
 		Store:     a.Store,
 		Tenants:   a.Store,
 		Redeliver: a.Engine.Redeliver,
 		Sender:    delivery.NewSender(delivery.Config{Policy: a.Config.WebhookPolicy}),
 		Schedule:  delivery.Schedule{Delays: a.Config.WebhookSchedule},
+		Clock:     a.Clock,
 		Logger:    a.Logger,
 		// Without the public URL (a deployment parameter), the path alone:
 		// receivers resolve it against the API they call.
 		DescribeURL: func(id string) string { return a.Config.APIURL + "/executions/" + id },
 	})
-	return n.Handle, nil
+}
+
+// SettleHandler serves the schedule's invocations of SettleFunction.
+type SettleHandler = func(context.Context, json.RawMessage) (settle.Result, error)
+
+// Settle is the handler of SettleFunction, invoked every minute by its
+// schedule (the event is not read): it settles records whose start was cut
+// short between the record and StartExecution (internal/settle), starting
+// them with the input the start function would have given, so it is built
+// with the same registry and limits as Start; a start that can no longer
+// run is failed and its webhook sent as notify sends one.
+func (a *App) Settle() (SettleHandler, error) {
+	if err := a.Config.require(EnvTableName, EnvStateMachineARN, EnvDeliverStateMachineARN, EnvJobTimeoutSeconds, EnvJobHeartbeatSeconds); err != nil {
+		return nil, fmt.Errorf("settle: %w", err)
+	}
+	if err := a.checkTimeouts(longrun.MaxJobTimeout, longrun.MaxJobTimeoutReason); err != nil {
+		return nil, fmt.Errorf("settle: %w", err)
+	}
+	n := a.notifier()
+	sw := settle.New(settle.Config{
+		Store:        a.Store,
+		Orchestrator: a.Engine,
+		StateInput:   func(e *longrun.Execution) longrun.StateInput { return api.StateInput(e, a.Config.Limits, a.Jobs) },
+		Ended:        n.Ended,
+		Clock:        a.Clock,
+		Logger:       a.Logger,
+	})
+	return func(ctx context.Context, _ json.RawMessage) (settle.Result, error) { return sw.Run(ctx) }, nil
 }
 
 // NewLogger is the JSON logger of a Lambda function: every record carries
