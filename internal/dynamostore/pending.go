@@ -15,7 +15,9 @@ import (
 // second is known to have happened the record carries a start-pending
 // marker: the attributes of the sparse index gsi2 (pendpk, pendsk), written
 // with the record and removed by ConfirmStarted once StartExecution has
-// succeeded, or by FinishExecution when the execution ends. A record still
+// succeeded (FinishExecution leaves it: a start the sweep fails keeps its
+// marker until its webhook is under way, so a crash in between is settled
+// again). A record still
 // marked well after its start is one whose start Lambda may have died
 // between the two steps: internal/settle finds it through PendingStarts and
 // settles it.

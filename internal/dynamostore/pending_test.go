@@ -12,7 +12,7 @@ import (
 )
 
 // A RUNNING record is start-pending from CreateExecution until
-// ConfirmStarted or FinishExecution; PendingStarts finds it only once it is
+// ConfirmStarted; PendingStarts finds it only once it is
 // older than the bound, and never returns more than the limit. Not on
 // minidyn: it keeps an item in a sparse index after the item's index
 // attributes are removed (docs/emulators.md).
@@ -80,7 +80,9 @@ func testPendingStarts(t *testing.T, s *dynamostore.Store) {
 	if _, _, err := s.FinishExecution(ctx, b, longrun.Outcome{Status: longrun.StatusAborted, StopDate: t0.Add(time.Second)}); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := mine(pending(t0.Add(time.Hour), 100)), []string{c}; !slices.Equal(got, want) {
+	// Finishing leaves the marker (the sweep clears it once the webhook of a
+	// start it failed is under way); confirming removes it.
+	if got, want := mine(pending(t0.Add(time.Hour), 100)), sorted(b, c); !slices.Equal(got, want) {
 		t.Errorf("PendingStarts after confirming one and finishing one = %v, want %v", got, want)
 	}
 	if err := s.ConfirmStarted(ctx, longrun.NewExecutionID()); err != nil {

@@ -273,12 +273,10 @@ func (s *Store) FinishExecution(ctx context.Context, id string, o longrun.Outcom
 		u.set(s.ttl, numberAV(o.StopDate.Add(s.retention).Unix()))
 	}
 	u.values[":running"] = &types.AttributeValueMemberS{Value: string(longrun.StatusRunning)}
-	// An ended execution needs no settling: drop its start-pending marker.
-	u.names["#pendpk"], u.names["#pendsk"] = attrPendPK, attrPendSK
 	out, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                           s.table,
 		Key:                                 itemKey(execPK(id), skExec),
-		UpdateExpression:                    aws.String(u.expression() + " REMOVE #pendpk, #pendsk"),
+		UpdateExpression:                    aws.String(u.expression()),
 		ConditionExpression:                 aws.String("attribute_exists(pk) AND #status = :running"),
 		ExpressionAttributeNames:            u.names,
 		ExpressionAttributeValues:           u.values,

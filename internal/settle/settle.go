@@ -16,7 +16,8 @@
 //   - it has none and the start can no longer succeed (Step Functions
 //     refuses it for good, or the record is older than GiveUpAfter): finish
 //     the record FAILED with longrun.ErrNameStartFailed and a cause saying
-//     why, and send its webhook.
+//     why, and send its webhook; the marker is cleared only once the
+//     delivery is under way, so a run that dies in between is repeated.
 //
 // Every step is idempotent and conditional (a record is finished only while
 // RUNNING), so concurrent sweeps, and a sweep racing a client's replay of
@@ -119,6 +120,7 @@ type Result struct {
 	Started   int `json:"started"`   // started by the sweep
 	Failed    int `json:"failed"`    // finished FAILED (Execution.StartFailed)
 	Skipped   int `json:"skipped"`   // left for the next run after an error
+	Deferred  int `json:"deferred"`  // failed by a run that may still be sending its webhook
 }
 
 // Run settles up to Limit marked records older than the grace period. An
@@ -145,11 +147,13 @@ func (s *Sweeper) Run(ctx context.Context) (Result, error) {
 			res.Started++
 		case Failed:
 			res.Failed++
+		case Deferred:
+			res.Deferred++
 		}
 	}
 	if res.Found > 0 {
 		s.log.InfoContext(ctx, "pending starts settled", "found", res.Found, "confirmed", res.Confirmed,
-			"started", res.Started, "failed", res.Failed, "skipped", res.Skipped)
+			"started", res.Started, "failed", res.Failed, "skipped", res.Skipped, "deferred", res.Deferred)
 	}
 	return res, nil
 }
@@ -162,6 +166,7 @@ const (
 	Confirmed Outcome = "confirmed" // it had started (or ended): marker cleared
 	Started   Outcome = "started"   // the sweep started it
 	Failed    Outcome = "failed"    // it can no longer start: finished FAILED
+	Deferred  Outcome = "deferred"  // failed a moment ago by another run: left to it
 )
 
 // Settle settles the record id, whatever its marker says: the sweep calls it
@@ -175,6 +180,15 @@ func (s *Sweeper) Settle(ctx context.Context, id string) (Outcome, error) {
 		return "", fmt.Errorf("read execution %s: %w", id, err)
 	}
 	if e.Status != longrun.StatusRunning {
+		if e.Status == longrun.StatusFailed && e.Error == longrun.ErrNameStartFailed {
+			// A start a sweep failed, whose webhook may not have got under
+			// way (the run died in between): ensure it, then clear. Not
+			// while the run that failed it may still be sending it.
+			if s.cfg.Clock().Sub(e.StopDate) < s.cfg.Grace {
+				return Deferred, nil
+			}
+			return Failed, s.ended(ctx, e, false)
+		}
 		return Confirmed, s.confirm(ctx, id)
 	}
 	started, err := s.cfg.Orchestrator.Started(ctx, id)
@@ -227,15 +241,22 @@ func (s *Sweeper) fail(ctx context.Context, e *longrun.Execution, cause string) 
 	if recorded {
 		s.log.WarnContext(ctx, "failed an execution whose start was cut short", "execution_id", e.ID, "cause", o.Cause)
 	}
+	if ended.Status != longrun.StatusFailed || ended.Error != longrun.ErrNameStartFailed {
+		return Confirmed, s.confirm(ctx, e.ID) // it ended another way first
+	}
+	return Failed, s.ended(ctx, ended, recorded)
+}
+
+// ended sends the webhook of a start the sweep failed, then clears the
+// marker: until the delivery is under way the record stays marked, so a run
+// that dies in between leaves it for the next one, which comes back here.
+func (s *Sweeper) ended(ctx context.Context, e *longrun.Execution, recorded bool) error {
 	if s.cfg.Ended != nil {
-		if err := s.cfg.Ended(ctx, ended, recorded); err != nil {
-			return "", fmt.Errorf("webhook of execution %s: %w", e.ID, err)
+		if err := s.cfg.Ended(ctx, e, recorded); err != nil {
+			return fmt.Errorf("webhook of execution %s: %w", e.ID, err)
 		}
 	}
-	if ended.Status != longrun.StatusFailed || ended.Error != longrun.ErrNameStartFailed {
-		return Confirmed, nil // it ended another way first
-	}
-	return Failed, nil
+	return s.confirm(ctx, e.ID)
 }
 
 // permanent reports whether a StartExecution error will not go away on a

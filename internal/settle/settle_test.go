@@ -82,7 +82,6 @@ func (s *store) FinishExecution(_ context.Context, id string, o longrun.Outcome)
 		return &c, false, nil
 	}
 	e.Status, e.Error, e.Cause, e.StopDate = o.Status, o.Error, o.Cause, o.StopDate
-	delete(s.pending, id)
 	s.finished++
 	c := *e
 	return &c, true, nil
@@ -115,29 +114,36 @@ func (o *orchestrator) StartExecution(_ context.Context, in longrun.StateInput) 
 }
 
 type fixture struct {
-	store  *store
-	orch   *orchestrator
-	clock  *fakeclock.Clock
-	ended  []string
-	sweep  *settle.Sweeper
-	start0 time.Time
+	store    *store
+	orch     *orchestrator
+	clock    *fakeclock.Clock
+	mu       sync.Mutex
+	ended    []string // webhooks of outcomes the sweep recorded
+	resent   []string // webhooks ensured for outcomes recorded before
+	endedErr error    // Ended fails with it
+	sweep    *settle.Sweeper
+	start0   time.Time
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	start := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	f := &fixture{store: newStore(), orch: &orchestrator{started: map[string]longrun.StateInput{}}, clock: fakeclock.At(start), start0: start}
-	var mu sync.Mutex
 	f.sweep = settle.New(settle.Config{
 		Store: f.store, Orchestrator: f.orch, Clock: f.clock.Now, Limit: 3,
 		StateInput: func(e *longrun.Execution) longrun.StateInput {
 			return longrun.StateInput{ExecutionID: e.ID, ExecutionARN: e.ARN, Input: e.Input, Job: e.Job, Limits: longrun.Limits{TimeoutSeconds: 7}}
 		},
 		Ended: func(_ context.Context, e *longrun.Execution, recorded bool) error {
-			mu.Lock()
-			defer mu.Unlock()
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if f.endedErr != nil {
+				return f.endedErr
+			}
 			if recorded {
 				f.ended = append(f.ended, e.ID)
+			} else {
+				f.resent = append(f.resent, e.ID)
 			}
 			return nil
 		},
@@ -278,5 +284,35 @@ func TestSettleReadErrors(t *testing.T) {
 	f.clock.Advance(10 * time.Minute)
 	if got, err := f.sweep.Run(context.Background()); err != nil || got != (settle.Result{Found: 1, Skipped: 1}) {
 		t.Errorf("Run with the store failing = %+v, %v; want the record skipped", got, err)
+	}
+}
+
+// A run that dies between failing a record and getting its webhook under
+// way (here: the webhook's first save fails) leaves the record marked; a
+// later run, once the failing run is surely gone, sends the webhook and
+// clears the marker.
+func TestFailedStartsWebhookIsRetried(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.record("01-a", f.start0)
+	f.clock.Advance(settle.DefaultGiveUpAfter + time.Hour)
+	f.endedErr = errors.New("store unavailable")
+	if got, err := f.sweep.Run(context.Background()); err != nil || got != (settle.Result{Found: 1, Skipped: 1}) {
+		t.Fatalf("Run with the webhook failing = %+v, %v; want the record skipped", got, err)
+	}
+	f.endedErr = nil
+	if !f.store.pending["01-a"] || f.store.finished != 1 {
+		t.Fatalf("after the failed webhook: pending %v, %d outcomes; want the FAILED record still marked", f.store.pending["01-a"], f.store.finished)
+	}
+	// At once: the run that failed it may still be sending.
+	if got, err := f.sweep.Run(context.Background()); err != nil || got != (settle.Result{Found: 1, Deferred: 1}) {
+		t.Fatalf("Run right after = %+v, %v; want it deferred", got, err)
+	}
+	f.clock.Advance(settle.DefaultGrace)
+	if got, err := f.sweep.Run(context.Background()); err != nil || got != (settle.Result{Found: 1, Failed: 1}) {
+		t.Fatalf("Run after the grace period = %+v, %v; want the webhook sent", got, err)
+	}
+	if len(f.resent) != 1 || f.store.pending["01-a"] || f.store.finished != 1 {
+		t.Errorf("webhooks ensured %v, pending %v, %d outcomes; want one webhook, no marker, one outcome", f.resent, f.store.pending["01-a"], f.store.finished)
 	}
 }
