@@ -44,9 +44,11 @@ var validName = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 // the store. If the start fails, the record is deleted and the client told to
 // retry. If the process dies between the two writes, the client's retry with
 // the same key is a replay of a RUNNING execution, and StartExecution is
-// called again: it is idempotent, so that heals the execution. With a
-// Config.Starter (longrun dev) the two writes are one commit and that hole
-// does not exist.
+// called again: it is idempotent, so that heals the execution. Without a
+// retry, a store with a start-pending marker (StartConfirmer: dynamostore)
+// keeps it on the record, and internal/settle starts or fails the execution.
+// With a Config.Starter (longrun dev) the two writes are one commit and that
+// hole does not exist.
 func (s *server) handleStart(w http.ResponseWriter, r *http.Request) error {
 	key, err := idempotencyKey(r)
 	if err != nil {
