@@ -11,7 +11,7 @@
 //
 // deployed as every function of longrun's template.yaml, each with
 // LONGRUN_FUNCTION naming which one it is (start, describe, stop,
-// redeliver, authorizer, worker, notify). longrun's own source is never
+// redeliver, authorizer, worker, notify, settle). longrun's own source is never
 // edited: upgrading longrun is a `go get`. docs/sam.md § "Your own jobs on
 // AWS" has the design, docs/jobs.md how to write a job.
 package awslambda
@@ -43,11 +43,12 @@ const (
 	Authorizer = "authorizer"
 	Worker     = "worker"
 	Notify     = "notify"
+	Settle     = "settle"
 )
 
 // Functions lists the names Main serves.
 func Functions() []string {
-	return []string{Start, Describe, Stop, Redeliver, Authorizer, Worker, Notify}
+	return []string{Start, Describe, Stop, Redeliver, Authorizer, Worker, Notify, Settle}
 }
 
 // Main is the whole body of a Lambda function's main: it serves the
@@ -101,6 +102,7 @@ var handlers = map[string]func(*awsapp.App) (any, error){
 	Authorizer: as((*awsapp.App).Authorizer),
 	Worker:     as((*awsapp.App).Worker),
 	Notify:     as((*awsapp.App).Notify),
+	Settle:     as((*awsapp.App).Settle),
 }
 
 func as[H any](f func(*awsapp.App) (H, error)) func(*awsapp.App) (any, error) {

@@ -56,6 +56,8 @@ func TestHandlerServesEveryFunction(t *testing.T) {
 				_, ok = h.(awsapp.WorkerHandler)
 			case awslambda.Notify:
 				_, ok = h.(awsapp.NotifyHandler)
+			case awslambda.Settle:
+				_, ok = h.(awsapp.SettleHandler)
 			}
 			if !ok {
 				t.Fatalf("Handler(%s) is a %T", fn, h)

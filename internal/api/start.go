@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -43,9 +44,11 @@ var validName = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 // the store. If the start fails, the record is deleted and the client told to
 // retry. If the process dies between the two writes, the client's retry with
 // the same key is a replay of a RUNNING execution, and StartExecution is
-// called again: it is idempotent, so that heals the execution. With a
-// Config.Starter (longrun dev) the two writes are one commit and that hole
-// does not exist.
+// called again: it is idempotent, so that heals the execution. Without a
+// retry, a store with a start-pending marker (StartConfirmer: dynamostore)
+// keeps it on the record, and internal/settle starts or fails the execution.
+// With a Config.Starter (longrun dev) the two writes are one commit and that
+// hole does not exist.
 func (s *server) handleStart(w http.ResponseWriter, r *http.Request) error {
 	key, err := idempotencyKey(r)
 	if err != nil {
@@ -113,6 +116,7 @@ func (s *server) handleStart(w http.ResponseWriter, r *http.Request) error {
 			if err != nil && !longrun.IsCode(err, longrun.EDUPLICATE) {
 				return fmt.Errorf("restart replayed execution %s: %w", stored.ID, err)
 			}
+			s.confirmStarted(r, stored.ID)
 		}
 		w.Header().Set("Idempotent-Replayed", "true")
 		s.log.InfoContext(r.Context(), "start replayed", "execution_id", stored.ID, "tenant", stored.Tenant)
@@ -133,8 +137,30 @@ func (s *server) handleStart(w http.ResponseWriter, r *http.Request) error {
 		}
 		return fmt.Errorf("start execution %s: %w", id, asUnavailable(err))
 	}
+	s.confirmStarted(r, id)
 	s.log.InfoContext(r.Context(), "execution started", "execution_id", id, "tenant", e.Tenant, "job", e.Job)
 	return s.accepted(w, stored)
+}
+
+// StartConfirmer is a store whose new RUNNING records carry a start-pending
+// marker until StartExecution is known to have run (dynamostore): a record
+// whose start Lambda died between the two steps keeps it, and
+// internal/settle finds and settles it.
+type StartConfirmer interface {
+	ConfirmStarted(ctx context.Context, id string) error
+}
+
+// confirmStarted clears id's start-pending marker. A failure is only
+// logged: the execution runs, and the sweep clears the marker when it finds
+// the execution started.
+func (s *server) confirmStarted(r *http.Request, id string) {
+	c, ok := s.cfg.Executions.(StartConfirmer)
+	if !ok {
+		return
+	}
+	if err := c.ConfirmStarted(detached(r.Context()), id); err != nil {
+		s.log.WarnContext(r.Context(), "clear the start-pending marker (the sweep will)", "err", err, "execution_id", id)
+	}
 }
 
 func (s *server) accepted(w http.ResponseWriter, e *longrun.Execution) error {
@@ -161,22 +187,38 @@ func asUnavailable(err error) error {
 // gets only a backstop of that plus the queue wait), and the queue the kind's
 // tasks go to.
 func (s *server) stateInput(e *longrun.Execution) longrun.StateInput {
-	limits := s.cfg.Limits
-	k, ok := s.lookupKind(e.Job)
-	if ok {
-		limits = k.Limits(limits)
-	} else {
-		k = nil
-	}
-	return longrun.StateInput{ExecutionID: e.ID, ExecutionARN: e.ARN, Input: e.Input, Limits: limits, Job: e.Job,
-		BackstopSeconds: longrun.Backstop(limits.TimeoutSeconds, s.cfg.QueueWait), QueueURL: s.cfg.Queues.QueueFor(k)}
+	return s.cfg.Plan().StateInput(e)
 }
 
-func (s *server) lookupKind(name string) (*longrun.Kind, bool) {
-	if s.cfg.Jobs == nil {
-		return nil, false
+// Plan is how a deployment turns an execution into its state machine's
+// input: its limits, job kinds, queue wait and queue routing. A start and a
+// cut start's settling (internal/settle) build the same input from it.
+type Plan struct {
+	Limits    longrun.Limits
+	Jobs      *longrun.Registry // nil: limits as they are, every task to Queues.Jobs
+	QueueWait time.Duration
+	Queues    Routing
+}
+
+// Plan is the Plan of the deployment c configures.
+func (c Config) Plan() Plan {
+	return Plan{Limits: c.Limits, Jobs: c.Jobs, QueueWait: c.QueueWait, Queues: c.Queues}
+}
+
+// StateInput is the state machine's input for execution e: its id, ARN,
+// input and kind, the limits of its kind (the kind's Timeout is the job's
+// own limit, which the worker enforces from receipt), the Work state's
+// backstop (that limit plus the queue wait) and the queue of its kind.
+func (p Plan) StateInput(e *longrun.Execution) longrun.StateInput {
+	limits := p.Limits
+	var kind *longrun.Kind
+	if p.Jobs != nil {
+		if k, ok := p.Jobs.Lookup(e.Job); ok {
+			kind, limits = k, k.Limits(limits)
+		}
 	}
-	return s.cfg.Jobs.Lookup(name)
+	return longrun.StateInput{ExecutionID: e.ID, ExecutionARN: e.ARN, Input: e.Input, Limits: limits, Job: e.Job,
+		BackstopSeconds: longrun.Backstop(limits.TimeoutSeconds, p.QueueWait), QueueURL: p.Queues.QueueFor(kind)}
 }
 
 // kind checks the request's job kind and its input against the kind's

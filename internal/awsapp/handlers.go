@@ -16,6 +16,7 @@ import (
 	"github.com/longrun/longrun/internal/auth"
 	"github.com/longrun/longrun/internal/delivery"
 	"github.com/longrun/longrun/internal/notify"
+	"github.com/longrun/longrun/internal/settle"
 	"github.com/longrun/longrun/internal/sqsqueue"
 	"github.com/longrun/longrun/internal/worker"
 )
@@ -82,20 +83,27 @@ func (a *App) api(fn string, required ...string) (APIHandler, error) {
 	if err := a.Config.require(required...); err != nil {
 		return nil, fmt.Errorf("%s: %w", fn, err)
 	}
-	policy := a.Config.WebhookPolicy
+	policy, plan := a.Config.WebhookPolicy, a.plan()
 	h := api.NewServer(api.Config{
 		Executions:       a.Store,
 		Tenants:          a.Store,
 		Orchestrator:     a.Engine,
 		Authenticate:     api.GatewayAuth,
 		CheckCallbackURL: func(u string) error { return delivery.CheckURL(u, policy) },
-		Limits:           a.Config.Limits,
-		QueueWait:        a.Config.QueueWait,
-		Queues:           api.Routing{Jobs: a.Config.JobsQueueURL, Long: a.Config.LongJobsQueueURL, LongerThan: a.lambdaLongest()},
-		Jobs:             a.Jobs,
+		Limits:           plan.Limits,
+		QueueWait:        plan.QueueWait,
+		Queues:           plan.Queues,
+		Jobs:             plan.Jobs,
 		Logger:           a.Logger,
 	})
 	return api.LambdaHandler(h), nil
+}
+
+// plan is how this deployment builds an execution's state input: the start
+// function and SettleFunction build the same one.
+func (a *App) plan() api.Plan {
+	return api.Plan{Limits: a.Config.Limits, Jobs: a.Jobs, QueueWait: a.Config.QueueWait,
+		Queues: api.Routing{Jobs: a.Config.JobsQueueURL, Long: a.Config.LongJobsQueueURL, LongerThan: a.lambdaLongest()}}
 }
 
 // workerTimeout is the Lambda worker's timeout: WorkerTimeoutSeconds, or
@@ -195,18 +203,50 @@ func (a *App) Notify() (NotifyHandler, error) {
 	if err := a.Config.require(EnvTableName, EnvDeliverStateMachineARN); err != nil {
 		return nil, fmt.Errorf("notify: %w", err)
 	}
-	n := notify.New(notify.Config{
+	return a.notifier().Handle, nil
+}
+
+func (a *App) notifier() *notify.Notifier {
+	return notify.New(notify.Config{
 		Store:     a.Store,
 		Tenants:   a.Store,
 		Redeliver: a.Engine.Redeliver,
 		Sender:    delivery.NewSender(delivery.Config{Policy: a.Config.WebhookPolicy}),
 		Schedule:  delivery.Schedule{Delays: a.Config.WebhookSchedule},
+		Clock:     a.Clock,
 		Logger:    a.Logger,
 		// Without the public URL (a deployment parameter), the path alone:
 		// receivers resolve it against the API they call.
 		DescribeURL: func(id string) string { return a.Config.APIURL + "/executions/" + id },
 	})
-	return n.Handle, nil
+}
+
+// SettleHandler serves the schedule's invocations of SettleFunction.
+type SettleHandler = func(context.Context, json.RawMessage) (settle.Result, error)
+
+// Settle is the handler of SettleFunction, invoked every minute by its
+// schedule (the event is not read): it settles records whose start was cut
+// short between the record and StartExecution (internal/settle), starting
+// them with the input the start function would have given, so it is built
+// with the same registry and limits as Start; a start that can no longer
+// run is failed and its webhook sent as notify sends one.
+func (a *App) Settle() (SettleHandler, error) {
+	if err := a.Config.require(EnvTableName, EnvStateMachineARN, EnvDeliverStateMachineARN, EnvJobTimeoutSeconds, EnvJobHeartbeatSeconds, EnvJobsQueueURL); err != nil {
+		return nil, fmt.Errorf("settle: %w", err)
+	}
+	if err := a.checkTimeouts(longrun.MaxJobTimeout, longrun.MaxJobTimeoutReason); err != nil {
+		return nil, fmt.Errorf("settle: %w", err)
+	}
+	n := a.notifier()
+	sw := settle.New(settle.Config{
+		Store:        a.Store,
+		Orchestrator: a.Engine,
+		StateInput:   a.plan().StateInput,
+		Ended:        n.Ended,
+		Clock:        a.Clock,
+		Logger:       a.Logger,
+	})
+	return func(ctx context.Context, _ json.RawMessage) (settle.Result, error) { return sw.Run(ctx) }, nil
 }
 
 // NewLogger is the JSON logger of a Lambda function: every record carries

@@ -57,6 +57,9 @@ type execItem struct {
 	IdempotencyKey string        `dynamodbav:"idempotencyKey,omitempty"`
 	RequestHash    string        `dynamodbav:"requestHash,omitempty"`
 	Job            string        `dynamodbav:"job,omitempty"`
+	// PendPK and PendSK are the start-pending marker (pending.go).
+	PendPK string `dynamodbav:"pendpk,omitempty"`
+	PendSK string `dynamodbav:"pendsk,omitempty"`
 }
 
 type progressItem struct {
@@ -177,6 +180,10 @@ func toExecItem(e *longrun.Execution) execItem {
 		IdempotencyKey: e.IdempotencyKey,
 		RequestHash:    e.RequestHash,
 		Job:            e.Job,
+	}
+	if e.Status == longrun.StatusRunning {
+		// Marked until StartExecution is known to have run (pending.go).
+		it.PendPK, it.PendSK = pendingPK(e.ID), pendingSK(e.StartDate, e.ID)
 	}
 	it.Input, it.InputZ = packJSON(e.Input)
 	it.Output, it.OutputZ = packJSON(e.Output)

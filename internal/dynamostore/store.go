@@ -351,6 +351,42 @@ func (s *Store) SaveDelivery(ctx context.Context, id string, d longrun.Delivery)
 	return nil
 }
 
+// SaveDeliveryIf saves d only if the stored delivery is still in prev's
+// round and state, and gives ECONFLICT otherwise (ENOTFOUND for an unknown
+// execution): a redeliver claims its round this way, so of concurrent
+// redelivers of one execution exactly one starts a round. Round 0 is stored
+// as an absent attribute (omitempty), so it matches either.
+func (s *Store) SaveDeliveryIf(ctx context.Context, id string, prev, d longrun.Delivery) error {
+	av, err := attributevalue.Marshal(toDeliveryItem(&d))
+	if err != nil {
+		return fmt.Errorf("marshal delivery of %s: %w", id, err)
+	}
+	round := "#webhook.#round = :round"
+	if prev.Round == 0 {
+		round = "(attribute_not_exists(#webhook.#round) OR " + round + ")"
+	}
+	_, err = s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                s.table,
+		Key:                      itemKey(execPK(id), skExec),
+		UpdateExpression:         aws.String("SET #webhook = :w"),
+		ConditionExpression:      aws.String("attribute_exists(pk) AND #webhook.#state = :state AND " + round),
+		ExpressionAttributeNames: map[string]string{"#webhook": "webhook", "#state": "state", "#round": "round"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":w": av, ":state": &types.AttributeValueMemberS{Value: string(prev.State)}, ":round": numberAV(int64(prev.Round)),
+		},
+	})
+	if isConditionFailed(err) {
+		if _, err := s.GetExecution(ctx, "", id); err != nil {
+			return err
+		}
+		return longrun.Errorf(longrun.ECONFLICT, "the delivery of execution %s changed meanwhile", id)
+	}
+	if err != nil {
+		return fmt.Errorf("save delivery of %s: %w", id, err)
+	}
+	return nil
+}
+
 // update builds a SET expression. Every attribute goes through a name
 // placeholder: status, output, error and name are DynamoDB reserved words.
 type update struct {

@@ -4,15 +4,18 @@
 //
 // # Table design
 //
-// Key schema: pk (S, HASH), sk (S, RANGE). One global secondary index, gsi1:
+// Key schema: pk (S, HASH), sk (S, RANGE). Global secondary index gsi1:
 // gsi1pk (S, HASH), gsi1sk (S, RANGE), projection INCLUDE of only what a
 // list returns (listAttributes): a record may be ~400 KB of input, output and
-// webhook attempts. Time to live on the attribute "ttl" (configurable), which
+// webhook attempts. Global secondary index gsi2, sparse, KEYS_ONLY: pendpk
+// (S, HASH), pendsk (S, RANGE), the start-pending marker of executions whose
+// StartExecution is not yet known to have run (pending.go). Time to live on the attribute "ttl" (configurable), which
 // idempotency keys and, with Config.Retention, finished executions carry. Billing PAY_PER_REQUEST. CreateTable
 // creates exactly this; template.yaml declares the same.
 //
 //	item             pk                      sk       gsi1pk            gsi1sk        other
-//	execution        EXEC#<id>               EXEC     TENANT#<tenant>   EXEC#<id>     the record (see record.go)
+//	execution        EXEC#<id>               EXEC     TENANT#<tenant>   EXEC#<id>     the record (see record.go); while start-pending also
+//	                                                                                    pendpk PENDING#<0-15>, pendsk <start ms>#<id> (gsi2)
 //	idempotency key  IDEM#<tenant>#<key>     IDEM     -                 -             executionId, requestHash, expiresAt (unix ms), ttl (unix s)
 //	tenant           TENANT#<id>             TENANT   -                 -             secrets
 //	API key          KEY#<sha256 hash>       KEY      -                 -             tenant
@@ -81,7 +84,7 @@ func TableInput(name string) *dynamodb.CreateTableInput {
 	return &dynamodb.CreateTableInput{
 		TableName:            aws.String(name),
 		BillingMode:          types.BillingModePayPerRequest,
-		AttributeDefinitions: []types.AttributeDefinition{s(attrPK), s(attrSK), s(attrGSI1PK), s(attrGSI1SK)},
+		AttributeDefinitions: []types.AttributeDefinition{s(attrPK), s(attrSK), s(attrGSI1PK), s(attrGSI1SK), s(attrPendPK), s(attrPendSK)},
 		KeySchema: []types.KeySchemaElement{
 			{AttributeName: aws.String(attrPK), KeyType: types.KeyTypeHash},
 			{AttributeName: aws.String(attrSK), KeyType: types.KeyTypeRange},
@@ -93,6 +96,13 @@ func TableInput(name string) *dynamodb.CreateTableInput {
 				{AttributeName: aws.String(attrGSI1SK), KeyType: types.KeyTypeRange},
 			},
 			Projection: &types.Projection{ProjectionType: types.ProjectionTypeInclude, NonKeyAttributes: ListAttributes()},
+		}, {
+			IndexName: aws.String(indexPending),
+			KeySchema: []types.KeySchemaElement{
+				{AttributeName: aws.String(attrPendPK), KeyType: types.KeyTypeHash},
+				{AttributeName: aws.String(attrPendSK), KeyType: types.KeyTypeRange},
+			},
+			Projection: &types.Projection{ProjectionType: types.ProjectionTypeKeysOnly},
 		}},
 	}
 }

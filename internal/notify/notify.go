@@ -252,6 +252,16 @@ func (n *Notifier) ResumeDelivery(ctx context.Context, id string) error {
 	return n.ensureDelivery(ctx, e, true)
 }
 
+// Ended sends the webhook of e, an execution that ended outside the state
+// machines (internal/settle fails a start that can no longer run): as for a
+// status change, its first attempt, and the deliver state machine while
+// attempts remain. recorded says whether this caller recorded the outcome;
+// a delivery already under way is then left to its loop.
+func (n *Notifier) Ended(ctx context.Context, e *longrun.Execution, recorded bool) error {
+	n.logOutcome(ctx, e, recorded, "settle")
+	return n.ensureDelivery(ctx, e, recorded || !delivery.InProgress(e.Webhook, n.cfg.Clock()))
+}
+
 // ensureDelivery makes the first attempt of an ended execution's webhook if
 // none was made, and starts the deliver state machine while attempts remain.
 // kick also restarts it for a delivery already pending.

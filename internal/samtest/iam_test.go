@@ -74,6 +74,9 @@ var notExercised = map[string]map[string]string{
 	"RedeliverFunction": {
 		"states:DescribeExecution": "only when a delivery round's name is taken already: to tell a running loop from an ended one (sfnengine tests it on kumo)",
 	},
+	"SettleFunction": {
+		"states:DescribeExecution": "on the deliver state machine only when a delivery round's name is taken already (sfnengine tests it on kumo); on the longrun one the scenario calls it",
+	},
 }
 
 // fixture is a deployment with the events' tenant and key, and clients that
@@ -172,6 +175,30 @@ func (f *fixture) seedExecution(t *testing.T, id, callback string, orchestrate b
 		}
 	}
 	return e
+}
+
+// seedPending stores a RUNNING execution of the events' tenant started at
+// start, as a start cut short leaves it: marked start-pending; with
+// orchestrate its state machine did start.
+func (f *fixture) seedPending(t *testing.T, start time.Time, callback string, orchestrate bool) string {
+	t.Helper()
+	ctx := context.Background()
+	id := longrun.NewExecutionID()
+	e := &longrun.Execution{
+		ID: id, ARN: f.engine.ExecutionARN(id), Tenant: eventTenant, Status: longrun.StatusRunning,
+		Input: json.RawMessage(`{"seconds":1}`), CallbackURL: callback, StartDate: start,
+	}
+	if _, _, err := f.store.CreateExecution(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	if orchestrate {
+		err := f.engine.StartExecution(ctx, longrun.StateInput{ExecutionID: id, ExecutionARN: e.ARN, Input: e.Input,
+			Limits: longrun.Limits{TimeoutSeconds: 60, HeartbeatSeconds: 30}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return id
 }
 
 // httpEvent is events/<name> with its path's id replaced by id.
@@ -329,6 +356,36 @@ var scenarios = map[string]func(t *testing.T, f *fixture, rec *recorder){
 		}
 		if res, err := h(context.Background(), ev); err != nil || len(res.BatchItemFailures) != 0 {
 			t.Fatalf("worker after the record ended = %+v, %v; want the record done", res, err)
+		}
+	},
+	"SettleFunction": func(t *testing.T, f *fixture, rec *recorder) {
+		// Three starts cut short, as a start Lambda killed between the
+		// record and StartExecution leaves them: one whose execution did
+		// start (only the marker's clear was lost), one to start, and one
+		// past the time a start is retried, to fail with a webhook to a
+		// receiver that is down (so the deliver state machine is started).
+		receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}))
+		t.Cleanup(receiver.Close)
+		app := f.app(t, "SettleFunction", rec, nil)
+		app.Config.WebhookPolicy = delivery.Policy{AllowLoopback: true}
+		h, err := app.Settle()
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now().UTC()
+		running := f.seedPending(t, now.Add(-5*time.Minute), "", true)
+		cut := f.seedPending(t, now.Add(-5*time.Minute), "", false)
+		stale := f.seedPending(t, now.Add(-25*time.Hour), receiver.URL+"/hook", false)
+		if _, err := h(context.Background(), json.RawMessage(loadEvent(t, "settle.json", nil))); err != nil {
+			t.Fatal(err)
+		}
+		for id, want := range map[string]longrun.Status{running: longrun.StatusRunning, cut: longrun.StatusRunning, stale: longrun.StatusFailed} {
+			e, err := f.store.GetExecution(context.Background(), "", id)
+			if err != nil || e.Status != want {
+				t.Errorf("after settle, %s is %+v, %v; want %s", id, e, err, want)
+			}
 		}
 	},
 	"NotifyFunction": func(t *testing.T, f *fixture, rec *recorder) {

@@ -374,6 +374,24 @@ var invocations = map[string]invocation{
 			}
 		},
 	},
+	"settle": {
+		logicalID: "SettleFunction",
+		prepare: func(t *testing.T, f *fixture, event []byte) []byte {
+			// A start cut short five minutes ago: the schedule's run starts it.
+			seededIDs.Store(t.Name(), f.seedPending(t, time.Now().Add(-5*time.Minute), "", false))
+			return event
+		},
+		check: func(t *testing.T, f *fixture, answer []byte) {
+			id, _ := seededIDs.Load(t.Name())
+			var res struct{ Found, Started int }
+			if err := json.Unmarshal(answer, &res); err != nil || res.Found < 1 || res.Started < 1 {
+				t.Errorf("settle answered %s, want the cut start found and started", answer)
+			}
+			if started, err := f.engine.Started(context.Background(), id.(string)); err != nil || !started {
+				t.Errorf("Started(%s) = %v, %v after settle; want its execution", id, started, err)
+			}
+		},
+	},
 	"notify": {
 		logicalID: "NotifyFunction",
 		prepare: func(t *testing.T, f *fixture, event []byte) []byte {

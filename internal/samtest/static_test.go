@@ -46,6 +46,7 @@ var functionDirs = map[string]string{
 	"RedeliverFunction":  "redeliver",
 	"WorkerFunction":     "worker",
 	"NotifyFunction":     "notify",
+	"SettleFunction":     "settle",
 }
 
 var substitutionRef = regexp.MustCompile(`\$\{([^}]*)\}`)
@@ -361,22 +362,27 @@ func TestTableMatchesTheStore(t *testing.T) {
 		}
 		return out
 	}
-	var tableKeys, indexKeys []struct{ n, t string }
+	var tableKeys []struct{ n, t string }
 	for _, k := range want.KeySchema {
 		tableKeys = append(tableKeys, struct{ n, t string }{aws.ToString(k.AttributeName), string(k.KeyType)})
 	}
-	gsi := want.GlobalSecondaryIndexes[0]
-	for _, k := range gsi.KeySchema {
-		indexKeys = append(indexKeys, struct{ n, t string }{aws.ToString(k.AttributeName), string(k.KeyType)})
+	var gsis []any
+	for _, gsi := range want.GlobalSecondaryIndexes {
+		var indexKeys []struct{ n, t string }
+		for _, k := range gsi.KeySchema {
+			indexKeys = append(indexKeys, struct{ n, t string }{aws.ToString(k.AttributeName), string(k.KeyType)})
+		}
+		proj := map[string]any{"ProjectionType": string(gsi.Projection.ProjectionType)}
+		if len(gsi.Projection.NonKeyAttributes) > 0 {
+			proj["NonKeyAttributes"] = toAny(gsi.Projection.NonKeyAttributes)
+		}
+		gsis = append(gsis, map[string]any{"IndexName": aws.ToString(gsi.IndexName), "KeySchema": keys(indexKeys), "Projection": proj})
 	}
 	checks := map[string]any{
-		"BillingMode":          string(want.BillingMode),
-		"AttributeDefinitions": attrs,
-		"KeySchema":            keys(tableKeys),
-		"GlobalSecondaryIndexes": []any{map[string]any{
-			"IndexName": aws.ToString(gsi.IndexName), "KeySchema": keys(indexKeys),
-			"Projection": map[string]any{"ProjectionType": string(gsi.Projection.ProjectionType), "NonKeyAttributes": toAny(gsi.Projection.NonKeyAttributes)},
-		}},
+		"BillingMode":                      string(want.BillingMode),
+		"AttributeDefinitions":             attrs,
+		"KeySchema":                        keys(tableKeys),
+		"GlobalSecondaryIndexes":           gsis,
 		"TimeToLiveSpecification":          map[string]any{"AttributeName": dynamostore.DefaultTTLAttribute, "Enabled": true},
 		"PointInTimeRecoverySpecification": map[string]any{"PointInTimeRecoveryEnabled": true},
 		"SSESpecification":                 map[string]any{"SSEEnabled": true},

@@ -144,6 +144,19 @@ func (e *Engine) status(ctx context.Context, arn string) (types.ExecutionStatus,
 	return out.Status, nil
 }
 
+// Started reports whether the state machine has an execution named id,
+// running or ended: whether its StartExecution ever ran.
+func (e *Engine) Started(ctx context.Context, id string) (bool, error) {
+	_, err := e.status(ctx, e.ExecutionARN(id))
+	if longrun.IsCode(err, longrun.ENOTFOUND) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("execution %s: %w", id, err)
+	}
+	return true, nil
+}
+
 func notRunning(arn string, status types.ExecutionStatus) error {
 	return longrun.Errorf(longrun.ENOTRUNNING, "execution %s already ended %s", arn, status)
 }

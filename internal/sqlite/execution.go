@@ -424,6 +424,10 @@ func (s *ExecutionStore) SaveDeliveryIf(ctx context.Context, id string, prev, d 
 		if n, err := res.RowsAffected(); err != nil || n == 1 {
 			return err
 		}
+		var one int
+		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM executions WHERE id = ?`, id).Scan(&one); errors.Is(err, sql.ErrNoRows) {
+			return longrun.Errorf(longrun.ENOTFOUND, "execution %s not found", id)
+		}
 		return longrun.Errorf(longrun.ECONFLICT, "the delivery of execution %s changed meanwhile", id)
 	})
 	if err != nil {

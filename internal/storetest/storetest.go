@@ -70,6 +70,7 @@ func Run(t *testing.T, setup func(t *testing.T) Harness) {
 		{"FinishUnknown", testFinishUnknown},
 		{"SetProgress", testSetProgress},
 		{"SaveDelivery", testSaveDelivery},
+		{"SaveDeliveryIfClaimsOnce", testSaveDeliveryIf},
 		{"TenantRoundTrip", testTenantRoundTrip},
 		{"TenantUnknown", testTenantUnknown},
 		{"APIKeys", testAPIKeys},
@@ -728,6 +729,86 @@ func testSaveDelivery(t *testing.T, h Harness) {
 	}
 
 	wantCode(t, "SaveDelivery(unknown)", h.Executions.SaveDelivery(ctx, longrun.NewExecutionID(), pending), longrun.ENOTFOUND)
+}
+
+// DeliveryClaimer is the conditional save every adapter has: a redeliver
+// claims its round with it (internal/api), so of concurrent redelivers
+// exactly one starts a round.
+type DeliveryClaimer interface {
+	SaveDeliveryIf(ctx context.Context, id string, prev, d longrun.Delivery) error
+}
+
+func testSaveDeliveryIf(t *testing.T, h Harness) {
+	c, ok := h.Executions.(DeliveryClaimer)
+	if !ok {
+		t.Fatalf("%T has no SaveDeliveryIf: concurrent redelivers could both start a round", h.Executions)
+	}
+	ctx := context.Background()
+	tenant := unique("tenant")
+	start := h.now()
+	e := create(t, h, newExecution(tenant, start))
+	if _, _, err := h.Executions.FinishExecution(ctx, e.ID, longrun.Outcome{Status: longrun.StatusSucceeded, Output: json.RawMessage(`{}`), StopDate: start.Add(time.Second)}); err != nil {
+		t.Fatalf("FinishExecution: %v", err)
+	}
+	want := get(t, h, tenant, e.ID)
+	delivered := longrun.Delivery{
+		EventID: "msg_" + unique("evt"), Type: longrun.EventSucceeded, State: longrun.DeliveryDelivered,
+		Attempts: []longrun.Attempt{{At: start.Add(2 * time.Second), StatusCode: 204, Latency: 9 * time.Millisecond}},
+	}
+	if err := h.Executions.SaveDelivery(ctx, e.ID, delivered); err != nil {
+		t.Fatalf("SaveDelivery: %v", err)
+	}
+	round := func(n int) longrun.Delivery {
+		d := delivered
+		d.State, d.Round, d.RoundAttempts, d.NextAttempt = longrun.DeliveryPending, n, 0, start.Add(time.Minute)
+		return d
+	}
+
+	// Of concurrent claims from the same read, exactly one wins (round 0,
+	// which a store may keep as an absent attribute, included).
+	const n = 8
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		wins int
+		errs []error
+	)
+	for range n {
+		wg.Go(func() {
+			err := c.SaveDeliveryIf(ctx, e.ID, delivered, round(1))
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				wins++
+			case longrun.IsCode(err, longrun.ECONFLICT):
+			default:
+				errs = append(errs, err)
+			}
+		})
+	}
+	wg.Wait()
+	if wins != 1 || len(errs) > 0 {
+		t.Fatalf("%d concurrent SaveDeliveryIf from one read: %d won (want 1), unexpected errors %v", n, wins, errs)
+	}
+	want.Webhook = new(round(1))
+	wantExecution(t, "GetExecution after the claim", get(t, h, tenant, e.ID), want)
+
+	// A claim from a stale read (state or round changed) is refused and
+	// changes nothing; one from the current read wins.
+	ended := round(1)
+	ended.State = longrun.DeliveryFailed
+	for _, prev := range []longrun.Delivery{delivered, ended, round(2)} {
+		wantCode(t, fmt.Sprintf("SaveDeliveryIf(prev round %d %s)", prev.Round, prev.State), c.SaveDeliveryIf(ctx, e.ID, prev, round(3)), longrun.ECONFLICT)
+	}
+	wantExecution(t, "GetExecution after stale claims", get(t, h, tenant, e.ID), want)
+	if err := c.SaveDeliveryIf(ctx, e.ID, round(1), round(2)); err != nil {
+		t.Fatalf("SaveDeliveryIf from the current delivery: %v", err)
+	}
+	want.Webhook = new(round(2))
+	wantExecution(t, "GetExecution after the second claim", get(t, h, tenant, e.ID), want)
+
+	wantCode(t, "SaveDeliveryIf(unknown)", c.SaveDeliveryIf(ctx, longrun.NewExecutionID(), delivered, round(1)), longrun.ENOTFOUND)
 }
 
 func testTenantRoundTrip(t *testing.T, h Harness) {
