@@ -48,10 +48,10 @@ type JobOptions struct {
 	// (JobTimeoutSeconds in template.yaml). A kind whose Timeout is over
 	// what the Lambda worker can run is routed to the long-jobs queue, which
 	// only `longrun worker` reads (docs/jobs.md, "Timeouts").
-	// It must be over the deployment's heartbeat and within what the queue
-	// and the worker allow (12 h on SQS; 15 min on the Lambda worker):
-	// Registry.CheckTimeouts says where it is not, and the apps call it at
-	// start-up (docs/jobs.md).
+	// It must be within what the queue and the worker allow (12 h on SQS;
+	// 15 min on the Lambda worker): Registry.CheckTimeouts says where it is
+	// not, and the apps call it at start-up (docs/jobs.md). It may be shorter
+	// than the workers' lease (JobHeartbeatSeconds): the two are independent.
 	Timeout time.Duration
 
 	// InputSchema is a JSON Schema the start request's input must satisfy;
@@ -193,7 +193,7 @@ func checkKind(kind string, job Job, opts JobOptions) error {
 
 // Limits are the bounds of an execution of k: the deployment's, with the
 // kind's Timeout as TimeoutSeconds (the job's own limit) when it has one.
-// The Work state's backstop is not set here: see Limits.WithBackstop.
+// The Work state's backstop is not set here: see Backstop.
 func (k *Kind) Limits(deployment Limits) Limits {
 	if k.Options.Timeout > 0 {
 		deployment.TimeoutSeconds = int(math.Ceil(k.Options.Timeout.Seconds()))
@@ -202,11 +202,10 @@ func (k *Kind) Limits(deployment Limits) Limits {
 }
 
 // CheckTimeouts reports the kinds whose Timeout a deployment cannot honour:
-// not above its HeartbeatSeconds (Step Functions needs the heartbeat timeout
-// to be the shorter), or over longest, the longest a job can run on the
-// workers that run it (0: no bound); why says what sets that bound, for the
-// message. It returns nil when every kind fits.
-func (r *Registry) CheckTimeouts(deployment Limits, longest time.Duration, why string) error {
+// over longest, the longest a job can run on the workers that run it (0: no
+// bound); why says what sets that bound, for the message. It returns nil
+// when every kind fits.
+func (r *Registry) CheckTimeouts(longest time.Duration, why string) error {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	var errs []error
@@ -216,8 +215,6 @@ func (r *Registry) CheckTimeouts(deployment Limits, longest time.Duration, why s
 		case t == 0:
 		case longest > 0 && t > longest:
 			errs = append(errs, fmt.Errorf("job %q: Timeout %s cannot be honoured: it is over %s (%s)", k.Name, t, longest, why))
-		case k.Limits(deployment).TimeoutSeconds <= deployment.HeartbeatSeconds:
-			errs = append(errs, fmt.Errorf("job %q: Timeout %s cannot be honoured: it must be over the deployment's heartbeat timeout of %d s (JobHeartbeatSeconds)", k.Name, t, deployment.HeartbeatSeconds))
 		}
 	}
 	return errors.Join(errs...)

@@ -32,7 +32,11 @@ import (
 // command says so (`wait` on a failed execution exits 2). A nil reg runs
 // longrun's example job, the ramen timer, only. SIGINT and SIGTERM cancel
 // the command's context: `dev` and `worker` shut down cleanly.
-func Main(reg *longrun.Registry, opts ...Option) {
+func Main(reg *longrun.Registry) { MainWith(reg) }
+
+// MainWith is Main with options, such as the project's own template and state
+// machines built into the binary (Files).
+func MainWith(reg *longrun.Registry, opts ...Option) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := Run(ctx, reg, os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr, opts...); err != nil {

@@ -654,6 +654,29 @@ func TestStop(t *testing.T) {
 	}
 }
 
+// A stop that reaches Step Functions while Finalize has already recorded the
+// job's outcome changes nothing a client sees: describe and the webhook keep
+// SUCCEEDED, so the stop answers 409, not 200 with a SUCCEEDED body.
+func TestStopRacingFinalize(t *testing.T) {
+	t.Parallel()
+	const id = "0193a6f0-0000-7000-8000-000000000001"
+	hs := setup(t)
+	hs.store.put(running(id, "acme"))
+	hs.orch.onStop = func() {
+		if _, _, err := hs.store.FinishExecution(context.Background(), id, longrun.Outcome{Status: longrun.StatusSucceeded, Output: json.RawMessage(`{}`), StopDate: t0}); err != nil {
+			t.Error(err)
+		}
+	}
+	w := hs.do(t, "DELETE", "/executions/"+id, hs.acme, "")
+	p := wantProblem(t, w, 409, "ended SUCCEEDED before the stop")
+	if p.Type != problemTypePrefix+longrun.ENOTRUNNING {
+		t.Fatalf("type %q, want not_running", p.Type)
+	}
+	if stored, _ := hs.store.execution(id); stored.Status != longrun.StatusSucceeded {
+		t.Fatalf("the record is %s, want the SUCCEEDED that Finalize recorded", stored.Status)
+	}
+}
+
 func TestRedeliver(t *testing.T) {
 	t.Parallel()
 	const id = "0193a6f0-0000-7000-8000-000000000001"

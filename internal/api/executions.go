@@ -157,6 +157,13 @@ func (s *server) stop(w http.ResponseWriter, r *http.Request, e *longrun.Executi
 		// status-change event, so describe catches up on its own.
 		return fmt.Errorf("record stop of execution %s: %w", id, err)
 	}
+	if !recorded && stopped.Status != longrun.StatusAborted {
+		// The job's outcome was recorded (Finalize) before the stop reached
+		// the state machine: that outcome stands in describe and in the
+		// webhook, so the stop did not happen as far as the client can see.
+		// (Step Functions' own history ends ABORTED: docs/state-machine.md.)
+		return longrun.Errorf(longrun.ENOTRUNNING, "execution %s ended %s before the stop took effect; describe it for the outcome", id, stopped.Status)
+	}
 	s.log.InfoContext(r.Context(), "execution stopped", "execution_id", id, "recorded", recorded)
 	s.writeExecution(w, http.StatusOK, stopped)
 	return nil

@@ -187,6 +187,7 @@ type orchestrator struct {
 	stopErr      error
 	redeliverErr error
 	endedRounds  map[int]bool // Redeliver of these rounds gives ENOTRUNNING
+	onStop       func()       // runs in StopExecution, as a racing Finalize would
 }
 
 type stopCall struct{ arn, errName, cause string }
@@ -212,6 +213,9 @@ func (o *orchestrator) StopExecution(_ context.Context, arn, errName, cause stri
 		return o.stopErr
 	}
 	o.stops = append(o.stops, stopCall{arn, errName, cause})
+	if o.onStop != nil {
+		o.onStop()
+	}
 	return nil
 }
 

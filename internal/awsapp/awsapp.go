@@ -111,9 +111,6 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if c.Limits.HeartbeatSeconds, err = positiveInt(getenv, EnvJobHeartbeatSeconds); err != nil {
 		return Config{}, err
 	}
-	if t, h := c.Limits.TimeoutSeconds, c.Limits.HeartbeatSeconds; t > 0 && h > 0 && h >= t {
-		return Config{}, fmt.Errorf("%s=%d must be below %s=%d: a heartbeat timeout at or past the task timeout never fires", EnvJobHeartbeatSeconds, h, EnvJobTimeoutSeconds, t)
-	}
 	wait, err := positiveInt(getenv, EnvMaxQueueWaitSeconds)
 	if err != nil {
 		return Config{}, err

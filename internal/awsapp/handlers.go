@@ -53,13 +53,12 @@ func (a *App) Start() (APIHandler, error) {
 	return a.api("start", EnvTableName, EnvStateMachineARN, EnvJobTimeoutSeconds, EnvJobHeartbeatSeconds)
 }
 
-// checkTimeouts is Registry.CheckTimeouts on the deployment's limits; without
-// them (a function that is not given them) only the upper bound is checked.
+// checkTimeouts is Registry.CheckTimeouts of the app's job kinds.
 func (a *App) checkTimeouts(longest time.Duration, why string) error {
 	if a.Jobs == nil {
 		return fmt.Errorf("no job kinds: App.Jobs is nil")
 	}
-	if err := a.Jobs.CheckTimeouts(a.Config.Limits, longest, why); err != nil {
+	if err := a.Jobs.CheckTimeouts(longest, why); err != nil {
 		return fmt.Errorf("job kinds: %w", err)
 	}
 	return nil

@@ -122,7 +122,10 @@ func invoke(ctx context.Context, fn Function, id string, deadline time.Time, pay
 			err = fmt.Errorf("handler panicked: %v", r)
 		}
 	}()
-	return h.Invoke(ctx, payload)
+	out, err = h.Invoke(ctx, payload)
+	// aws-lambda-go's handlers encode into a buffer they reuse on the next
+	// invocation; the answer is posted after this returns, so it gets a copy.
+	return bytes.Clone(out), err
 }
 
 // errorType names err's type the way aws-lambda-go reports errorType.

@@ -414,7 +414,7 @@ func (a *App) assemble(ctx context.Context, tpl *template.Template, s *settings,
 	// The same bound as on AWS, so a kind that runs here also runs there
 	// (on `longrun worker`; the Lambda worker's 15 minutes are checked by
 	// the worker function).
-	if err := kinds.CheckTimeouts(s.limits, longrun.MaxJobTimeout, longrun.MaxJobTimeoutReason); err != nil {
+	if err := kinds.CheckTimeouts(longrun.MaxJobTimeout, longrun.MaxJobTimeoutReason); err != nil {
 		return fmt.Errorf("job kinds: %w", err)
 	}
 	jobs := sqlite.NewQueue(a.DB, JobsQueue, sqlite.QueueConfig{MaxReceiveCount: s.queue.MaxReceiveCount, DeadLetter: s.queue.DeadLetterQueue})

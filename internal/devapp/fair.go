@@ -100,17 +100,22 @@ func (f *fairQueue) Receive(ctx context.Context, max int, wait, visibility time.
 
 // fromWaiting hands out up to max waiting messages whose tenant is under its
 // share now, and gives back to the queue those that waited too long.
+//
+// A held message's visibility runs on while it waits, so a message handed
+// out has its visibility renewed first: if that fails, the message came back
+// to the queue meanwhile (it may run elsewhere under a new receipt) and this
+// copy is dropped, so a job never runs twice for having waited.
 func (f *fairQueue) fromWaiting(ctx context.Context, max int) []longrun.Message {
-	var out []longrun.Message
+	var handed []waitingMsg
 	var expired []string
 	f.mu.Lock()
 	now := f.now()
 	kept := f.waiting[:0]
 	for _, w := range f.waiting {
 		switch {
-		case len(out) < max && f.take(w.tenant, w.m.Receipt, w.visibility):
-			out = append(out, w.m)
-		case now.Sub(w.since) > maxHoldBack:
+		case len(handed) < max && f.take(w.tenant, w.m.Receipt, w.visibility):
+			handed = append(handed, w)
+		case now.Sub(w.since) > min(maxHoldBack, w.visibility/2):
 			expired = append(expired, w.m.Receipt)
 		default:
 			kept = append(kept, w)
@@ -123,6 +128,12 @@ func (f *fairQueue) fromWaiting(ctx context.Context, max int) []longrun.Message 
 		// If it cannot be given back, the message comes back after its
 		// visibility timeout, as any message a worker drops.
 		_ = f.Defer(ctx, r, deferDelay)
+	}
+	out := make([]longrun.Message, 0, len(handed))
+	for _, w := range handed {
+		if f.ChangeVisibility(ctx, w.m.Receipt, w.visibility) == nil { // on failure it releases the share
+			out = append(out, w.m)
+		}
 	}
 	return out
 }

@@ -326,7 +326,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		return err
 	}
 	for _, ex := range e.execs {
-		if ex.m.name == e.main {
+		if ex.m.name == e.main && ex.parentARN == "" {
 			e.running.Add(1)
 		}
 	}

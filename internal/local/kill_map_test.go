@@ -120,6 +120,8 @@ func TestKill9MidMap(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer k.db.Close()
+	// The Map's machine is the admitted one here, as longrun's is in longrun dev.
+	k.e.main = "fanout"
 	runCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = k.e.Run(runCtx) })
@@ -143,6 +145,15 @@ func TestKill9MidMap(t *testing.T) {
 	}
 	if d.Status != longrun.StatusSucceeded {
 		t.Fatalf("ended %s: %s %s", d.Status, d.Error, d.Cause)
+	}
+	// The items loaded at the restart are not admitted executions: once the
+	// Map ended nothing runs (admission control counts on it).
+	for n := k.e.Running(); n != 0; n = k.e.Running() {
+		select {
+		case <-time.After(20 * time.Millisecond):
+		case <-ctx.Done():
+			t.Fatalf("Running() = %d after the only execution ended, want 0", n)
+		}
 	}
 	var res struct {
 		Count int `json:"count"`

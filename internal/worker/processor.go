@@ -164,7 +164,7 @@ func (p *Processor) process(ctx context.Context, msg longrun.TaskMessage, receiv
 	if limit > 0 {
 		// The job's own limit counts from receipt, on the worker's clock:
 		// the Work state's TimeoutSeconds started at the send and is only a
-		// backstop sized for queue wait plus this (Limits.WithBackstop).
+		// backstop sized for queue wait plus this (longrun.Backstop).
 		wg.Go(func() { p.enforceLimit(jobCtx, done, cancel, limit) })
 	}
 
@@ -188,8 +188,9 @@ func (p *Processor) process(ctx context.Context, msg longrun.TaskMessage, receiv
 	}
 	if errors.Is(context.Cause(ctx), errOutOfTime) {
 		// The Lambda worker is about to be killed. A retry would run out of
-		// time again, so fail now with a reason instead of leaving the
-		// execution to a heartbeat timeout. The report uses the margin left.
+		// time again, so fail now with a reason instead of leaving the job
+		// to run out of its lease and again on the next worker. The report
+		// uses the margin left.
 		log.WarnContext(ctx, "job ran out of the Lambda worker's time")
 		return p.complete(context.WithoutCancel(ctx), msg, nil, &longrun.JobError{
 			Name:  ErrNameOutOfTime,
