@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/longrun/longrun"
 	"github.com/longrun/longrun/internal/devapp"
+	"github.com/longrun/longrun/internal/sqlite"
 	"github.com/longrun/longrun/internal/tenant"
 	"github.com/longrun/longrun/jobs/noop"
 )
@@ -33,6 +35,10 @@ import (
 // one WAL-mode SQLite file. It reports executions/s from the first start to
 // the last SUCCEEDED, and p50/p99 latencies of start and describe as seen by
 // a client. docs/benchmarks.md has the command and the numbers.
+// -writeprofile prints where the single SQLite writer's time went per
+// execution (sqlite.DB.ProfileWrites).
+var writeProfile = flag.Bool("writeprofile", false, "print the SQLite writer's profile per execution")
+
 func BenchmarkEndToEnd(b *testing.B) {
 	endToEnd(b, noop.Job, func(i int) any { return map[string]int{"n": i} })
 }
@@ -143,6 +149,9 @@ func endToEnd(b *testing.B, job longrun.Job, input func(i int) any) {
 		return time.Since(t0), out, nil
 	}
 
+	if *writeProfile {
+		app.DB.ProfileWrites()
+	}
 	sizeBefore := dirSize(dir)
 	b.ResetTimer()
 	written := diskWrites()
@@ -173,6 +182,9 @@ func endToEnd(b *testing.B, job longrun.Job, input func(i int) any) {
 		b.ReportMetric(float64(w-written)/float64(b.N), "disk-B/exec")
 	}
 	b.ReportMetric(float64(dirSize(dir)-sizeBefore)/float64(b.N), "stored-B/exec")
+	if *writeProfile && b.N > 1 {
+		logWriteProfile(b, app.DB.WriteProfile(), elapsed)
+	}
 
 	for _, id := range ids {
 		e, err := app.Executions.GetExecution(ctx, "", id)
@@ -208,6 +220,20 @@ func endToEnd(b *testing.B, job longrun.Job, input func(i int) any) {
 	if err := <-served; err != nil {
 		b.Fatal(err)
 	}
+}
+
+// logWriteProfile prints p per execution of the run.
+func logWriteProfile(b *testing.B, p sqlite.WriteProfile, elapsed time.Duration) {
+	n := float64(b.N)
+	us := func(d time.Duration) float64 { return float64(d.Microseconds()) / n }
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "writer held %.0f%% of the run; per execution: %.2f transactions, held %.0f µs, of which COMMIT %.0f µs\n",
+		100*p.Held.Seconds()/elapsed.Seconds(), float64(p.Transactions)/n, us(p.Held), us(p.Commit))
+	fmt.Fprintf(&sb, "%-64s %8s %8s\n", "caller", "calls", "µs")
+	for _, c := range p.Callers {
+		fmt.Fprintf(&sb, "%-64s %8.2f %8.1f\n", c.Name, float64(c.Calls)/n, us(c.Time))
+	}
+	fmt.Printf("%s (N=%d)\n%s", b.Name(), b.N, sb.String()) // b.Log would cut it short
 }
 
 // waitAllEnded polls the store (not the API, so the polling does not compete

@@ -68,6 +68,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/longrun/longrun"
@@ -103,9 +104,10 @@ type DB struct {
 	w, r   prepared // the adapters' statements on writer and reader
 	log    *slog.Logger
 
-	writes *writeQueue   // callers waiting for the writer (see group.go)
-	fault  func() error  // WithWriteFault
-	ckpt   *checkpointer // moves the WAL into the file, off the writer (see checkpoint.go)
+	writes *writeQueue              // callers waiting for the writer (see group.go)
+	fault  func() error             // WithWriteFault
+	ckpt   *checkpointer            // moves the WAL into the file, off the writer (see checkpoint.go)
+	prof   atomic.Pointer[profiler] // ProfileWrites (see profile.go)
 
 	mu        sync.Mutex
 	signals   map[string]chan struct{} // per queue: closed on every change that may make a message visible
@@ -414,6 +416,7 @@ func (db *DB) writeAlone(ctx context.Context, fn func(tx *sql.Tx) error) error {
 }
 
 func (db *DB) writeOnce(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
+	prof := db.startTx()
 	tx, err := db.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin write: %w", err)
@@ -429,15 +432,17 @@ func (db *DB) writeOnce(ctx context.Context, fn func(tx *sql.Tx) error) (err err
 			h()
 		}
 	}()
-	if err := fn(tx); err != nil {
+	if err := db.call(fn, tx); err != nil {
 		return err
 	}
 	if err := db.faultErr(); err != nil {
 		return err
 	}
+	prof.committing()
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	prof.committed()
 	committed = true
 	db.ckpt.committed()
 	return nil
