@@ -305,7 +305,7 @@ type prepared map[string]*sql.Stmt
 var (
 	writeQueries = []string{
 		getExecutionSQL, idempotencyKeySQL, insertExecutionSQL, insertIdempotencySQL, deleteExecutionSQL,
-		finishExecutionSQL, setProgressSQL, saveDeliverySQL,
+		finishExecutionSQL, setProgressSQL, saveDeliverySQL, insertPayloadSQL,
 		sendSQL, nextVisibleSQL, visibleSQL, deadLetterSQL, takeSQL, deleteMessageSQL, changeVisibilitySQL,
 		putTenantSQL, putAPIKeySQL, deleteAPIKeySQL,
 		savepointSQL, releaseSQL, rollbackToSQL,
