@@ -57,7 +57,7 @@ const (
 	idempotencyKeySQL  = `SELECT execution_id, request_hash, start_date FROM idempotency_keys WHERE tenant = ? AND key = ?`
 	insertExecutionSQL = `INSERT INTO executions (` + executionColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			RETURNING ` + executionColumns
-	insertPayloadSQL = `INSERT INTO execution_payloads (id, kind, data) VALUES (?, ?, ?)`
+	insertPayloadSQL     = `INSERT INTO execution_payloads (id, kind, data) VALUES (?, ?, ?)`
 	insertIdempotencySQL = `INSERT OR REPLACE INTO idempotency_keys (tenant, key, execution_id, request_hash, start_date) VALUES (?, ?, ?, ?, ?)`
 	deleteExecutionSQL   = `DELETE FROM executions WHERE id = ?`
 	finishExecutionSQL   = `UPDATE executions SET status = ?, output = ?, error = ?, cause = ?, stop_date = ?
