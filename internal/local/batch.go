@@ -556,7 +556,7 @@ func (b *batch) flushHistory() error {
 		}
 		if b.history == nil {
 			var err error
-			if b.history, err = b.tx.PrepareContext(b.ctx, `INSERT INTO local_history (arn, first, ts, events) VALUES (?, ?, ?, ?)`); err != nil {
+			if b.history, err = b.prepare(insertHistorySQL); err != nil {
 				return fmt.Errorf("prepare history insert: %w", err)
 			}
 		}
@@ -578,6 +578,31 @@ func (b *batch) flushHistory() error {
 		}
 	}
 	return nil
+}
+
+// The statements of the engine's transactions, prepared once on the
+// writer when Run starts (see prepare).
+const (
+	insertHistorySQL   = `INSERT INTO local_history (arn, first, ts, events) VALUES (?, ?, ?, ?)`
+	insertOutboxSQL    = `INSERT INTO local_outbox (function, body, created_ms) VALUES (?, ?, ?)`
+	insertBlobSQL      = `INSERT OR IGNORE INTO local_blobs (arn, hash, data) VALUES (?, ?, ?)`
+	insertExecutionSQL = `INSERT INTO local_executions
+		(arn, machine, name, status, state, input, output, error, cause, start_ms, stop_ms, run)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	updateExecutionSQL = `UPDATE local_executions
+		SET status = ?, state = ?, output = ?, error = ?, cause = ?, stop_ms = ?, run = ? WHERE arn = ?`
+)
+
+var batchQueries = []string{insertHistorySQL, insertOutboxSQL, insertBlobSQL, insertExecutionSQL, updateExecutionSQL}
+
+// prepare returns query for the batch's transaction: the statement Run
+// prepared on the writer (a PrepareContext per transaction was ~30% of
+// persisting the executions), else prepared in the transaction.
+func (b *batch) prepare(query string) (*sql.Stmt, error) {
+	if st := b.e.stmts[query]; st != nil {
+		return b.tx.StmtContext(b.ctx, st), nil
+	}
+	return b.tx.PrepareContext(b.ctx, query)
 }
 
 // write is the batch's transaction: the task messages, then the history,
@@ -611,7 +636,7 @@ func (b *batch) write(tx *sql.Tx) error {
 	if err := b.persist(); err != nil {
 		return err
 	}
-	if err := b.blobs.write(b.ctx, tx); err != nil {
+	if err := b.blobs.write(b.ctx, b.prepare); err != nil {
 		return err
 	}
 	if err := b.writeOutbox(); err != nil {

@@ -143,13 +143,13 @@ func (bs *blobs) refOrNil(arn string, payload []byte) any {
 
 // write inserts the batch's chunks; one already stored (a payload repeated
 // in a later step) is left as it is.
-func (bs *blobs) write(ctx context.Context, tx *sql.Tx) error {
+func (bs *blobs) write(ctx context.Context, prepare func(query string) (*sql.Stmt, error)) error {
 	if len(bs.rows) == 0 {
 		return nil
 	}
 	if bs.ins == nil {
 		var err error
-		if bs.ins, err = tx.PrepareContext(ctx, `INSERT OR IGNORE INTO local_blobs (arn, hash, data) VALUES (?, ?, ?)`); err != nil {
+		if bs.ins, err = prepare(insertBlobSQL); err != nil {
 			return fmt.Errorf("prepare blob insert: %w", err)
 		}
 	}

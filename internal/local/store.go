@@ -143,9 +143,7 @@ func (b *batch) persist() error {
 		var err error
 		if ex.created {
 			if insert == nil {
-				if insert, err = b.tx.PrepareContext(b.ctx, `INSERT INTO local_executions
-					(arn, machine, name, status, state, input, output, error, cause, start_ms, stop_ms, run)
-					VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`); err != nil {
+				if insert, err = b.prepare(insertExecutionSQL); err != nil {
 					return fmt.Errorf("prepare execution insert: %w", err)
 				}
 			}
@@ -153,8 +151,7 @@ func (b *batch) persist() error {
 				b.blobs.refOrNil(ex.arn, ex.output), ex.errName, ex.cause, ex.start.UnixMilli(), stop, run)
 		} else {
 			if update == nil {
-				if update, err = b.tx.PrepareContext(b.ctx, `UPDATE local_executions
-					SET status = ?, state = ?, output = ?, error = ?, cause = ?, stop_ms = ?, run = ? WHERE arn = ?`); err != nil {
+				if update, err = b.prepare(updateExecutionSQL); err != nil {
 					return fmt.Errorf("prepare execution update: %w", err)
 				}
 			}

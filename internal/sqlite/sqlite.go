@@ -382,6 +382,18 @@ func (p prepared) query(ctx context.Context, tx *sql.Tx, query string, args ...a
 	return tx.QueryContext(ctx, query, args...)
 }
 
+// PrepareWrite prepares query on the writer connection, for use in Write's
+// transactions through tx.StmtContext, which then reuses it rather than
+// parsing the SQL again in every transaction. Not from inside a Write: the
+// writer is busy there.
+func (db *DB) PrepareWrite(ctx context.Context, query string) (*sql.Stmt, error) {
+	st, err := db.writer.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("prepare %q: %w", query, err)
+	}
+	return st, nil
+}
+
 // Path returns the file the DB was opened on.
 func (db *DB) Path() string { return db.path }
 
