@@ -41,7 +41,7 @@ const maxInflight = 256
 // Engine runs executions durably. Create it with New, run it with Run; the
 // Orchestrator and TaskReporter methods may be called from any goroutine.
 type Engine struct {
-	stmts map[string]*sql.Stmt // batchQueries prepared on the writer, owned by Run
+	stmts         map[string]*sql.Stmt // batchQueries prepared on the writer, owned by Run
 	db            DB
 	clock         longrun.Clock
 	timer         Timer
