@@ -61,6 +61,8 @@ moto: ## check that moto (internal/awstest's second AWS emulator) is installed
 
 bench: ## the benchmarks of docs/benchmarks.md: end to end beside River, the engine, SQLite, ASL
 	bench/compare.sh
+	$(GO) test -run '^$$' -bench BenchmarkPayload64K -benchtime 300x -count 3 ./internal/devapp
+	$(GO) test -run '^$$' -bench BenchmarkStartup100k -benchtime 5x -count 3 ./internal/devapp
 	$(GO) test -run '^$$' -bench BenchmarkExecutions -benchtime 20000x -count 3 ./internal/local
 	$(GO) test -run '^$$' -bench BenchmarkMap -benchtime 20x -count 3 ./internal/local
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/sqlite ./internal/asl ./jobs/...

@@ -3,13 +3,19 @@ package devapp_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,6 +23,7 @@ import (
 
 	"github.com/longrun/longrun"
 	"github.com/longrun/longrun/internal/devapp"
+	"github.com/longrun/longrun/internal/sqlite"
 	"github.com/longrun/longrun/internal/tenant"
 	"github.com/longrun/longrun/jobs/noop"
 )
@@ -28,13 +35,82 @@ import (
 // one WAL-mode SQLite file. It reports executions/s from the first start to
 // the last SUCCEEDED, and p50/p99 latencies of start and describe as seen by
 // a client. docs/benchmarks.md has the command and the numbers.
+// -writeprofile prints where the single SQLite writer's time went per
+// execution (sqlite.DB.ProfileWrites).
+var writeProfile = flag.Bool("writeprofile", false, "print the SQLite writer's profile per execution")
+
 func BenchmarkEndToEnd(b *testing.B) {
+	endToEnd(b, noop.Job, func(i int) any { return map[string]int{"n": i} })
+}
+
+// BenchmarkPayload64K is BenchmarkEndToEnd with 64 KiB in and 64 KiB out:
+// every execution's input carries 64 KiB of random base64 text (so neither
+// compression nor sharing between executions flatters it) and its job
+// returns another 64 KiB. Besides executions/s it reports the bytes the
+// process wrote to the disk per execution (write_bytes of /proc/self/io:
+// the WAL, and the checkpoints into the database file) and the database's
+// size per execution at the end (what the executions keep).
+func BenchmarkPayload64K(b *testing.B) {
+	const size = 64 << 10
+	job := func(_ context.Context, input json.RawMessage, _ func(longrun.Progress)) (json.RawMessage, error) {
+		var in struct{ N int }
+		if err := json.Unmarshal(input, &in); err != nil {
+			return nil, err
+		}
+		return json.Marshal(map[string]any{"n": in.N, "result": randomText(int64(-in.N-1), size)})
+	}
+	endToEnd(b, job, func(i int) any { return map[string]any{"n": i, "data": randomText(int64(i), size)} })
+}
+
+// randomText is n bytes of base64 text from seed.
+func randomText(seed int64, n int) string {
+	raw := make([]byte, n*3/4)
+	r := rand.New(rand.NewPCG(uint64(seed), 12))
+	for i := range raw {
+		raw[i] = byte(r.Uint32())
+	}
+	return base64.StdEncoding.EncodeToString(raw)
+}
+
+// diskWrites is the bytes this process has caused to be written to storage
+// (Linux /proc/self/io write_bytes), or -1 where it cannot be read.
+func diskWrites() int64 {
+	data, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return -1
+	}
+	for line := range strings.Lines(string(data)) {
+		if v, ok := strings.CutPrefix(line, "write_bytes: "); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return -1
+			}
+			return n
+		}
+	}
+	return -1
+}
+
+// dirSize is the size of the files in dir (the database, its WAL and SHM).
+func dirSize(dir string) int64 {
+	var n int64
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && info.Mode().IsRegular() {
+			n += info.Size()
+		}
+	}
+	return n
+}
+
+func endToEnd(b *testing.B, job longrun.Job, input func(i int) any) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	dir := b.TempDir()
 	app, err := devapp.Open(ctx, devapp.Config{
-		DataDir:      b.TempDir(),
+		DataDir:      dir,
 		TemplatePath: filepath.Join("..", "..", "template.yaml"),
-		Jobs:         registryOf(noop.Job),
+		Jobs:         registryOf(job),
 		Workers:      32,
 	})
 	if err != nil {
@@ -73,7 +149,12 @@ func BenchmarkEndToEnd(b *testing.B) {
 		return time.Since(t0), out, nil
 	}
 
+	if *writeProfile {
+		app.DB.ProfileWrites()
+	}
+	sizeBefore := dirSize(dir)
 	b.ResetTimer()
+	written := diskWrites()
 	begin := time.Now()
 	var next atomic.Int64
 	ids := make([]string, b.N)
@@ -82,7 +163,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 	for range clients {
 		wg.Go(func() {
 			for i := int(next.Add(1)) - 1; i < b.N; i = int(next.Add(1)) - 1 {
-				d, out, err := call("/start-execution", map[string]any{"input": map[string]int{"n": i}})
+				d, out, err := call("/start-execution", map[string]any{"input": input(i)})
 				if err != nil {
 					b.Error(err)
 					return
@@ -97,6 +178,13 @@ func BenchmarkEndToEnd(b *testing.B) {
 	waitAllEnded(ctx, b, app)
 	elapsed := time.Since(begin)
 	b.StopTimer()
+	if w := diskWrites(); w >= 0 && written >= 0 {
+		b.ReportMetric(float64(w-written)/float64(b.N), "disk-B/exec")
+	}
+	b.ReportMetric(float64(dirSize(dir)-sizeBefore)/float64(b.N), "stored-B/exec")
+	if *writeProfile && b.N > 1 {
+		logWriteProfile(b, app.DB.WriteProfile(), elapsed)
+	}
 
 	for _, id := range ids {
 		e, err := app.Executions.GetExecution(ctx, "", id)
@@ -132,6 +220,20 @@ func BenchmarkEndToEnd(b *testing.B) {
 	if err := <-served; err != nil {
 		b.Fatal(err)
 	}
+}
+
+// logWriteProfile prints p per execution of the run.
+func logWriteProfile(b *testing.B, p sqlite.WriteProfile, elapsed time.Duration) {
+	n := float64(b.N)
+	us := func(d time.Duration) float64 { return float64(d.Microseconds()) / n }
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "writer held %.0f%% of the run; per execution: %.2f transactions, held %.0f µs, of which COMMIT %.0f µs\n",
+		100*p.Held.Seconds()/elapsed.Seconds(), float64(p.Transactions)/n, us(p.Held), us(p.Commit))
+	fmt.Fprintf(&sb, "%-64s %8s %8s\n", "caller", "calls", "µs")
+	for _, c := range p.Callers {
+		fmt.Fprintf(&sb, "%-64s %8.2f %8.1f\n", c.Name, float64(c.Calls)/n, us(c.Time))
+	}
+	fmt.Printf("%s (N=%d)\n%s", b.Name(), b.N, sb.String()) // b.Log would cut it short
 }
 
 // waitAllEnded polls the store (not the API, so the polling does not compete

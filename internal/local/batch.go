@@ -38,6 +38,7 @@ type batch struct {
 	born     map[string]bool   // executions created in this batch
 	withs    []*command        // starts and stops of this batch with writes of their own (StartWith, StopExecutionWith)
 	scratch  []byte
+	blobs    blobs // the chunks of large payloads (blob.go)
 
 	history, outboxIns *sql.Stmt
 }
@@ -73,6 +74,7 @@ func (b *batch) reset() {
 		b.known, b.born = map[string]string{}, map[string]bool{}
 	}
 	clear(b.born)
+	b.blobs.reset()
 }
 
 func (b *batch) closeStmts() {
@@ -82,6 +84,7 @@ func (b *batch) closeStmts() {
 		}
 	}
 	b.history, b.outboxIns = nil, nil
+	b.blobs.closeStmt()
 }
 
 // abort records an error that stops the batch; it rolls back.
@@ -354,7 +357,7 @@ func (b *batch) startTask(ex *execution, t *asl.Task) (st asl.Step, more bool) {
 		ex.taskDeadline = b.now.Add(time.Duration(t.TimeoutSeconds) * time.Second)
 	}
 	b.event(ex, "TaskScheduled", ex.state, scheduledDetail(t))
-	b.event(ex, "TaskStarted", ex.state, nil)
+	b.event(ex, "TaskStarted", ex.state, detail{})
 	if tgt == nil {
 		return b.taskFailed(ex, asl.ErrRuntime, fmt.Sprintf("state %q has no integration", ex.state)), true
 	}
@@ -477,9 +480,11 @@ func (b *batch) logTransition(ex *execution, from, to string) {
 	b.logs = append(b.logs, transition{ex: ex.name, machine: ex.m.name, from: from, to: to, status: ex.status})
 }
 
-// event appends a history event to ex; detail is its JSON (nil for none).
+// event appends a history event to ex; d is its detail (zero for none).
 // An execution's events of one batch are stored together when it persists.
-func (b *batch) event(ex *execution, typ, state string, detail []byte) {
+// A detail's large payload is stored once, as chunks the event refers to
+// (blob.go): the event keeps the JSON around it, pre and suf.
+func (b *batch) event(ex *execution, typ, state string, d detail) {
 	ex = b.historyOf(ex)
 	ex.seq++
 	if len(ex.events) == 0 {
@@ -494,9 +499,18 @@ func (b *batch) event(ex *execution, typ, state string, detail []byte) {
 		ex.events = append(ex.events, `,"state":`...)
 		ex.events = appendJSONString(ex.events, state)
 	}
-	if detail != nil {
+	switch {
+	case d.pre == nil:
+	case len(d.payload) <= inlineMax:
 		ex.events = append(ex.events, `,"detail":`...)
-		ex.events = append(ex.events, detail...)
+		ex.events = d.append(ex.events)
+	default:
+		ex.events = append(ex.events, `,"pre":`...)
+		ex.events = appendJSONString(ex.events, string(d.pre))
+		ex.events = append(ex.events, `,"ref":"`...)
+		ex.events = append(ex.events, b.blobs.ref(ex.arn, d.payload)...) // hex digits and '@'
+		ex.events = append(ex.events, `","suf":`...)
+		ex.events = appendJSONString(ex.events, string(d.suf))
 	}
 	ex.events = append(ex.events, '}')
 }
@@ -526,11 +540,15 @@ func appendJSONString(dst []byte, s string) []byte {
 	return append(dst, q...)
 }
 
-// storedEvent is one event in a local_history row.
+// storedEvent is one event in a local_history row. A detail with a large
+// payload is stored as Pre, the payload's Ref and Suf instead of Detail.
 type storedEvent struct {
 	Type   string          `json:"type"`
 	State  string          `json:"state,omitempty"`
 	Detail json.RawMessage `json:"detail,omitempty"`
+	Pre    string          `json:"pre,omitempty"`
+	Ref    string          `json:"ref,omitempty"`
+	Suf    string          `json:"suf,omitempty"`
 }
 
 // flushHistory inserts the events the batch added, a row per execution.
@@ -542,7 +560,7 @@ func (b *batch) flushHistory() error {
 		}
 		if b.history == nil {
 			var err error
-			if b.history, err = b.tx.PrepareContext(b.ctx, `INSERT INTO local_history (arn, first, ts, events) VALUES (?, ?, ?, ?)`); err != nil {
+			if b.history, err = b.prepare(insertHistorySQL); err != nil {
 				return fmt.Errorf("prepare history insert: %w", err)
 			}
 		}
@@ -552,7 +570,7 @@ func (b *batch) flushHistory() error {
 			out = append(out, `{"type":"TaskSubmitted","state":`...)
 			out = appendJSONString(out, h.state)
 			out = append(out, `,"detail":`...)
-			out = append(out, outputDetail(h.send.result)...)
+			out = outputDetail(h.send.result).append(out)
 			out = append(out, '}')
 			prev = h.at
 		}
@@ -564,6 +582,31 @@ func (b *batch) flushHistory() error {
 		}
 	}
 	return nil
+}
+
+// The statements of the engine's transactions, prepared once on the
+// writer when Run starts (see prepare).
+const (
+	insertHistorySQL   = `INSERT INTO local_history (arn, first, ts, events) VALUES (?, ?, ?, ?)`
+	insertOutboxSQL    = `INSERT INTO local_outbox (function, body, created_ms) VALUES (?, ?, ?)`
+	insertBlobSQL      = `INSERT OR IGNORE INTO local_blobs (arn, hash, data) VALUES (?, ?, ?)`
+	insertExecutionSQL = `INSERT INTO local_executions
+		(arn, machine, name, status, state, input, output, error, cause, start_ms, stop_ms, run)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	updateExecutionSQL = `UPDATE local_executions
+		SET status = ?, state = ?, output = ?, error = ?, cause = ?, stop_ms = ?, run = ? WHERE arn = ?`
+)
+
+var batchQueries = []string{insertHistorySQL, insertOutboxSQL, insertBlobSQL, insertExecutionSQL, updateExecutionSQL}
+
+// prepare returns query for the batch's transaction: the statement Run
+// prepared on the writer (a PrepareContext per transaction was ~30% of
+// persisting the executions), else prepared in the transaction.
+func (b *batch) prepare(query string) (*sql.Stmt, error) {
+	if st := b.e.stmts[query]; st != nil {
+		return b.tx.StmtContext(b.ctx, st), nil
+	}
+	return b.tx.PrepareContext(b.ctx, query)
 }
 
 // write is the batch's transaction: the task messages, then the history,
@@ -597,6 +640,9 @@ func (b *batch) write(tx *sql.Tx) error {
 	if err := b.persist(); err != nil {
 		return err
 	}
+	if err := b.blobs.write(b.ctx, b.prepare); err != nil {
+		return err
+	}
 	if err := b.writeOutbox(); err != nil {
 		return err
 	}
@@ -611,45 +657,60 @@ func (b *batch) write(tx *sql.Tx) error {
 // Event details, with the field names asl.Run uses. The JSON values they
 // carry are valid already (asl's outputs, checked task results), so they
 // are spliced in rather than encoded again.
-func rawDetail(key string, raw json.RawMessage) []byte {
-	if len(raw) == 0 {
-		raw = json.RawMessage("null")
-	}
-	d := make([]byte, 0, len(key)+len(raw)+5)
-	d = append(d, `{"`...)
-	d = append(d, key...)
-	d = append(d, `":`...)
-	d = append(d, raw...)
-	return append(d, '}')
+//
+// detail is an event's detail JSON: pre, then payload (possibly large),
+// then suf.
+type detail struct {
+	pre, payload, suf []byte
 }
 
-func inputDetail(raw json.RawMessage) []byte  { return rawDetail("input", raw) }
-func outputDetail(raw json.RawMessage) []byte { return rawDetail("output", raw) }
+func (d detail) append(dst []byte) []byte {
+	dst = append(dst, d.pre...)
+	dst = append(dst, d.payload...)
+	return append(dst, d.suf...)
+}
 
-func errorDetail(errName, cause string) []byte {
+var (
+	inputPre  = []byte(`{"input":`)
+	outputPre = []byte(`{"output":`)
+	closeSuf  = []byte(`}`)
+	null      = json.RawMessage("null")
+)
+
+func rawDetail(pre []byte, raw json.RawMessage) detail {
+	if len(raw) == 0 {
+		raw = null
+	}
+	return detail{pre: pre, payload: raw, suf: closeSuf}
+}
+
+func inputDetail(raw json.RawMessage) detail  { return rawDetail(inputPre, raw) }
+func outputDetail(raw json.RawMessage) detail { return rawDetail(outputPre, raw) }
+
+func errorDetail(errName, cause string) detail {
 	d, _ := json.Marshal(struct {
 		Error string `json:"error"`
 		Cause string `json:"cause"`
 	}{errName, cause}) // two strings always encode
-	return d
+	return detail{pre: d}
 }
 
-func scheduledDetail(t *asl.Task) []byte {
+func scheduledDetail(t *asl.Task) detail {
 	resource, _ := json.Marshal(t.Resource) // a string always encodes
-	d := make([]byte, 0, 128+len(t.Parameters))
-	d = append(d, `{"resource":`...)
-	d = append(d, resource...)
-	d = append(d, `,"pattern":"`...)
-	d = append(d, t.Pattern...)
-	d = append(d, `","parameters":`...)
-	if len(t.Parameters) == 0 {
-		d = append(d, "null"...)
-	} else {
-		d = append(d, t.Parameters...)
+	pre := make([]byte, 0, 64+len(resource))
+	pre = append(pre, `{"resource":`...)
+	pre = append(pre, resource...)
+	pre = append(pre, `,"pattern":"`...)
+	pre = append(pre, t.Pattern...)
+	pre = append(pre, `","parameters":`...)
+	params := t.Parameters
+	if len(params) == 0 {
+		params = null
 	}
-	d = append(d, `,"timeoutInSeconds":`...)
-	d = strconv.AppendInt(d, int64(t.TimeoutSeconds), 10)
-	d = append(d, `,"heartbeatInSeconds":`...)
-	d = strconv.AppendInt(d, int64(t.HeartbeatSeconds), 10)
-	return append(d, '}')
+	suf := make([]byte, 0, 64)
+	suf = append(suf, `,"timeoutInSeconds":`...)
+	suf = strconv.AppendInt(suf, int64(t.TimeoutSeconds), 10)
+	suf = append(suf, `,"heartbeatInSeconds":`...)
+	suf = strconv.AppendInt(suf, int64(t.HeartbeatSeconds), 10)
+	return detail{pre: pre, payload: params, suf: append(suf, '}')}
 }

@@ -77,7 +77,7 @@ func (b *batch) startBranches(ex *execution, branches []asl.Branch, maxConc int)
 	ex.branches, ex.started, ex.maxConc = branches, 0, maxConc
 	ex.results = make([]*asl.BranchResult, len(branches))
 	ex.attempt++
-	b.event(ex, ex.sm().StateType(ex.state)+"StateStarted", ex.state, nil)
+	b.event(ex, ex.sm().StateType(ex.state)+"StateStarted", ex.state, detail{})
 	if len(branches) == 0 {
 		return b.branchesDone(ex), true
 	}
@@ -118,7 +118,7 @@ func (b *batch) startMore(ex *execution) {
 		b.e.execs[child.arn] = child
 		b.touch(child)
 		if ex.sm().StateType(ex.state) == "Map" {
-			b.event(ex, "MapIterationStarted", ex.state, indexDetail(i, "", ""))
+			b.event(ex, "MapIterationStarted", ex.state, detail{pre: indexDetail(i, "", "")})
 		}
 		b.follow(child, b.enter(child, sub.StartAt(), br.Input))
 	}
@@ -156,7 +156,7 @@ func (b *batch) branchEnded(child *execution) {
 		if r.Failed {
 			typ = "MapIterationFailed"
 		}
-		b.event(p, typ, p.state, indexDetail(child.index, r.Error, r.Cause))
+		b.event(p, typ, p.state, detail{pre: indexDetail(child.index, r.Error, r.Cause)})
 	}
 	// A branch's failure ends the state at once (Step Functions stops the
 	// other branches), unless the Map tolerates failures.
@@ -202,9 +202,9 @@ func (b *batch) branchesDone(ex *execution) asl.Step {
 	c := ex.context()
 	st := ex.sm().BranchesDone(ex.state, ex.stateInput, results, ex.retries, &c, b.now, b.e.rnd)
 	if st.Kind == asl.StepFail || st.Kind == asl.StepRetry || st.Caught != nil {
-		b.event(ex, typ+"StateFailed", ex.state, nil)
+		b.event(ex, typ+"StateFailed", ex.state, detail{})
 	} else {
-		b.event(ex, typ+"StateSucceeded", ex.state, nil)
+		b.event(ex, typ+"StateSucceeded", ex.state, detail{})
 	}
 	return st
 }

@@ -286,7 +286,7 @@ func (b *batch) writeOutbox() error {
 		o := &b.outbox[i]
 		if b.outboxIns == nil {
 			var err error
-			if b.outboxIns, err = b.tx.PrepareContext(b.ctx, `INSERT INTO local_outbox (function, body, created_ms) VALUES (?, ?, ?)`); err != nil {
+			if b.outboxIns, err = b.prepare(insertOutboxSQL); err != nil {
 				return fmt.Errorf("prepare outbox insert: %w", err)
 			}
 		}

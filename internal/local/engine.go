@@ -41,6 +41,7 @@ const maxInflight = 256
 // Engine runs executions durably. Create it with New, run it with Run; the
 // Orchestrator and TaskReporter methods may be called from any goroutine.
 type Engine struct {
+	stmts         map[string]*sql.Stmt // batchQueries prepared on the writer, owned by Run
 	db            DB
 	clock         longrun.Clock
 	timer         Timer
@@ -321,6 +322,11 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer close(e.stopped)
 	defer e.workers.Wait()
 	defer close(e.quit)
+	closeStmts, err := e.prepareStmts(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeStmts()
 	pending, outbox, err := e.load(ctx)
 	if err != nil {
 		return err
@@ -638,4 +644,35 @@ func (h *timerHeap) Pop() any {
 	old[n-1] = timerEntry{}
 	*h = old[:n-1]
 	return x
+}
+
+// writePreparer is a DB that prepares statements on its writer once
+// (sqlite.DB.PrepareWrite); without it each transaction prepares its own.
+type writePreparer interface {
+	PrepareWrite(ctx context.Context, query string) (*sql.Stmt, error)
+}
+
+// prepareStmts prepares the batches' statements on the writer; close
+// closes them, when Run returns.
+func (e *Engine) prepareStmts(ctx context.Context) (closeAll func(), err error) {
+	stmts := make(map[string]*sql.Stmt, len(batchQueries))
+	closeAll = func() {
+		for _, st := range stmts {
+			_ = st.Close() // nothing uses them any more: an error changes nothing
+		}
+	}
+	p, ok := e.db.(writePreparer)
+	if !ok {
+		return func() {}, nil
+	}
+	for _, q := range batchQueries {
+		st, err := p.PrepareWrite(ctx, q)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("local engine: %w", err)
+		}
+		stmts[q] = st
+	}
+	e.stmts = stmts
+	return closeAll, nil
 }

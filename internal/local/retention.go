@@ -10,8 +10,8 @@ import (
 // DeleteEnded deletes up to limit executions (of any machine) that ended
 // before before, oldest first, with their history: the retention sweep of
 // `longrun dev --retention`, as Step Functions keeps an ended execution 90
-// days. Running executions are never touched. It returns how many it
-// deleted.
+// days. The payload chunks of each (blob.go) go with it. Running executions
+// are never touched. It returns how many it deleted.
 func (e *Engine) DeleteEnded(ctx context.Context, before time.Time, limit int) (int, error) {
 	var n int64
 	err := e.db.Write(ctx, func(tx *sql.Tx) error {
@@ -29,6 +29,9 @@ func (e *Engine) DeleteEnded(ctx context.Context, before time.Time, limit int) (
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM local_history WHERE arn IN (SELECT arn FROM temp.expired)`); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM local_blobs WHERE arn IN (SELECT arn FROM temp.expired)`); err != nil {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM local_executions WHERE arn IN (SELECT arn FROM temp.expired)`)

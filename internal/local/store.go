@@ -43,6 +43,11 @@ type runRecord struct {
 	Started  int                 `json:"started,omitempty"`
 	Results  []*asl.BranchResult `json:"results,omitempty"`
 	MaxConc  int                 `json:"maxConc,omitempty"`
+	// Large payloads are refs to their chunks (blob.go) instead: the
+	// state's input, a Wait's next input, the task's parameters.
+	StateInputRef string `json:"stateInputRef,omitempty"`
+	NextInputRef  string `json:"nextInputRef,omitempty"`
+	ParamsRef     string `json:"paramsRef,omitempty"`
 }
 
 func ms(t time.Time) int64 {
@@ -59,11 +64,25 @@ func fromMS(v int64) time.Time {
 	return time.UnixMilli(v).UTC()
 }
 
-func nullString(b []byte) any {
-	if b == nil {
-		return nil
+// resolveRun reads the payloads rec refers to back into it.
+func resolveRun(blobs *blobReader, arn string, rec *runRecord) error {
+	var err error
+	if rec.StateInputRef != "" {
+		if rec.StateInput, err = blobs.payload(arn, rec.StateInputRef); err != nil {
+			return err
+		}
 	}
-	return string(b)
+	if rec.NextInputRef != "" {
+		if rec.NextInput, err = blobs.payload(arn, rec.NextInputRef); err != nil {
+			return err
+		}
+	}
+	if rec.ParamsRef != "" && rec.Task != nil {
+		if rec.Task.Parameters, err = blobs.payload(arn, rec.ParamsRef); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // persist writes every execution the batch changed.
@@ -100,6 +119,17 @@ func (b *batch) persist() error {
 				t.Parameters = nil
 				rec.Task = &t
 			}
+			if len(rec.StateInput) > inlineMax {
+				rec.StateInputRef, rec.StateInput = b.blobs.ref(ex.arn, rec.StateInput), nil
+			}
+			if len(rec.NextInput) > inlineMax {
+				rec.NextInputRef, rec.NextInput = b.blobs.ref(ex.arn, rec.NextInput), nil
+			}
+			if rec.Task != nil && len(rec.Task.Parameters) > inlineMax {
+				t := *rec.Task
+				rec.ParamsRef, t.Parameters = b.blobs.ref(ex.arn, t.Parameters), nil
+				rec.Task = &t
+			}
 			j, err := json.Marshal(&rec)
 			if err != nil {
 				return fmt.Errorf("encode run of %s: %w", ex.arn, err)
@@ -113,22 +143,19 @@ func (b *batch) persist() error {
 		var err error
 		if ex.created {
 			if insert == nil {
-				if insert, err = b.tx.PrepareContext(b.ctx, `INSERT INTO local_executions
-					(arn, machine, name, status, state, input, output, error, cause, start_ms, stop_ms, run)
-					VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`); err != nil {
+				if insert, err = b.prepare(insertExecutionSQL); err != nil {
 					return fmt.Errorf("prepare execution insert: %w", err)
 				}
 			}
-			_, err = insert.ExecContext(b.ctx, ex.arn, ex.m.name, ex.name, string(ex.status), ex.state, string(ex.input),
-				nullString(ex.output), ex.errName, ex.cause, ex.start.UnixMilli(), stop, run)
+			_, err = insert.ExecContext(b.ctx, ex.arn, ex.m.name, ex.name, string(ex.status), ex.state, b.blobs.ref(ex.arn, ex.input),
+				b.blobs.refOrNil(ex.arn, ex.output), ex.errName, ex.cause, ex.start.UnixMilli(), stop, run)
 		} else {
 			if update == nil {
-				if update, err = b.tx.PrepareContext(b.ctx, `UPDATE local_executions
-					SET status = ?, state = ?, output = ?, error = ?, cause = ?, stop_ms = ?, run = ? WHERE arn = ?`); err != nil {
+				if update, err = b.prepare(updateExecutionSQL); err != nil {
 					return fmt.Errorf("prepare execution update: %w", err)
 				}
 			}
-			_, err = update.ExecContext(b.ctx, string(ex.status), ex.state, nullString(ex.output), ex.errName, ex.cause, stop, run, ex.arn)
+			_, err = update.ExecContext(b.ctx, string(ex.status), ex.state, b.blobs.refOrNil(ex.arn, ex.output), ex.errName, ex.cause, stop, run, ex.arn)
 		}
 		if err != nil {
 			return fmt.Errorf("save execution %s: %w", ex.arn, err)
@@ -142,17 +169,33 @@ func (b *batch) persist() error {
 // when the engine stopped: they run again.
 func (e *Engine) load(ctx context.Context) (pending []*execution, outbox []outboxItem, err error) {
 	err = e.db.Read(ctx, func(tx *sql.Tx) error {
+		type row struct {
+			arn, mname, name, input, run string
+			start                        int64
+		}
+		var running []row
 		rows, err := tx.QueryContext(ctx, `SELECT arn, machine, name, input, start_ms, run FROM local_executions WHERE status = 'RUNNING'`)
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
 		for rows.Next() {
-			var (
-				arn, mname, name, input, run string
-				start                        int64
-			)
-			if err := rows.Scan(&arn, &mname, &name, &input, &start, &run); err != nil {
+			var r row
+			if err := rows.Scan(&r.arn, &r.mname, &r.name, &r.input, &r.start, &r.run); err != nil {
+				rows.Close()
+				return err
+			}
+			running = append(running, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		blobs := newBlobReader(ctx, tx)
+		defer blobs.close()
+		for _, r := range running {
+			arn, mname, name, run, start := r.arn, r.mname, r.name, r.run, r.start
+			input, err := blobs.payload(arn, r.input)
+			if err != nil {
 				return err
 			}
 			m := e.machines[mname]
@@ -164,8 +207,11 @@ func (e *Engine) load(ctx context.Context) (pending []*execution, outbox []outbo
 			if err := json.Unmarshal([]byte(run), &rec); err != nil {
 				return fmt.Errorf("decode run of %s: %w", arn, err)
 			}
+			if err := resolveRun(blobs, arn, &rec); err != nil {
+				return err
+			}
 			ex := &execution{
-				arn: arn, name: name, m: m, input: json.RawMessage(input), start: fromMS(start), status: longrun.StatusRunning,
+				arn: arn, name: name, m: m, input: input, start: fromMS(start), status: longrun.StatusRunning,
 				deadline: fromMS(rec.Deadline), seq: rec.Seq, state: rec.State, stateInput: rec.StateInput,
 				entered: fromMS(rec.Entered), phase: rec.Phase, wake: fromMS(rec.Wake), next: rec.Next, nextInput: rec.NextInput,
 				task: rec.Task, attempt: rec.Attempt, retries: rec.Retries, token: rec.Token, sent: rec.Sent, sendResult: rec.SendResult,
@@ -189,9 +235,6 @@ func (e *Engine) load(ctx context.Context) (pending []*execution, outbox []outbo
 				pending = append(pending, ex)
 			}
 			e.arm(ex)
-		}
-		if err := rows.Err(); err != nil {
-			return err
 		}
 		for _, ex := range e.execs {
 			if ex.parentARN != "" {
@@ -256,10 +299,15 @@ func (e *Engine) Describe(ctx context.Context, arn string) (*Description, error)
 		if m := e.machines[mname]; m != nil {
 			d.StateMachineARN = m.arn
 		}
-		d.Status, d.Input, d.StartDate = longrun.Status(status), json.RawMessage(input), fromMS(start)
-		if output.Valid {
-			d.Output = json.RawMessage(output.String)
+		blobs := newBlobReader(ctx, tx)
+		defer blobs.close()
+		if d.Input, err = blobs.payload(arn, input); err != nil {
+			return err
 		}
+		if d.Output, err = blobs.optional(arn, output); err != nil {
+			return err
+		}
+		d.Status, d.StartDate = longrun.Status(status), fromMS(start)
 		if stop.Valid {
 			d.StopDate = fromMS(stop.Int64)
 		}
@@ -279,30 +327,48 @@ func (e *Engine) Describe(ctx context.Context, arn string) (*Description, error)
 func (e *Engine) History(ctx context.Context, arn string) ([]asl.HistoryEvent, error) {
 	var events []asl.HistoryEvent
 	err := e.db.Read(ctx, func(tx *sql.Tx) error {
+		type row struct {
+			first, ts int64
+			events    string
+		}
+		var stored []row
 		rows, err := tx.QueryContext(ctx, `SELECT first, ts, events FROM local_history WHERE arn = ? ORDER BY first`, arn)
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
 		for rows.Next() {
-			var (
-				first, ts int64
-				stored    string
-				evs       []storedEvent
-			)
-			if err := rows.Scan(&first, &ts, &stored); err != nil {
+			var r row
+			if err := rows.Scan(&r.first, &r.ts, &r.events); err != nil {
+				rows.Close()
 				return err
 			}
-			if err := json.Unmarshal([]byte(stored), &evs); err != nil {
-				return fmt.Errorf("decode events %d of %s: %w", first, arn, err)
+			stored = append(stored, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		blobs := newBlobReader(ctx, tx)
+		defer blobs.close()
+		for _, r := range stored {
+			var evs []storedEvent
+			if err := json.Unmarshal([]byte(r.events), &evs); err != nil {
+				return fmt.Errorf("decode events %d of %s: %w", r.first, arn, err)
 			}
 			for i, ev := range evs {
+				if ev.Ref != "" {
+					payload, err := blobs.payload(arn, ev.Ref)
+					if err != nil {
+						return err
+					}
+					ev.Detail = detail{pre: []byte(ev.Pre), payload: payload, suf: []byte(ev.Suf)}.append(nil)
+				}
 				events = append(events, asl.HistoryEvent{
-					ID: first + int64(i), Timestamp: fromMS(ts), Type: ev.Type, State: ev.State, Detail: ev.Detail,
+					ID: r.first + int64(i), Timestamp: fromMS(r.ts), Type: ev.Type, State: ev.State, Detail: ev.Detail,
 				})
 			}
 		}
-		return rows.Err()
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("history of %s: %w", arn, err)

@@ -28,16 +28,40 @@ func NewExecutionStore(db *DB) *ExecutionStore { return &ExecutionStore{db: db} 
 const executionColumns = `id, tenant, arn, name, status, input, output, error, cause, progress,
 	callback_url, start_date, stop_date, webhook, idempotency_key, request_hash, job`
 
+// executionSelect reads executionColumns, a large input or output from
+// execution_payloads (see outOfRow).
+const executionSelect = `id, tenant, arn, name, status,
+	coalesce(input, (SELECT data FROM execution_payloads p WHERE p.id = executions.id AND p.kind = 'input')),
+	coalesce(output, (SELECT data FROM execution_payloads p WHERE p.id = executions.id AND p.kind = 'output')),
+	error, cause, progress, callback_url, start_date, stop_date, webhook, idempotency_key, request_hash, job`
+
+// payloadInline is the largest input or output kept in the executions row;
+// a larger one goes to execution_payloads, written once: SQLite rewrites
+// the whole row on every UPDATE (progress, finish, webhook attempts).
+const payloadInline = 2 << 10
+
+// outOfRow reports whether p is stored in execution_payloads.
+func outOfRow(p json.RawMessage) bool { return len(p) > payloadInline }
+
+// inRow is what the executions row holds of p.
+func inRow(p json.RawMessage) any {
+	if outOfRow(p) {
+		return nil
+	}
+	return nullJSON(p)
+}
+
 // The statements of the store, prepared once (see prepared).
 const (
-	getExecutionSQL    = `SELECT ` + executionColumns + ` FROM executions WHERE id = ?`
+	getExecutionSQL    = `SELECT ` + executionSelect + ` FROM executions WHERE id = ?`
 	idempotencyKeySQL  = `SELECT execution_id, request_hash, start_date FROM idempotency_keys WHERE tenant = ? AND key = ?`
 	insertExecutionSQL = `INSERT INTO executions (` + executionColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			RETURNING ` + executionColumns
+	insertPayloadSQL     = `INSERT INTO execution_payloads (id, kind, data) VALUES (?, ?, ?)`
 	insertIdempotencySQL = `INSERT OR REPLACE INTO idempotency_keys (tenant, key, execution_id, request_hash, start_date) VALUES (?, ?, ?, ?, ?)`
 	deleteExecutionSQL   = `DELETE FROM executions WHERE id = ?`
 	finishExecutionSQL   = `UPDATE executions SET status = ?, output = ?, error = ?, cause = ?, stop_date = ?
-			WHERE id = ? AND status = ? RETURNING ` + executionColumns
+			WHERE id = ? AND status = ? RETURNING ` + executionSelect
 	setProgressSQL  = `UPDATE executions SET progress = ? WHERE id = ? AND status = ?`
 	saveDeliverySQL = `UPDATE executions SET webhook = ? WHERE id = ?`
 )
@@ -45,7 +69,7 @@ const (
 // listExecutionsSQL is ListExecutions' query with or without a status, a
 // job kind and a next token.
 func listExecutionsSQL(status, job, after bool) string {
-	query := `SELECT ` + executionColumns + ` FROM executions WHERE tenant = ?`
+	query := `SELECT ` + executionSelect + ` FROM executions WHERE tenant = ?`
 	if status {
 		query += ` AND status = ?`
 	}
@@ -163,13 +187,25 @@ func (s *ExecutionStore) CreateExecutionTx(ctx context.Context, tx *sql.Tx, e *l
 	// RETURNING gives the stored record (times at the precision kept)
 	// without reading it back.
 	created, err := scanExecution(s.db.w.queryRow(ctx, tx, insertExecutionSQL,
-		e.ID, e.Tenant, e.ARN, e.Name, string(e.Status), nullJSON(e.Input), nullJSON(e.Output), e.Error, e.Cause, nil,
+		e.ID, e.Tenant, e.ARN, e.Name, string(e.Status), inRow(e.Input), inRow(e.Output), e.Error, e.Cause, nil,
 		e.CallbackURL, toMillis(e.StartDate), nullMillis(e.StopDate), nil, e.IdempotencyKey, e.RequestHash, e.Job))
 	if isConstraint(err) {
 		return nil, false, longrun.Errorf(longrun.EDUPLICATE, "execution %s already exists", e.ID)
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("insert execution: %w", err)
+	}
+	for _, p := range []struct {
+		kind string
+		data json.RawMessage
+		dst  *json.RawMessage
+	}{{"input", e.Input, &created.Input}, {"output", e.Output, &created.Output}} {
+		if outOfRow(p.data) {
+			if _, err := s.db.w.exec(ctx, tx, insertPayloadSQL, e.ID, p.kind, string(p.data)); err != nil {
+				return nil, false, fmt.Errorf("insert %s of execution %s: %w", p.kind, e.ID, err)
+			}
+			*p.dst = p.data
+		}
 	}
 	if e.IdempotencyKey != "" {
 		if _, err := s.db.w.exec(ctx, tx, insertIdempotencySQL,
@@ -348,8 +384,14 @@ func (s *ExecutionStore) FinishExecutionTx(ctx context.Context, tx *sql.Tx, id s
 	// RETURNING: the one statement both records and reads, unless the
 	// execution has ended already (or does not exist).
 	e, err = scanExecution(s.db.w.queryRow(ctx, tx, finishExecutionSQL,
-		string(o.Status), nullJSON(o.Output), o.Error, o.Cause, nullMillis(o.StopDate), id, string(longrun.StatusRunning)))
+		string(o.Status), inRow(o.Output), o.Error, o.Cause, nullMillis(o.StopDate), id, string(longrun.StatusRunning)))
 	recorded = err == nil
+	if recorded && outOfRow(o.Output) {
+		if _, err := s.db.w.exec(ctx, tx, insertPayloadSQL, id, "output", string(o.Output)); err != nil {
+			return nil, false, fmt.Errorf("insert output of execution %s: %w", id, err)
+		}
+		e.Output = o.Output
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		e, err = getExecution(ctx, s.db.w, tx, id)
 	}

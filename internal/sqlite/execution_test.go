@@ -1,6 +1,7 @@
 package sqlite_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -151,5 +152,71 @@ func TestListLimitOutOfRange(t *testing.T) {
 		if len(page.Executions) != longrun.MaxListLimit || page.NextToken == "" {
 			t.Errorf("limit %d: %d executions, token %q; want %d and a token", limit, len(page.Executions), page.NextToken, longrun.MaxListLimit)
 		}
+	}
+}
+
+// A large input and output live in execution_payloads, written once: every
+// read returns them as given, an update of the row (progress) leaves them,
+// a finish that does not record (already ended) writes nothing, and
+// deleting the execution deletes them.
+func TestLargePayloadsOutOfRow(t *testing.T) {
+	t.Parallel()
+	db, clock := setup(t)
+	ctx := context.Background()
+	store := sqlite.NewExecutionStore(db)
+	big := func(c byte) json.RawMessage {
+		return json.RawMessage(`{"data":"` + string(bytes.Repeat([]byte{c}, 64<<10)) + `"}`)
+	}
+	input, output := big('i'), big('o')
+	count := func(query string, args ...any) int {
+		t.Helper()
+		var n int
+		if err := db.Read(ctx, func(tx *sql.Tx) error { return tx.QueryRowContext(ctx, query, args...).Scan(&n) }); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	e := &longrun.Execution{ID: longrun.NewExecutionID(), ARN: "arn", Tenant: "acme", Status: longrun.StatusRunning, StartDate: clock.Now(), Input: input}
+	created, _, err := store.CreateExecution(ctx, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(created.Input, input) || created.Output != nil {
+		t.Errorf("created: input %d bytes, output %q", len(created.Input), created.Output)
+	}
+	if err := store.SetProgress(ctx, e.ID, longrun.Progress{Percent: 50}); err != nil {
+		t.Fatal(err)
+	}
+	finished, recorded, err := store.FinishExecution(ctx, e.ID, longrun.Outcome{Status: longrun.StatusSucceeded, Output: output, StopDate: clock.Now()})
+	if err != nil || !recorded || !bytes.Equal(finished.Output, output) || !bytes.Equal(finished.Input, input) {
+		t.Fatalf("finish: recorded %v, %v, input %d output %d bytes", recorded, err, len(finished.Input), len(finished.Output))
+	}
+	if _, recorded, err := store.FinishExecution(ctx, e.ID, longrun.Outcome{Status: longrun.StatusFailed, Output: big('x'), StopDate: clock.Now()}); err != nil || recorded {
+		t.Fatalf("second finish: recorded %v, %v", recorded, err)
+	}
+	got, err := store.GetExecution(ctx, "acme", e.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := store.ListExecutions(ctx, "acme", longrun.ListQuery{Limit: 10})
+	if err != nil || len(page.Executions) != 1 {
+		t.Fatalf("list: %v %v", page, err)
+	}
+	for what, x := range map[string]*longrun.Execution{"get": got, "list": &page.Executions[0]} {
+		if !bytes.Equal(x.Input, input) || !bytes.Equal(x.Output, output) || x.Progress == nil || x.Status != longrun.StatusSucceeded {
+			t.Errorf("%s: input %d, output %d bytes, progress %v, status %s", what, len(x.Input), len(x.Output), x.Progress, x.Status)
+		}
+	}
+	if n := count(`SELECT count(*) FROM executions WHERE id = ? AND input IS NULL AND output IS NULL`, e.ID); n != 1 {
+		t.Errorf("the row holds the payloads itself")
+	}
+	if n := count(`SELECT count(*) FROM execution_payloads WHERE id = ?`, e.ID); n != 2 {
+		t.Errorf("%d payload rows, want 2 (input and output)", n)
+	}
+	if err := store.DeleteExecution(ctx, e.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(`SELECT count(*) FROM execution_payloads`); n != 0 {
+		t.Errorf("%d payload rows left after the delete", n)
 	}
 }

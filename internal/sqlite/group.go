@@ -188,6 +188,7 @@ func (db *DB) callAlone(c *writeCall) (o writeOutcome) {
 // nothing delivered: the caller runs the calls alone.
 func (db *DB) writeTogether(group []*writeCall) bool {
 	bg := context.Background() // the transaction is the group's; each fn uses its own context
+	prof := db.startTx()
 	tx, err := db.writer.BeginTx(bg, nil)
 	if err != nil {
 		return false
@@ -210,7 +211,7 @@ func (db *DB) writeTogether(group []*writeCall) bool {
 			return abandon()
 		}
 		mark := db.hookMark(tx)
-		o := callInTx(c.fn, tx)
+		o := db.callInTx(c.fn, tx)
 		if o.err != nil || o.panicked {
 			db.dropHooks(tx, mark)
 			if _, err := db.w.exec(bg, tx, rollbackToSQL); err != nil {
@@ -225,10 +226,12 @@ func (db *DB) writeTogether(group []*writeCall) bool {
 	if db.faultErr() != nil { // the functions run again alone, and each fails with it
 		return abandon()
 	}
+	prof.committing()
 	if err := tx.Commit(); err != nil {
 		db.takeHooks(tx)
 		return false
 	}
+	prof.committed()
 	db.ckpt.committed()
 	for _, h := range db.takeHooks(tx) {
 		h()
@@ -241,11 +244,11 @@ func (db *DB) writeTogether(group []*writeCall) bool {
 	return true
 }
 
-func callInTx(fn func(tx *sql.Tx) error, tx *sql.Tx) (o writeOutcome) {
+func (db *DB) callInTx(fn func(tx *sql.Tx) error, tx *sql.Tx) (o writeOutcome) {
 	defer func() {
 		if v := recover(); v != nil {
 			o = writeOutcome{panicked: true, panicVal: v}
 		}
 	}()
-	return writeOutcome{err: fn(tx)}
+	return writeOutcome{err: db.call(fn, tx)}
 }

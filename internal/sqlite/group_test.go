@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -258,4 +259,36 @@ func names(t *testing.T, db *DB) []string {
 		t.Fatalf("read members: %v", err)
 	}
 	return out
+}
+
+// The write profile counts each caller's calls and time and each
+// transaction, grouped or alone.
+func TestWriteProfile(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "profile.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if p := db.WriteProfile(); p.Transactions != 0 || len(p.Callers) != 0 {
+		t.Fatalf("profile before ProfileWrites: %+v", p)
+	}
+	db.ProfileWrites()
+	insert := func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO tenants (id, secrets) VALUES (lower(hex(randomblob(8))), '[]')`)
+		return err
+	}
+	for range 3 {
+		if err := db.Write(ctx, insert); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := db.WriteProfile()
+	if p.Transactions != 3 || p.Held <= 0 || p.Commit <= 0 || p.Commit > p.Held {
+		t.Errorf("transactions %d, held %s, commit %s", p.Transactions, p.Held, p.Commit)
+	}
+	if len(p.Callers) != 1 || p.Callers[0].Calls != 3 || p.Callers[0].Time <= 0 || !strings.Contains(p.Callers[0].Name, "TestWriteProfile") {
+		t.Errorf("callers %+v", p.Callers)
+	}
 }

@@ -68,6 +68,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/longrun/longrun"
@@ -103,9 +104,10 @@ type DB struct {
 	w, r   prepared // the adapters' statements on writer and reader
 	log    *slog.Logger
 
-	writes *writeQueue   // callers waiting for the writer (see group.go)
-	fault  func() error  // WithWriteFault
-	ckpt   *checkpointer // moves the WAL into the file, off the writer (see checkpoint.go)
+	writes *writeQueue              // callers waiting for the writer (see group.go)
+	fault  func() error             // WithWriteFault
+	ckpt   *checkpointer            // moves the WAL into the file, off the writer (see checkpoint.go)
+	prof   atomic.Pointer[profiler] // ProfileWrites (see profile.go)
 
 	mu        sync.Mutex
 	signals   map[string]chan struct{} // per queue: closed on every change that may make a message visible
@@ -303,7 +305,7 @@ type prepared map[string]*sql.Stmt
 var (
 	writeQueries = []string{
 		getExecutionSQL, idempotencyKeySQL, insertExecutionSQL, insertIdempotencySQL, deleteExecutionSQL,
-		finishExecutionSQL, setProgressSQL, saveDeliverySQL,
+		finishExecutionSQL, setProgressSQL, saveDeliverySQL, insertPayloadSQL,
 		sendSQL, nextVisibleSQL, visibleSQL, deadLetterSQL, takeSQL, deleteMessageSQL, changeVisibilitySQL,
 		putTenantSQL, putAPIKeySQL, deleteAPIKeySQL,
 		savepointSQL, releaseSQL, rollbackToSQL,
@@ -380,6 +382,18 @@ func (p prepared) query(ctx context.Context, tx *sql.Tx, query string, args ...a
 	return tx.QueryContext(ctx, query, args...)
 }
 
+// PrepareWrite prepares query on the writer connection, for use in Write's
+// transactions through tx.StmtContext, which then reuses it rather than
+// parsing the SQL again in every transaction. Not from inside a Write: the
+// writer is busy there.
+func (db *DB) PrepareWrite(ctx context.Context, query string) (*sql.Stmt, error) {
+	st, err := db.writer.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("prepare %q: %w", query, err)
+	}
+	return st, nil
+}
+
 // Path returns the file the DB was opened on.
 func (db *DB) Path() string { return db.path }
 
@@ -414,6 +428,7 @@ func (db *DB) writeAlone(ctx context.Context, fn func(tx *sql.Tx) error) error {
 }
 
 func (db *DB) writeOnce(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
+	prof := db.startTx()
 	tx, err := db.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin write: %w", err)
@@ -429,15 +444,17 @@ func (db *DB) writeOnce(ctx context.Context, fn func(tx *sql.Tx) error) (err err
 			h()
 		}
 	}()
-	if err := fn(tx); err != nil {
+	if err := db.call(fn, tx); err != nil {
 		return err
 	}
 	if err := db.faultErr(); err != nil {
 		return err
 	}
+	prof.committing()
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	prof.committed()
 	committed = true
 	db.ckpt.committed()
 	return nil
