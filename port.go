@@ -128,6 +128,19 @@ type Timer interface {
 	Until(t time.Time) (done <-chan struct{}, stop func())
 }
 
+// SleepUntil waits on timer until t, or until ctx ends (then it returns
+// ctx's error): the one context-aware sleep, for any clock.
+func SleepUntil(ctx context.Context, timer Timer, t time.Time) error {
+	done, stop := timer.Until(t)
+	defer stop()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // SystemTimer is the real Timer, on time.Now.
 type SystemTimer struct{}
 

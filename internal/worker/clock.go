@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"context"
 	"time"
 
 	longrun "github.com/longrun/longrun"
@@ -35,19 +34,6 @@ type clockOf struct {
 }
 
 func (c clockOf) Now() time.Time { return c.now() }
-
-// sleep waits d on clock, or until ctx ends: the worker's one context-aware
-// sleep (retry backoffs, the pause after a failed receive).
-func sleep(ctx context.Context, clock Clock, d time.Duration) error {
-	due, stop := clock.Until(clock.Now().Add(d))
-	defer stop()
-	select {
-	case <-due:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
 
 // ticker fires every d on a Clock, built on Until: Due is closed at the
 // next tick, and Next, called once the holder has taken a tick, waits for

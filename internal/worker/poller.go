@@ -135,7 +135,7 @@ func (p *Poller) receive(ctx, jobCtx context.Context, q longrun.Queue, running *
 				return
 			}
 			p.log.ErrorContext(ctx, "receive task messages", "err", err)
-			_ = sleep(ctx, p.cfg.Clock, p.cfg.ErrorBackoff)
+			_ = longrun.SleepUntil(ctx, p.cfg.Clock, p.cfg.Clock.Now().Add(p.cfg.ErrorBackoff))
 			continue
 		}
 		for _, m := range msgs {

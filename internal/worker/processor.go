@@ -225,7 +225,7 @@ func (p *Processor) run(ctx context.Context, msg longrun.TaskMessage, first int,
 		}
 		wait := retry.Delay(info.Attempt)
 		log.WarnContext(ctx, "job failed; retrying", "job", kind.Name, "attempt", info.Attempt, "max_attempts", retry.Attempts(), "backoff", wait, "err", err)
-		if serr := sleep(ctx, p.cfg.Clock, wait); serr != nil {
+		if serr := longrun.SleepUntil(ctx, p.cfg.Clock, p.cfg.Clock.Now().Add(wait)); serr != nil {
 			return out, err // stopped, timed out or shutting down: Process says which
 		}
 	}
@@ -312,7 +312,7 @@ func (p *Processor) send(ctx context.Context, executionID, what string, log *slo
 			return fmt.Errorf("%s for %s after %d attempts: %w", what, executionID, attempt, err)
 		}
 		log.WarnContext(ctx, "retrying", "call", what, "attempt", attempt, "err", err)
-		if serr := sleep(ctx, p.cfg.Clock, backoff); serr != nil {
+		if serr := longrun.SleepUntil(ctx, p.cfg.Clock, p.cfg.Clock.Now().Add(backoff)); serr != nil {
 			return fmt.Errorf("%s for %s: %w (last error: %w)", what, executionID, serr, err)
 		}
 		backoff *= 2
