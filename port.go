@@ -116,3 +116,37 @@ type Queue interface {
 
 // Clock tells the time. Production uses time.Now; tests inject their own.
 type Clock func() time.Time
+
+// Timer waits on a Clock. It is the one timer shape of the code base: the
+// SQLite queue's long polls (sqlite.Timer), the local engine's waits
+// (local.Timer) and the worker's tickers, limits and backoffs (worker.Clock)
+// all wait with it, so one fake clock, internal/fakeclock, drives them all
+// in tests and nothing waits on the wall clock behind its back.
+type Timer interface {
+	// Until returns a channel that is closed once the clock reaches t (at
+	// once if it already has), and a stop func that releases the wait early.
+	Until(t time.Time) (done <-chan struct{}, stop func())
+}
+
+// SleepUntil waits on timer until t, or until ctx ends (then it returns
+// ctx's error): the one context-aware sleep, for any clock.
+func SleepUntil(ctx context.Context, timer Timer, t time.Time) error {
+	done, stop := timer.Until(t)
+	defer stop()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// SystemTimer is the real Timer, on time.Now.
+type SystemTimer struct{}
+
+// Until closes done when a time.Timer set for t fires.
+func (SystemTimer) Until(t time.Time) (<-chan struct{}, func()) {
+	done := make(chan struct{})
+	timer := time.AfterFunc(time.Until(t), func() { close(done) })
+	return done, func() { timer.Stop() }
+}

@@ -513,6 +513,9 @@ func (a *App) assemble(ctx context.Context, tpl *template.Template, s *settings,
 	if share <= 0 {
 		share = max(1, workers-max(1, workers/8))
 	}
+	// The worker runs on the database's clock, as the engine and the queue
+	// do: one fake clock drives all three in tests.
+	clock := worker.ClockOf(a.DB.Now, a.DB.Timer)
 	a.poller = worker.NewPoller(worker.PollerConfig{
 		Queue: newFairQueue(jobs, a.Executions, share, a.DB.Now),
 		Processor: worker.NewProcessor(worker.Config{
@@ -522,8 +525,10 @@ func (a *App) assemble(ctx context.Context, tpl *template.Template, s *settings,
 			// Heartbeats learn whether a task is gone (stopped, timed
 			// out); three per lease, as the lease is renewed.
 			HeartbeatInterval: time.Duration(s.limits.HeartbeatSeconds) * time.Second / 3,
+			Clock:             clock,
 			Logger:            a.log.With("component", "worker"),
 		}),
+		Clock:       clock,
 		Concurrency: workers,
 		// The message is the job's lease (JobHeartbeatSeconds, as on AWS):
 		// a worker that hangs without renewing it loses the job to another.

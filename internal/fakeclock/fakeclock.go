@@ -1,10 +1,13 @@
 // Package fakeclock is the clock tests move by hand: Now for records and
-// deadlines, Until for waits (the shape of sqlite.Timer and local.Timer), and
-// Advance, which fires every wait that has come due. Time-dependent code
-// takes a clock, so its tests never sleep.
+// deadlines, Until for waits (longrun.Timer, the shape of sqlite.Timer,
+// local.Timer and the waits of worker.Clock), and Advance, which fires every
+// wait that has come due. Time-dependent code takes a clock, so its tests
+// never sleep; *Clock is a worker.Clock as it is, so one fake drives the
+// engine, the queue and the worker together.
 package fakeclock
 
 import (
+	"slices"
 	"sync"
 	"time"
 )
@@ -69,6 +72,20 @@ func (c *Clock) Set(t time.Time) {
 			delete(c.waiters, w)
 		}
 	}
+}
+
+// Pending returns when each pending wait comes due, earliest first: a test
+// sees which waits the code under test holds (a limit, a tick, a backoff)
+// and can step to the earliest with Set.
+func (c *Clock) Pending() []time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	at := make([]time.Time, 0, len(c.waiters))
+	for w := range c.waiters {
+		at = append(at, w.at)
+	}
+	slices.SortFunc(at, time.Time.Compare)
+	return at
 }
 
 // Waits returns how many waits are pending.

@@ -54,13 +54,9 @@ type DB interface {
 	Read(ctx context.Context, fn func(tx *sql.Tx) error) error
 }
 
-// Timer waits on the engine's clock (sqlite.Timer has the same shape, so a
+// Timer waits on the engine's clock (sqlite.Timer is the same type, so a
 // DB's Timer can be passed as it is).
-type Timer interface {
-	// Until returns a channel closed once the clock reaches t, and a stop
-	// func that releases the wait early.
-	Until(t time.Time) (done <-chan struct{}, stop func())
-}
+type Timer = longrun.Timer
 
 // TxQueue is a queue that can take a message inside the engine's own write
 // transaction (*sqlite.Queue): the task message and the state change then

@@ -85,11 +85,7 @@ const MigrationSet = "longrun"
 
 // Timer waits on the DB's clock. Receive's long polling uses it, so tests can
 // drive it with a fake clock instead of sleeping.
-type Timer interface {
-	// Until returns a channel that is closed once the clock reaches t (at
-	// once if it already has), and a stop func that releases the wait early.
-	Until(t time.Time) (done <-chan struct{}, stop func())
-}
+type Timer = longrun.Timer
 
 // DB is one SQLite file shared by the adapters and the local engine.
 type DB struct {

@@ -96,11 +96,10 @@ func (en *engine) start(id, kind string, limit int) string {
 
 // poll runs the worker on the queue until the test ends.
 func (en *engine) poll(jobs *longrun.Registry) {
-	clock := timerClock{Time: en.clock.Now, Timer: en.clock}
 	p := worker.NewPoller(worker.PollerConfig{
 		Queue:      en.queue,
-		Processor:  worker.NewProcessor(worker.Config{Tasks: en.e, Executions: nopStore{}, Jobs: jobs, HeartbeatInterval: 20 * time.Second, Clock: clock}),
-		Visibility: time.Minute, Wait: time.Second, Clock: clock,
+		Processor:  worker.NewProcessor(worker.Config{Tasks: en.e, Executions: nopStore{}, Jobs: jobs, HeartbeatInterval: 20 * time.Second, Clock: en.clock}),
+		Visibility: time.Minute, Wait: time.Second, Clock: en.clock,
 	})
 	ctx, stop := context.WithCancel(en.t.Context())
 	done := make(chan error, 1)

@@ -86,7 +86,8 @@ func TestRetries(t *testing.T) {
 			}
 			reg := longrun.NewRegistry()
 			reg.Handle("export", job, longrun.JobOptions{Retry: policy})
-			h := setup(t, jobReturning(`{}`, nil), withJobs(reg))
+			h := setup(t, jobReturning(`{}`, nil), withJobs(reg), quietTickers)
+			h.stepSleeps(t, time.Minute)
 			msg := message(`{}`)
 			msg.Job = "export"
 			if err := h.p.process(context.Background(), msg, tt.receives); err != nil {
@@ -118,10 +119,9 @@ func TestRetryStopsWhenTheTaskEnds(t *testing.T) {
 	reg := longrun.NewRegistry()
 	reg.Handle("export", failingTimes(9, errors.New("flaky"), l), longrun.JobOptions{Retry: longrun.RetryPolicy{MaxAttempts: 5}})
 	ctx, cancel := context.WithCancel(context.Background())
-	h := setup(t, jobReturning(`{}`, nil), withJobs(reg), func(c *Config) {
-		// The backoff is interrupted: a shutdown during the wait.
-		c.Sleep = func(context.Context, time.Duration) error { cancel(); return context.Canceled }
-	})
+	h := setup(t, jobReturning(`{}`, nil), withJobs(reg), quietTickers)
+	// The backoff is interrupted: a shutdown during the wait.
+	h.onWait(t, time.Minute, func(time.Time) { cancel() })
 	if err := h.p.process(ctx, message(`{}`), 1); err == nil {
 		t.Fatal("process = nil, want the message left for a retry")
 	}

@@ -27,14 +27,15 @@ type Leaser interface {
 // visibility timeout (at least the function's 15 minutes), and the worker
 // shortens it to the lease so a dead invocation is noticed in one lease.
 func holdLease(ctx context.Context, q Leaser, clock Clock, receipt string, lease time.Duration, atOnce bool, log *slog.Logger) {
-	t := clock.NewTicker(lease / 3)
+	t := newTicker(clock, lease/3)
 	defer t.Stop()
 	for first := atOnce; ; first = false {
 		if !first {
 			select {
 			case <-ctx.Done():
 				return
-			case <-t.C():
+			case <-t.Due():
+				t.Next()
 			}
 		}
 		err := q.ChangeVisibility(ctx, receipt, lease)

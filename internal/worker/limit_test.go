@@ -3,11 +3,14 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	longrun "github.com/longrun/longrun"
+	"github.com/longrun/longrun/internal/fakeclock"
 )
 
 // limited is message with the job limit of seconds, as the Work state copies
@@ -18,23 +21,29 @@ func limited(input string, seconds int) longrun.TaskMessage {
 	return m
 }
 
+// pending is whether a wait is pending on h's clock at at.
+func pending(h *harness, at time.Time) func() bool {
+	return func() bool { return slices.Contains(h.clock.Pending(), at) }
+}
+
 func TestJobLimitCountsFromReceipt(t *testing.T) {
 	t.Parallel()
 	h := setup(t, blockingJob(nil, nil))
 	// The message waited in the queue for ten times the limit: that must
 	// not count. The clock the limit runs on starts at receipt.
-	h.clock.advance(300 * time.Second)
+	h.clock.Advance(300 * time.Second)
+	receipt := h.clock.Now()
 	done := make(chan error, 1)
 	go func() { done <- h.p.Process(context.Background(), limited(`{}`, 30)) }()
 
-	eventually(t, "the limit's timer", func() bool { _, n := h.clock.active(); return n == 1 })
-	h.clock.advance(29 * time.Second)
+	eventually(t, "the limit's timer", pending(h, receipt.Add(30*time.Second)))
+	h.clock.Advance(29 * time.Second)
 	select {
 	case err := <-done:
 		t.Fatalf("the job ended %v before its limit", err)
 	case <-time.After(20 * time.Millisecond):
 	}
-	h.clock.advance(time.Second)
+	h.clock.Advance(time.Second)
 	if err := wait(t, done); err != nil {
 		t.Fatalf("Process: %v", err)
 	}
@@ -51,8 +60,8 @@ func TestJobWithinItsLimitSucceeds(t *testing.T) {
 	h := setup(t, blockingJob(release, nil))
 	done := make(chan error, 1)
 	go func() { done <- h.p.Process(context.Background(), limited(`{}`, 30)) }()
-	eventually(t, "the limit's timer", func() bool { _, n := h.clock.active(); return n == 1 })
-	h.clock.advance(29 * time.Second)
+	eventually(t, "the limit's timer", pending(h, fakeclock.Start.Add(30*time.Second)))
+	h.clock.Advance(29 * time.Second)
 	close(release)
 	if err := wait(t, done); err != nil {
 		t.Fatalf("Process: %v", err)
@@ -65,10 +74,10 @@ func TestJobWithinItsLimitSucceeds(t *testing.T) {
 
 func TestJobLimitCoversRetries(t *testing.T) {
 	t.Parallel()
-	runs := 0
+	var runs atomic.Int32
+	runsSoFar := func() int { return int(runs.Load()) }
 	job := func(ctx context.Context, _ []byte) error {
-		runs++
-		if runs < 3 {
+		if runs.Add(1) < 3 {
 			return context.DeadlineExceeded // fails: retried
 		}
 		<-ctx.Done() // the third run outlives the limit
@@ -81,11 +90,15 @@ func TestJobLimitCoversRetries(t *testing.T) {
 		c.Jobs.Handle("ramen", func(ctx context.Context, in json.RawMessage, _ func(longrun.Progress)) (json.RawMessage, error) {
 			return nil, job(ctx, in)
 		}, longrun.JobOptions{Retry: longrun.RetryPolicy{MaxAttempts: 5}})
-	})
+	}, quietTickers)
+	h.stepSleeps(t, 10*time.Second) // the backoffs (1 s, 2 s) pass; the limit does not
 	done := make(chan error, 1)
 	go func() { done <- h.p.Process(context.Background(), limited(`{}`, 30)) }()
-	eventually(t, "the third run", func() bool { _, n := h.clock.active(); return n == 1 && len(h.slept()) == 2 })
-	h.clock.advance(30 * time.Second)
+	eventually(t, "the third run", func() bool { return len(h.slept()) == 2 && runsSoFar() == 3 })
+	if p := h.clock.Pending(); len(p) == 0 || !p[0].Equal(fakeclock.Start.Add(30*time.Second)) {
+		t.Fatalf("pending waits %v; want the limit 30 s from receipt, the backoffs included", p)
+	}
+	h.clock.Set(fakeclock.Start.Add(30 * time.Second))
 	if err := wait(t, done); err != nil {
 		t.Fatalf("Process: %v", err)
 	}
@@ -96,14 +109,14 @@ func TestJobLimitCoversRetries(t *testing.T) {
 
 func TestNoLimitWithoutLimits(t *testing.T) {
 	t.Parallel()
-	release := make(chan struct{})
-	h := setup(t, blockingJob(release, nil))
+	release, reports := make(chan struct{}), make(chan longrun.Progress)
+	h := setup(t, blockingJob(release, reports))
 	done := make(chan error, 1)
 	go func() { done <- h.p.Process(context.Background(), message(`{}`)) }()
-	eventually(t, "heartbeat and progress tickers", func() bool { n, _ := h.clock.active(); return n == 2 })
-	if _, timers := h.clock.active(); timers != 0 {
-		t.Fatalf("%d timers for a message without limits (an older definition's): want none", timers)
-	}
+	// Once the job runs, its limit would be pending: it is set before.
+	reports <- longrun.Progress{Percent: 1}
+	ticks := []time.Time{fakeclock.Start.Add(progressEvery), fakeclock.Start.Add(heartbeatEvery)}
+	eventually(t, "heartbeat and progress tickers, and no limit", func() bool { return slices.Equal(h.clock.Pending(), ticks) })
 	close(release)
 	if err := wait(t, done); err != nil {
 		t.Fatalf("Process: %v", err)

@@ -35,7 +35,9 @@ type PollerConfig struct {
 	// ErrorBackoff is the pause after a failed Receive; 0 means one second.
 	ErrorBackoff time.Duration
 
-	Clock  Clock        // nil means SystemClock
+	// Clock is what lease renewals, the drain and the pause after a failed
+	// receive wait on; nil means SystemClock.
+	Clock  Clock
 	Logger *slog.Logger // nil discards
 }
 
@@ -103,9 +105,11 @@ func (p *Poller) Run(ctx context.Context) error {
 	default:
 	}
 	p.log.InfoContext(ctx, "draining running jobs", "timeout", p.cfg.DrainTimeout)
+	timeUp, stop := p.cfg.Clock.Until(p.cfg.Clock.Now().Add(p.cfg.DrainTimeout))
+	defer stop()
 	select {
 	case <-drained:
-	case <-p.cfg.Clock.After(p.cfg.DrainTimeout):
+	case <-timeUp:
 		p.log.WarnContext(ctx, "drain timeout: cancelling running jobs")
 		cancelJobs()
 		<-drained
@@ -131,7 +135,7 @@ func (p *Poller) receive(ctx, jobCtx context.Context, q longrun.Queue, running *
 				return
 			}
 			p.log.ErrorContext(ctx, "receive task messages", "err", err)
-			_ = sleepOn(p.cfg.Clock)(ctx, p.cfg.ErrorBackoff)
+			_ = longrun.SleepUntil(ctx, p.cfg.Clock, p.cfg.Clock.Now().Add(p.cfg.ErrorBackoff))
 			continue
 		}
 		for _, m := range msgs {

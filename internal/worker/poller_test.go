@@ -10,6 +10,7 @@ import (
 	"time"
 
 	longrun "github.com/longrun/longrun"
+	"github.com/longrun/longrun/internal/fakeclock"
 )
 
 const visibility = 30 * time.Second
@@ -92,8 +93,8 @@ func TestPollerConcurrencyAndVisibility(t *testing.T) {
 
 	eventually(t, "two jobs running", func() bool { r, _, _ := g.stats(); return r == 2 })
 	// Each running job has a heartbeat, a progress and a visibility ticker.
-	eventually(t, "tickers", func() bool { n, _ := h.clock.active(); return n == 6 })
-	h.clock.advance(visibility / 3)
+	eventually(t, "tickers", func() bool { return h.clock.Waits() == 6 })
+	h.clock.Advance(visibility / 3)
 	eventually(t, "visibility extended", func() bool {
 		_, v := q.state()
 		return slices.Equal(v["r-a"], []time.Duration{visibility}) && slices.Equal(v["r-b"], []time.Duration{visibility})
@@ -143,7 +144,7 @@ func TestPollerDrain(t *testing.T) {
 			eventually(t, "job running", func() bool { r, _, _ := g.stats(); return r == 1 })
 
 			cancel() // SIGTERM
-			eventually(t, "drain timer", func() bool { _, timers := h.clock.active(); return timers == 1 })
+			eventually(t, "drain timer", func() bool { return slices.Contains(h.clock.Pending(), fakeclock.Start.Add(time.Minute)) })
 			select {
 			case err := <-done:
 				t.Fatalf("Run returned %v with a job still running", err)
@@ -152,7 +153,7 @@ func TestPollerDrain(t *testing.T) {
 			if tt.finish {
 				close(g.release["a"])
 			} else {
-				h.clock.advance(time.Minute)
+				h.clock.Advance(time.Minute)
 			}
 			if err := wait(t, done); err != nil {
 				t.Fatalf("Run = %v", err)

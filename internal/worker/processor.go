@@ -42,9 +42,10 @@ type Config struct {
 	SendAttempts int
 	SendBackoff  time.Duration
 
-	Clock  Clock                                            // nil means SystemClock
-	Sleep  func(ctx context.Context, d time.Duration) error // nil means waiting on Clock
-	Logger *slog.Logger                                     // nil discards
+	// Clock is what heartbeats, progress flushes, job limits and backoffs
+	// wait on; nil means SystemClock.
+	Clock  Clock
+	Logger *slog.Logger // nil discards
 }
 
 // Defaults for Config.
@@ -78,9 +79,6 @@ func NewProcessor(cfg Config) *Processor {
 	if cfg.Clock == nil {
 		cfg.Clock = SystemClock{}
 	}
-	if cfg.Sleep == nil {
-		cfg.Sleep = sleepOn(cfg.Clock)
-	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -109,11 +107,11 @@ func jobLimit(msg longrun.TaskMessage) time.Duration {
 	return time.Duration(msg.Limits.TimeoutSeconds) * time.Second
 }
 
-// enforceLimit cancels the job with errJobTimeout when limit has passed on
-// the worker's clock, unless the job is done first.
-func (p *Processor) enforceLimit(ctx context.Context, done <-chan struct{}, cancel context.CancelCauseFunc, limit time.Duration) {
+// enforceLimit cancels the job with errJobTimeout once timeUp is closed,
+// unless the job is done first.
+func (p *Processor) enforceLimit(ctx context.Context, done, timeUp <-chan struct{}, cancel context.CancelCauseFunc) {
 	select {
-	case <-p.cfg.Clock.After(limit):
+	case <-timeUp:
 		cancel(errJobTimeout)
 	case <-done:
 	case <-ctx.Done():
@@ -165,7 +163,9 @@ func (p *Processor) process(ctx context.Context, msg longrun.TaskMessage, receiv
 		// The job's own limit counts from receipt, on the worker's clock:
 		// the Work state's TimeoutSeconds started at the send and is only a
 		// backstop sized for queue wait plus this (longrun.Backstop).
-		wg.Go(func() { p.enforceLimit(jobCtx, done, cancel, limit) })
+		timeUp, stop := p.cfg.Clock.Until(p.cfg.Clock.Now().Add(limit))
+		defer stop()
+		wg.Go(func() { p.enforceLimit(jobCtx, done, timeUp, cancel) })
 	}
 
 	output, jobErr := p.run(jobCtx, msg, max(receives, 1), prog.report(p.cfg.Clock), log)
@@ -177,7 +177,9 @@ func (p *Processor) process(ctx context.Context, msg longrun.TaskMessage, receiv
 		log.InfoContext(ctx, "job cancelled: task gone", "job_err", errString(jobErr))
 		return nil
 	}
-	if errors.Is(context.Cause(jobCtx), errJobTimeout) && ctx.Err() == nil {
+	// A job that returned its output as its time ran out finished in time:
+	// only a job cut off by the limit (an error, no output) ends Job.Timeout.
+	if errors.Is(context.Cause(jobCtx), errJobTimeout) && ctx.Err() == nil && (jobErr != nil || output == nil) {
 		log.WarnContext(ctx, "job ran past its time limit", "limit", limit, "job_err", errString(jobErr))
 		p.flushFinal(ctx, msg.ExecutionID, prog, log)
 		return p.complete(ctx, msg, nil, &longrun.JobError{
@@ -226,7 +228,7 @@ func (p *Processor) run(ctx context.Context, msg longrun.TaskMessage, first int,
 		}
 		wait := retry.Delay(info.Attempt)
 		log.WarnContext(ctx, "job failed; retrying", "job", kind.Name, "attempt", info.Attempt, "max_attempts", retry.Attempts(), "backoff", wait, "err", err)
-		if serr := p.cfg.Sleep(ctx, wait); serr != nil {
+		if serr := longrun.SleepUntil(ctx, p.cfg.Clock, p.cfg.Clock.Now().Add(wait)); serr != nil {
 			return out, err // stopped, timed out or shutting down: Process says which
 		}
 	}
@@ -313,7 +315,7 @@ func (p *Processor) send(ctx context.Context, executionID, what string, log *slo
 			return fmt.Errorf("%s for %s after %d attempts: %w", what, executionID, attempt, err)
 		}
 		log.WarnContext(ctx, "retrying", "call", what, "attempt", attempt, "err", err)
-		if serr := p.cfg.Sleep(ctx, backoff); serr != nil {
+		if serr := longrun.SleepUntil(ctx, p.cfg.Clock, p.cfg.Clock.Now().Add(backoff)); serr != nil {
 			return fmt.Errorf("%s for %s: %w (last error: %w)", what, executionID, serr, err)
 		}
 		backoff *= 2
@@ -323,7 +325,7 @@ func (p *Processor) send(ctx context.Context, executionID, what string, log *slo
 // heartbeat tells the orchestrator the job is alive every interval, and
 // cancels the job when the answer is that its task is gone.
 func (p *Processor) heartbeat(ctx context.Context, done <-chan struct{}, cancel context.CancelCauseFunc, token string, log *slog.Logger) {
-	t := p.cfg.Clock.NewTicker(p.cfg.HeartbeatInterval)
+	t := newTicker(p.cfg.Clock, p.cfg.HeartbeatInterval)
 	defer t.Stop()
 	for {
 		select {
@@ -331,7 +333,8 @@ func (p *Processor) heartbeat(ctx context.Context, done <-chan struct{}, cancel 
 			return
 		case <-ctx.Done():
 			return
-		case <-t.C():
+		case <-t.Due():
+			t.Next()
 		}
 		err := p.cfg.Tasks.SendTaskHeartbeat(ctx, token)
 		switch {
@@ -386,7 +389,7 @@ func (pr *progress) take() (longrun.Progress, bool) {
 // flushProgress writes the latest progress at most every ProgressInterval,
 // so a job reporting in a tight loop costs one store write per interval.
 func (p *Processor) flushProgress(ctx context.Context, done <-chan struct{}, executionID string, prog *progress, log *slog.Logger) {
-	t := p.cfg.Clock.NewTicker(p.cfg.ProgressInterval)
+	t := newTicker(p.cfg.Clock, p.cfg.ProgressInterval)
 	defer t.Stop()
 	first := prog.first
 	for {
@@ -397,7 +400,8 @@ func (p *Processor) flushProgress(ctx context.Context, done <-chan struct{}, exe
 			return
 		case <-first:
 			first = nil // a nil channel never fires again
-		case <-t.C():
+		case <-t.Due():
+			t.Next()
 		}
 		if pr, ok := prog.take(); ok {
 			p.setProgress(ctx, executionID, pr, log)

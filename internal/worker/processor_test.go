@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	longrun "github.com/longrun/longrun"
+	"github.com/longrun/longrun/internal/fakeclock"
 )
 
 const (
@@ -24,7 +25,7 @@ type harness struct {
 	p      *Processor
 	rep    *reporter
 	store  *progressStore
-	clock  *fakeClock
+	clock  *fakeclock.Clock
 	mu     sync.Mutex
 	sleeps []time.Duration
 	logs   *strings.Builder
@@ -35,6 +36,48 @@ func (h *harness) slept() []time.Duration {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return append([]time.Duration(nil), h.sleeps...)
+}
+
+// quietTickers makes heartbeats and progress flushes hourly, so their ticks
+// never come within stepSleeps's reach.
+func quietTickers(c *Config) { c.HeartbeatInterval, c.ProgressInterval = time.Hour, time.Hour }
+
+// stepSleeps moves the clock to each wait due within `within` of now as soon
+// as it is pending, recording its length in h.sleeps, until the test ends:
+// the backoffs the worker waits out pass at once, and the test learns how
+// long each was. Use it with quietTickers; limits must be further off too.
+func (h *harness) stepSleeps(t *testing.T, within time.Duration) {
+	h.onWait(t, within, func(at time.Time) { h.clock.Set(at) })
+}
+
+// onWait calls f with the due time of the earliest wait, and records its
+// length in h.sleeps, each time one due within `within` of now is pending,
+// until the test ends.
+func (h *harness) onWait(t *testing.T, within time.Duration, f func(at time.Time)) {
+	t.Helper()
+	stop := make(chan struct{})
+	stopped := make(chan struct{})
+	t.Cleanup(func() { close(stop); <-stopped })
+	go func() {
+		defer close(stopped)
+		var seen time.Time // f may leave the wait pending (a cancel): once per wait
+		for {
+			now := h.clock.Now()
+			if p := h.clock.Pending(); len(p) > 0 && p[0].Sub(now) <= within && !p[0].Equal(seen) {
+				seen = p[0]
+				h.mu.Lock()
+				h.sleeps = append(h.sleeps, p[0].Sub(now))
+				h.mu.Unlock()
+				f(p[0])
+				continue
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond): // poll: the worker reacts in its own goroutines
+			}
+		}
+	}()
 }
 
 type lockedWriter struct {
@@ -56,17 +99,11 @@ func (h *harness) log() string {
 
 func setup(t *testing.T, job longrun.Job, configure ...func(*Config)) *harness {
 	t.Helper()
-	h := &harness{rep: &reporter{}, store: &progressStore{}, clock: newFakeClock(), logs: &strings.Builder{}, logMu: &sync.Mutex{}}
+	h := &harness{rep: &reporter{}, store: &progressStore{}, clock: fakeclock.New(), logs: &strings.Builder{}, logMu: &sync.Mutex{}}
 	cfg := Config{
 		Tasks: h.rep, Executions: h.store, Jobs: registryOf(job),
 		HeartbeatInterval: heartbeatEvery, ProgressInterval: progressEvery,
-		Clock: h.clock,
-		Sleep: func(ctx context.Context, d time.Duration) error {
-			h.mu.Lock()
-			defer h.mu.Unlock()
-			h.sleeps = append(h.sleeps, d)
-			return ctx.Err()
-		},
+		Clock:  h.clock,
 		Logger: slog.New(slog.NewJSONHandler(lockedWriter{h.logMu, h.logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	for _, c := range configure {
@@ -181,18 +218,18 @@ func TestHeartbeatTaskGoneCancelsJob(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- h.p.Process(context.Background(), message(`{}`)) }()
 
-	eventually(t, "heartbeat and progress tickers", func() bool { n, _ := h.clock.active(); return n == 2 })
+	eventually(t, "heartbeat and progress tickers", func() bool { return h.clock.Waits() == 2 })
 	if _, _, n := h.rep.snapshot(); n != 1 {
 		t.Fatalf("%d heartbeats before the job's first interval, want 1: on receipt", n)
 	}
-	h.clock.advance(heartbeatEvery)
+	h.clock.Advance(heartbeatEvery)
 	eventually(t, "second heartbeat", func() bool { _, _, n := h.rep.snapshot(); return n == 2 })
 	select {
 	case err := <-done:
 		t.Fatalf("a failed heartbeat stopped the job: %v", err)
 	default:
 	}
-	h.clock.advance(heartbeatEvery)
+	h.clock.Advance(heartbeatEvery)
 	if err := wait(t, done); err != nil {
 		t.Fatalf("Process: %v", err)
 	}
@@ -200,8 +237,8 @@ func TestHeartbeatTaskGoneCancelsJob(t *testing.T) {
 	if heartbeats != 3 || len(successes)+len(failures) != 0 {
 		t.Fatalf("heartbeats %d, completions %v %v; a gone task must not be completed", heartbeats, successes, failures)
 	}
-	if n, _ := h.clock.active(); n != 0 {
-		t.Fatalf("%d tickers still running", n)
+	if n := h.clock.Waits(); n != 0 {
+		t.Fatalf("%d waits still pending: the tickers must stop with the job", n)
 	}
 }
 
@@ -211,7 +248,7 @@ func TestProcessInterruptedByShutdown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- h.p.Process(ctx, message(`{}`)) }()
-	eventually(t, "tickers", func() bool { n, _ := h.clock.active(); return n == 2 })
+	eventually(t, "tickers", func() bool { return h.clock.Waits() == 2 })
 	cancel()
 	if err := wait(t, done); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Process = %v, want context.Canceled so the message is retried", err)
@@ -227,7 +264,7 @@ func TestProgressThrottling(t *testing.T) {
 	h := setup(t, blockingJob(release, reports))
 	done := make(chan error, 1)
 	go func() { done <- h.p.Process(context.Background(), message(`{}`)) }()
-	eventually(t, "tickers", func() bool { n, _ := h.clock.active(); return n == 2 })
+	eventually(t, "tickers", func() bool { return h.clock.Waits() == 2 })
 
 	// The first report is stored at once: describe shows the job started.
 	reports <- longrun.Progress{Percent: 1}
@@ -241,7 +278,7 @@ func TestProgressThrottling(t *testing.T) {
 	if n := len(h.store.saved()); n != 1 {
 		t.Fatalf("%d progress writes before the first interval, want only the first report's", n)
 	}
-	h.clock.advance(progressEvery)
+	h.clock.Advance(progressEvery)
 	eventually(t, "first interval flush", func() bool { return len(h.store.saved()) == 2 })
 	reports <- longrun.Progress{Percent: 60, Message: "almost"}
 	reports <- longrun.Progress{Percent: 70, Message: "nearly", UpdatedAt: time.Unix(1, 0)}
@@ -266,7 +303,8 @@ func TestLateCompletionIsDone(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			h := setup(t, tt.job)
+			h := setup(t, tt.job, quietTickers)
+			h.stepSleeps(t, time.Minute) // a retry would be recorded, not hang
 			gone := func(int) error { return longrun.Errorf(longrun.ETASKGONE, "TaskDoesNotExist") }
 			h.rep.successErr, h.rep.failureErr = gone, gone
 			if err := h.p.Process(context.Background(), message(`{}`)); err != nil {
@@ -297,7 +335,8 @@ func TestSendRetries(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			h := setup(t, jobReturning(`1`, nil))
+			h := setup(t, jobReturning(`1`, nil), quietTickers)
+			h.stepSleeps(t, time.Minute)
 			h.rep.successErr = func(n int) error {
 				if n <= tt.failures {
 					return errors.New("sfn: ServiceUnavailable")

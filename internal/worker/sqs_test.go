@@ -36,10 +36,11 @@ func TestSQSHandler(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := setup(t, modeJob)
+	h.stepSleeps(t, time.Minute) // the backoff between the two sends passes
 	unreachable := func(token string) bool { return strings.HasSuffix(token, "-unreachable") }
 	p := NewProcessor(Config{
 		Tasks: &tokenFailingReporter{reporter: h.rep, fails: unreachable}, Executions: h.store, Jobs: registryOf(modeJob),
-		Clock: h.clock, Sleep: func(context.Context, time.Duration) error { return nil }, SendAttempts: 2,
+		Clock: h.clock, SendAttempts: 2, HeartbeatInterval: time.Hour, ProgressInterval: time.Hour,
 	})
 
 	res, err := SQSHandler(p)(context.Background(), ev)
@@ -128,8 +129,8 @@ func TestLeasedSQSHandlerHoldsTheMessage(t *testing.T) {
 		return func() bool { _, v := q.state(); return len(v["r-1"]) == n }
 	}
 	eventually(t, "the lease taken on receipt", leased(1))
-	eventually(t, "heartbeat, progress and lease tickers", func() bool { n, _ := h.clock.active(); return n == 3 })
-	h.clock.advance(lease / 3)
+	eventually(t, "heartbeat, progress and lease tickers", func() bool { return h.clock.Waits() == 3 })
+	h.clock.Advance(lease / 3)
 	eventually(t, "the lease renewed", leased(2))
 	close(release)
 	if err := wait(t, done); err != nil {
@@ -138,7 +139,7 @@ func TestLeasedSQSHandlerHoldsTheMessage(t *testing.T) {
 	if _, v := q.state(); !slices.Equal(v["r-1"], []time.Duration{lease, lease}) {
 		t.Fatalf("visibility changes %v, want the lease on receipt and once per third of it", v["r-1"])
 	}
-	if n, _ := h.clock.active(); n != 0 {
-		t.Fatalf("%d tickers still running after the job", n)
+	if n := h.clock.Waits(); n != 0 {
+		t.Fatalf("%d waits still pending after the job: the tickers must stop with it", n)
 	}
 }
