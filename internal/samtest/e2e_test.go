@@ -37,6 +37,7 @@ type receiver struct {
 	mu      sync.Mutex
 	got     map[string]chan webhook.Event // by execution id
 	flaked  map[string]bool               // ids whose first delivery to /flaky was refused
+	hold    chan struct{}                 // when set, deliveries wait until it is closed
 	srv     *httptest.Server
 }
 
@@ -59,6 +60,12 @@ func (r *receiver) ch(id string) chan webhook.Event {
 }
 
 func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
+	r.mu.Lock()
+	hold := r.hold
+	r.mu.Unlock()
+	if hold != nil {
+		<-hold
+	}
 	body, err := io.ReadAll(req.Body)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)

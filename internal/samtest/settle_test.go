@@ -264,6 +264,12 @@ func testConcurrentRedelivers(t *testing.T, k awstest.Emulator) {
 		t.Fatal(err)
 	}
 
+	// The round's delivery waits until every redeliver is answered: a round
+	// that ended first would rightly let a later redeliver start another.
+	hold := make(chan struct{})
+	p.recv.mu.Lock()
+	p.recv.hold = hold
+	p.recv.mu.Unlock()
 	const n = 20
 	codes := make([]int, n)
 	var wg sync.WaitGroup
@@ -278,6 +284,7 @@ func testConcurrentRedelivers(t *testing.T, k awstest.Emulator) {
 		})
 	}
 	wg.Wait()
+	close(hold)
 	count := map[int]int{}
 	for _, c := range codes {
 		count[c]++
