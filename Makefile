@@ -31,17 +31,17 @@ test: lint node-deps browser-deps moto ## everything CI runs: format, vet, stati
 # and the reference jsonata package that decides where the Go JSONata differs).
 node-deps: webhook/testdata/node_modules/.installed internal/asl/testdata/jsonata/node_modules/.installed
 webhook/testdata/node_modules/.installed: webhook/testdata/package-lock.json
-	npm ci --prefix webhook/testdata --no-audit --no-fund
+	npm ci --prefix webhook/testdata --no-audit --no-fund --prefer-offline
 	touch $@
 internal/asl/testdata/jsonata/node_modules/.installed: internal/asl/testdata/jsonata/package-lock.json
-	npm ci --prefix internal/asl/testdata/jsonata --no-audit --no-fund
+	npm ci --prefix internal/asl/testdata/jsonata --no-audit --no-fund --prefer-offline
 	touch $@
 
 # The web console's browser tests: Debian's chromium and playwright-core.
 browser-deps: internal/console/testdata/browser/node_modules/.installed ## Debian chromium (if missing) and playwright-core, for the console's browser tests
 	@./.ci/chromium.sh
 internal/console/testdata/browser/node_modules/.installed: internal/console/testdata/browser/package-lock.json
-	npm ci --prefix internal/console/testdata/browser --no-audit --no-fund
+	npm ci --prefix internal/console/testdata/browser --no-audit --no-fund --prefer-offline
 	touch $@
 
 check: ## gofmt, go vet, staticcheck, go mod tidy -diff
