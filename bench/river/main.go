@@ -49,8 +49,8 @@ func run(ctx context.Context, args []string) error {
 	jobs := fs.Int("jobs", 3000, "jobs to insert and work")
 	clients := fs.Int("clients", 32, "goroutines inserting one job per transaction")
 	workers := fs.Int("workers", 32, "River MaxWorkers of the queue")
-	cooldown := fs.Duration("fetch-cooldown", 5*time.Millisecond, "River FetchCooldown")
-	poll := fs.Duration("fetch-poll", 5*time.Millisecond, "River FetchPollInterval (SQLite has no LISTEN/NOTIFY: workers poll)")
+	cooldown := fs.Duration("fetch-cooldown", time.Millisecond, "River FetchCooldown (1 ms is River's minimum: the fastest it will fetch)")
+	poll := fs.Duration("fetch-poll", time.Millisecond, "River FetchPollInterval (SQLite has no LISTEN/NOTIFY: workers poll)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
