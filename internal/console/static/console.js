@@ -341,14 +341,26 @@ function graph(g) {
       tip = [x2, y2, 'left'];
     } else {
       const x1 = a.x + a.w / 2, y1 = a.y + a.h, x2 = b.x + b.w / 2, y2 = b.y;
-      const my = (y1 + y2) / 2;
-      d = `M${x1},${y1} C${x1},${my} ${x2},${my} ${x2},${y2 - 6}`;
-      tip = [x2, y2, 'down'];
+      // A forward edge that skips rows would run behind the states in
+      // between, as if it went through them: it goes around their left.
+      const between = g.nodes.filter((n) => n !== a && n !== b && n.type !== 'Map' && n.type !== 'Parallel' &&
+        n.y >= y1 && n.y + n.h <= y2 && n.x < Math.max(x1, x2) && n.x + n.w > Math.min(x1, x2));
+      if (between.length > 0) {
+        const ya = a.y + a.h / 2, yb = b.y + b.h / 2;
+        const out = Math.max(-pad + 5, Math.min(a.x, b.x, ...between.map((n) => n.x)) - 30);
+        d = `M${a.x},${ya} C${out},${ya} ${out},${yb} ${b.x - 6},${yb}`;
+        tip = [b.x, yb, 'right'];
+      } else {
+        const my = (y1 + y2) / 2;
+        d = `M${x1},${y1} C${x1},${my} ${x2},${my} ${x2},${y2 - 6}`;
+        tip = [x2, y2, 'down'];
+      }
     }
     const cls = (e.taken ? ' taken' : '') + ' ' + e.kind;
     edges.append(s('path', { class: 'edge' + cls, d, 'data-from': e.from, 'data-to': e.to }));
     const [x, y, dir] = tip;
-    const pts = dir === 'down' ? `${x - 5},${y - 7} ${x + 5},${y - 7} ${x},${y}` : `${x + 7},${y - 5} ${x + 7},${y + 5} ${x},${y}`;
+    const pts = dir === 'down' ? `${x - 5},${y - 7} ${x + 5},${y - 7} ${x},${y}`
+      : dir === 'right' ? `${x - 7},${y - 5} ${x - 7},${y + 5} ${x},${y}` : `${x + 7},${y - 5} ${x + 7},${y + 5} ${x},${y}`;
     edges.append(s('polygon', { class: 'arrow' + (e.taken ? ' taken' : ''), points: pts }));
   }
   svg.append(edges, nodes);
