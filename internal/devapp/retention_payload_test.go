@@ -2,19 +2,13 @@ package devapp_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"net"
 	"net/http"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/longrun/longrun"
-	"github.com/longrun/longrun/internal/devapp"
 	"github.com/longrun/longrun/internal/fakeclock"
-	"github.com/longrun/longrun/internal/tenant"
-	"github.com/longrun/longrun/jobs/noop"
 )
 
 // Large payloads are stored apart from their rows (the engine's chunks in
@@ -23,30 +17,8 @@ import (
 // and the history return them whole.
 func TestRetentionSweepsPayloads(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	clock := fakeclock.New()
-	app, err := devapp.Open(ctx, devapp.Config{
-		DataDir: t.TempDir(), TemplatePath: filepath.Join("..", "..", "template.yaml"), Jobs: registryOf(noop.Job),
-		Retention: time.Hour, Clock: clock.Now, Timer: clock,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close()
-	swept := make(chan struct{}, 16)
-	app.OnSweep(func() { swept <- struct{}{} })
-	key, err := tenant.CreateKey(ctx, app.Tenants, "acme", clock.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- app.Serve(ctx, ln) }()
-	c := newClient(t, "http://"+ln.Addr().String(), key.APIKey)
+	app, c, swept := serveRetained(t, clock)
 
 	input := json.RawMessage(`{"data":"` + randomText(7, 64<<10) + `"}`) // the no-op job returns it as its output
 	code, out, _ := c.do(t, http.MethodPost, "/start-execution", map[string]any{"input": input})
@@ -81,9 +53,5 @@ func TestRetentionSweepsPayloads(t *testing.T) {
 		if n := count(t, app, `SELECT count(*) FROM `+table); n != 0 {
 			t.Errorf("%d rows left in %s after the retention", n, table)
 		}
-	}
-	cancel()
-	if err := <-served; err != nil {
-		t.Fatal(err)
 	}
 }

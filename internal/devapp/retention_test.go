@@ -19,30 +19,9 @@ import (
 // retention ago — records, engine executions, history — and nothing newer.
 func TestRetentionSweep(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx := context.Background()
 	clock := fakeclock.New()
-	app, err := devapp.Open(ctx, devapp.Config{
-		DataDir: t.TempDir(), TemplatePath: filepath.Join("..", "..", "template.yaml"), Jobs: registryOf(noop.Job),
-		Retention: time.Hour, Clock: clock.Now, Timer: clock,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close()
-	swept := make(chan struct{}, 16)
-	app.OnSweep(func() { swept <- struct{}{} })
-	key, err := tenant.CreateKey(ctx, app.Tenants, "acme", clock.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- app.Serve(ctx, ln) }()
-	c := newClient(t, "http://"+ln.Addr().String(), key.APIKey)
+	app, c, swept := serveRetained(t, clock)
 
 	old := []string{c.start(t), c.start(t), c.start(t)}
 	for _, id := range old {
@@ -75,10 +54,41 @@ func TestRetentionSweep(t *testing.T) {
 	if n := count(t, app, `SELECT count(DISTINCT arn) FROM local_history`); n != 1 {
 		t.Errorf("history of %d executions left, want 1", n)
 	}
-	cancel()
-	if err := <-served; err != nil {
+}
+
+// serveRetained serves an app on clock with a one-hour retention until the
+// test ends; swept receives after every sweep (one runs at start).
+func serveRetained(t *testing.T, clock *fakeclock.Clock) (*devapp.App, *client, <-chan struct{}) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	app, err := devapp.Open(ctx, devapp.Config{
+		DataDir: t.TempDir(), TemplatePath: filepath.Join("..", "..", "template.yaml"), Jobs: registryOf(noop.Job),
+		Retention: time.Hour, Clock: clock.Now, Timer: clock,
+	})
+	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
+	swept := make(chan struct{}, 16)
+	app.OnSweep(func() { swept <- struct{}{} })
+	key, err := tenant.CreateKey(ctx, app.Tenants, "acme", clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- app.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Error(err)
+		}
+		app.Close()
+	})
+	return app, newClient(t, "http://"+ln.Addr().String(), key.APIKey), swept
 }
 
 func count(t *testing.T, app *devapp.App, query string) int {
