@@ -92,22 +92,21 @@ type RecordStopper interface {
 	StopAndRecord(ctx context.Context, e *longrun.Execution, outcome longrun.Outcome) (*longrun.Execution, error)
 }
 
-// Routing sends each execution's task to a queue by its kind's Timeout:
-// kinds that can run longer than the Lambda worker go to Long, which only
-// `longrun worker` reads, so they never land where they cannot finish.
+// Routing sends each execution's task to a queue by its job's limit (the
+// kind's Timeout, or the deployment's JobTimeoutSeconds): a job that may run
+// longer than the Lambda worker goes to Long, which only `longrun worker`
+// reads, so it never lands where it cannot finish.
 type Routing struct {
-	Jobs string // every other kind's queue URL
-	// Long is the long-jobs queue URL; "" sends every kind to Jobs.
+	Jobs string // the Lambda worker's queue URL
+	// Long is the long-jobs queue URL; "" sends every job to Jobs.
 	Long string
-	// LongerThan: a kind whose own Timeout is over it goes to Long. Kinds
-	// without a Timeout go to Jobs (on the Lambda worker they are bounded
-	// by its timeout).
+	// LongerThan: a job whose limit is over it goes to Long.
 	LongerThan time.Duration
 }
 
-// QueueFor is the queue URL of k's tasks (k nil: the default's, Jobs).
-func (r Routing) QueueFor(k *longrun.Kind) string {
-	if r.Long != "" && k != nil && k.Options.Timeout > r.LongerThan {
+// QueueFor is the queue URL of the tasks of a job limited to limit.
+func (r Routing) QueueFor(limit time.Duration) string {
+	if r.Long != "" && limit > r.LongerThan {
 		return r.Long
 	}
 	return r.Jobs

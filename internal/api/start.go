@@ -211,14 +211,14 @@ func (c Config) Plan() Plan {
 // backstop (that limit plus the queue wait) and the queue of its kind.
 func (p Plan) StateInput(e *longrun.Execution) longrun.StateInput {
 	limits := p.Limits
-	var kind *longrun.Kind
 	if p.Jobs != nil {
 		if k, ok := p.Jobs.Lookup(e.Job); ok {
-			kind, limits = k, k.Limits(limits)
+			limits = k.Limits(limits)
 		}
 	}
 	return longrun.StateInput{ExecutionID: e.ID, ExecutionARN: e.ARN, Input: e.Input, Limits: limits, Job: e.Job,
-		BackstopSeconds: longrun.Backstop(limits.TimeoutSeconds, p.QueueWait), QueueURL: p.Queues.QueueFor(kind)}
+		BackstopSeconds: longrun.Backstop(limits.TimeoutSeconds, p.QueueWait),
+		QueueURL:        p.Queues.QueueFor(time.Duration(limits.TimeoutSeconds) * time.Second)}
 }
 
 // kind checks the request's job kind and its input against the kind's

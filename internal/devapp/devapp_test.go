@@ -55,7 +55,7 @@ func TestOpenFollowsTheTemplate(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer app.Close()
-			if app.Limits != (longrun.Limits{TimeoutSeconds: 3600, HeartbeatSeconds: 60}) {
+			if app.Limits != (longrun.Limits{TimeoutSeconds: 890, HeartbeatSeconds: 60}) {
 				t.Errorf("limits %+v, want the template's JobTimeoutSeconds and JobHeartbeatSeconds defaults", app.Limits)
 			}
 			if len(app.Schedule) != len(tt.want) {
