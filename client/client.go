@@ -25,6 +25,7 @@ type Execution struct {
 	Name         string          `json:"name,omitempty"`
 	Job          string          `json:"job,omitempty"` // the kind of job it runs
 	Status       string          `json:"status"`
+	State        string          `json:"state,omitempty"` // RUNNING: its state machine's state, where the server can tell (longrun dev)
 	Input        json.RawMessage `json:"input"`
 	Output       json.RawMessage `json:"output,omitempty"`
 	Error        string          `json:"error,omitempty"`

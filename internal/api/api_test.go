@@ -840,3 +840,36 @@ type failingTenants struct{ *tenantStore }
 func (failingTenants) TenantForKey(context.Context, string) (string, error) {
 	return "", errors.New("dynamodb: ProvisionedThroughputExceededException")
 }
+
+// Describe of a running execution names its current state when the server
+// can tell (Config.CurrentState); an ended one, and a server that cannot,
+// leave it out.
+func TestDescribeNamesTheCurrentState(t *testing.T) {
+	t.Parallel()
+	const live, ended = "0193a6f0-0000-7000-8000-000000000001", "0193a6f0-0000-7000-8000-000000000002"
+	asked := 0
+	hs := setup(t, func(c *Config) {
+		c.CurrentState = func(_ context.Context, e *longrun.Execution) string { asked++; return "Work:" + e.ID }
+	})
+	hs.store.put(running(live, "acme"))
+	done := running(ended, "acme")
+	done.Status, done.StopDate = longrun.StatusSucceeded, t0
+	hs.store.put(done)
+	var got struct{ State string }
+	decode(t, hs.do(t, "GET", "/executions/"+live, hs.acme, ""), &got)
+	if got.State != "Work:"+live {
+		t.Errorf("GET running: state %q, want the current state", got.State)
+	}
+	decode(t, hs.do(t, "POST", "/describe-execution", hs.acme, `{"executionId":"`+live+`"}`), &got)
+	if got.State != "Work:"+live {
+		t.Errorf("POST running: state %q, want the current state", got.State)
+	}
+	if w := hs.do(t, "GET", "/executions/"+ended, hs.acme, ""); strings.Contains(w.Body.String(), `"state"`) || asked != 2 {
+		t.Errorf("an ended execution: %s (CurrentState asked %d times, want 2)", w.Body, asked)
+	}
+	plain := setup(t)
+	plain.store.put(running(live, "acme"))
+	if w := plain.do(t, "GET", "/executions/"+live, plain.acme, ""); strings.Contains(w.Body.String(), `"state"`) {
+		t.Errorf("without CurrentState: %s, want no state", w.Body)
+	}
+}

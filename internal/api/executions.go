@@ -26,7 +26,7 @@ func (s *server) handleDescribePost(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	s.writeExecution(w, http.StatusOK, e)
+	s.writeDescribed(w, r, e)
 	return nil
 }
 
@@ -35,8 +35,22 @@ func (s *server) handleDescribeGet(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	s.writeExecution(w, http.StatusOK, e)
+	s.writeDescribed(w, r, e)
 	return nil
+}
+
+// writeDescribed is describe's answer: the record, and for a running
+// execution the state its state machine is in where Config.CurrentState
+// can tell.
+func (s *server) writeDescribed(w http.ResponseWriter, r *http.Request, e *longrun.Execution) {
+	if e.Status != longrun.StatusRunning || s.cfg.CurrentState == nil {
+		s.writeExecution(w, http.StatusOK, e)
+		return
+	}
+	out := describeJSON(e)
+	out.State = s.cfg.CurrentState(r.Context(), e)
+	w.Header().Set("Retry-After", retryAfter(s.cfg.RetryAfter))
+	writeJSON(w, http.StatusOK, out)
 }
 
 // writeExecution answers with the execution and, while it runs, when to poll.

@@ -76,6 +76,11 @@ type Config struct {
 	// RetryAfter is what Retry-After tells clients polling a RUNNING
 	// execution; 0 means DefaultRetryAfter.
 	RetryAfter time.Duration
+	// CurrentState names the state a running execution's state machine is
+	// in, for describe; nil leaves it out. longrun dev asks its engine; on
+	// AWS it stays nil: Step Functions' DescribeExecution is throttled at
+	// about 15 requests per second, far below describe's polling.
+	CurrentState func(ctx context.Context, e *longrun.Execution) string
 }
 
 // RecordStarter creates an execution record (as ExecutionStore.CreateExecution,

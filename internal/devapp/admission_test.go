@@ -123,3 +123,33 @@ func TestTenantWithLongJobsDoesNotStallAnother(t *testing.T) {
 		t.Errorf("%d of hog's jobs running, want all 4 still blocked", n)
 	}
 }
+
+// longrun dev's describe names the state a running execution is in (the
+// live line of `longrun wait` shows it).
+func TestDescribeNamesTheStateLocally(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	defer close(release)
+	app, url := serve(t, devapp.Config{Jobs: registryOf(blockingJob(release))})
+	c := newClient(t, url, keyFor(t, app, "acme"))
+	code, body, _ := c.do(t, http.MethodPost, "/start-execution", map[string]any{"input": map[string]bool{"block": true}})
+	var started struct{ ExecutionID string }
+	if err := json.Unmarshal(body, &started); err != nil || code != http.StatusAccepted {
+		t.Fatalf("start: %d %s", code, body)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, body, _ = c.do(t, http.MethodGet, "/executions/"+started.ExecutionID, nil)
+		var e struct{ Status, State string }
+		if err := json.Unmarshal(body, &e); err != nil {
+			t.Fatal(err)
+		}
+		if e.Status == "RUNNING" && e.State == "Work" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("describe: %s, want RUNNING in state Work", body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

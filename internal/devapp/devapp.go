@@ -495,6 +495,16 @@ func (a *App) assemble(ctx context.Context, tpl *template.Template, s *settings,
 		// Polling the local app is cheap: clients that honour Retry-After
 		// (longrun wait) see the end within a second.
 		RetryAfter: time.Second,
+		// The engine's own row says which state an execution is in (the
+		// live line of longrun wait shows it); it is logged, not fatal, when
+		// it cannot be read.
+		CurrentState: func(ctx context.Context, e *longrun.Execution) string {
+			st, err := engine.CurrentState(ctx, e.ARN)
+			if err != nil {
+				a.log.WarnContext(ctx, "current state", "execution_id", e.ID, "err", err)
+			}
+			return st
+		},
 	})
 	ui, err := console.New(console.Config{
 		Authenticate: api.BearerAuth(a.Tenants),

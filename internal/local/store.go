@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -278,6 +279,23 @@ type Description struct {
 	Cause     string
 	StartDate time.Time
 	StopDate  time.Time // zero while RUNNING
+}
+
+// CurrentState returns the state the execution with arn is in (the last one
+// entered, once it ended), with one single-column read; ENOTFOUND for an
+// unknown arn.
+func (e *Engine) CurrentState(ctx context.Context, arn string) (string, error) {
+	var state string
+	err := e.db.Read(ctx, func(tx *sql.Tx) error {
+		return tx.QueryRowContext(ctx, `SELECT state FROM local_executions WHERE arn = ?`, arn).Scan(&state)
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", longrun.Errorf(longrun.ENOTFOUND, "no execution %s", arn)
+	}
+	if err != nil {
+		return "", fmt.Errorf("read the state of %s: %w", arn, err)
+	}
+	return state, nil
 }
 
 // Describe returns the execution with arn, or an ENOTFOUND error.

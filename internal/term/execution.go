@@ -70,9 +70,9 @@ func Wait(ctx context.Context, c *client.Client, id string, o WaitOptions) (*cli
 	return c.Wait(ctx, id, o.Interval, func(e *client.Execution) { d.Update(StatusOf(e)) })
 }
 
-// StatusOf is what the status line shows of an execution. The API does not
-// say which state the state machine is in, so the phase is told from the
-// record: no progress yet means no worker has taken the job.
+// StatusOf is what the status line shows of an execution: the state its
+// state machine is in where the API says (longrun dev), else a phase told
+// from the record: no progress yet means no worker has taken the job.
 func StatusOf(e *client.Execution) Status {
 	s := Status{ID: e.ExecutionID, Status: e.Status, Start: e.StartDate}
 	if e.Status == "RUNNING" {
@@ -84,6 +84,9 @@ func StatusOf(e *client.Execution) Status {
 		if e.Status == "RUNNING" {
 			s.Phase = "working"
 		}
+	}
+	if e.Status == "RUNNING" && e.State != "" {
+		s.Phase = e.State
 	}
 	if e.Status == "RUNNING" && s.Percent == nil {
 		zero := 0.0

@@ -256,3 +256,22 @@ func TestErrorLineSaysLongrunOnce(t *testing.T) {
 		}
 	}
 }
+
+// The live line shows the state the API names, and a phase from the record
+// where it names none.
+func TestStatusOfShowsTheCurrentState(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		e    client.Execution
+		want string
+	}{
+		{client.Execution{Status: "RUNNING"}, "waiting for a worker"},
+		{client.Execution{Status: "RUNNING", Progress: &client.Progress{Percent: 10}}, "working"},
+		{client.Execution{Status: "RUNNING", State: "Resize"}, "Resize"},
+		{client.Execution{Status: "SUCCEEDED", State: "Finalize"}, ""},
+	} {
+		if got := term.StatusOf(&tt.e).Phase; got != tt.want {
+			t.Errorf("StatusOf(%+v).Phase = %q, want %q", tt.e, got, tt.want)
+		}
+	}
+}
