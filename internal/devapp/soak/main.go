@@ -4,8 +4,11 @@
 // is reached within the run), measures the sustainable start rate (or takes
 // -rate), then starts executions over HTTP at half that rate, open loop, for
 // -duration, sampling every -every: the WAL and database file sizes, the
-// process's RSS and the p99 start latency of the interval. It writes the
-// samples as CSV and draws them as an SVG chart (docs/benchmarks.md).
+// process's RSS and the p99 start latency of the interval. With -webhooks,
+// every start carries a callback URL to a receiver in the same process, and
+// each interval also has the p99 from sending the start to receiving its
+// webhook. It writes the samples as CSV and draws them as an SVG chart
+// (docs/benchmarks.md).
 package main
 
 import (
@@ -44,8 +47,9 @@ func main() {
 	workers := flag.Int("workers", 16, "in-process workers")
 	out := flag.String("out", "docs", "directory for soak.csv and soak.svg")
 	template := flag.String("template", "template.yaml", "the SAM template")
+	webhooks := flag.Bool("webhooks", false, "every start has a callback URL to a receiver in this process: measures start-to-webhook latency")
 	flag.Parse()
-	if err := run(*duration, *every, *rate, *calibrate, *retention, *workers, *out, *template); err != nil {
+	if err := run(*duration, *every, *rate, *calibrate, *retention, *workers, *out, *template, *webhooks); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -54,11 +58,13 @@ type sample struct {
 	at                 time.Duration
 	walMB, dbMB, rssMB float64
 	p99ms              float64
+	webhookP99ms       float64 // start sent to webhook received; 0 without -webhooks
+	webhooks           int     // webhooks received in the interval
 	started, failed    int
 	running            int
 }
 
-func run(duration, every time.Duration, rate float64, calibrate, retention time.Duration, workers int, out, template string) error {
+func run(duration, every time.Duration, rate float64, calibrate, retention time.Duration, workers int, out, template string, webhooks bool) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir, err := os.MkdirTemp("", "longrun-soak-")
@@ -66,7 +72,8 @@ func run(duration, every time.Duration, rate float64, calibrate, retention time.
 		return err
 	}
 	defer os.RemoveAll(dir)
-	app, err := devapp.Open(ctx, devapp.Config{DataDir: dir, TemplatePath: template, Jobs: noopJobs(), Workers: workers, Retention: retention})
+	app, err := devapp.Open(ctx, devapp.Config{DataDir: dir, TemplatePath: template, Jobs: noopJobs(), Workers: workers, Retention: retention,
+		AllowLoopbackWebhooks: webhooks})
 	if err != nil {
 		return err
 	}
@@ -83,6 +90,16 @@ func run(duration, every time.Duration, rate float64, calibrate, retention time.
 	go func() { served <- app.Serve(ctx, ln) }()
 	l := &load{url: "http://" + ln.Addr().String(), key: key.APIKey,
 		hc: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 128}}}
+	if webhooks {
+		hln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		hs := &http.Server{Handler: http.HandlerFunc(l.receive), ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = hs.Serve(hln) }()
+		defer hs.Close()
+		l.callback = "http://" + hln.Addr().String() + "/hook"
+	}
 
 	if rate == 0 {
 		sustained, err := l.closedLoop(ctx, app, calibrate)
@@ -102,7 +119,9 @@ func run(duration, every time.Duration, rate float64, calibrate, retention time.
 	for time.Since(begin) < duration {
 		<-ticker.C
 		lat, started, failed := l.take()
+		hooks := l.takeWebhooks()
 		s := sample{
+			webhookP99ms: percentile(hooks, 99), webhooks: len(hooks),
 			at:      time.Since(begin),
 			walMB:   fileMB(app.DB.Path() + "-wal"),
 			dbMB:    fileMB(app.DB.Path()),
@@ -112,8 +131,8 @@ func run(duration, every time.Duration, rate float64, calibrate, retention time.
 			running: app.Engine.Running(),
 		}
 		samples = append(samples, s)
-		log.Printf("t=%4.0fs wal=%6.1fMB db=%6.1fMB rss=%6.1fMB p99=%6.1fms started=%d failed=%d running=%d",
-			s.at.Seconds(), s.walMB, s.dbMB, s.rssMB, s.p99ms, s.started, s.failed, s.running)
+		log.Printf("t=%4.0fs wal=%6.1fMB db=%6.1fMB rss=%6.1fMB p99=%6.1fms webhook-p99=%6.1fms started=%d webhooks=%d failed=%d running=%d",
+			s.at.Seconds(), s.walMB, s.dbMB, s.rssMB, s.p99ms, s.webhookP99ms, s.started, s.webhooks, s.failed, s.running)
 	}
 	ticker.Stop()
 	close(stop)
@@ -134,15 +153,23 @@ func run(duration, every time.Duration, rate float64, calibrate, retention time.
 type load struct {
 	url, key string
 	hc       *http.Client
+	callback string // the webhook receiver's URL; "" for none
 
 	mu      sync.Mutex
 	lat     []time.Duration
 	started int
 	failed  int
+
+	sent  sync.Map // start number -> time.Time it was sent, until its webhook
+	hooks []time.Duration
 }
 
 func (l *load) start(ctx context.Context, i int) error {
-	body, _ := json.Marshal(map[string]any{"input": map[string]int{"i": i}})
+	start := map[string]any{"input": map[string]int{"i": i}}
+	if l.callback != "" {
+		start["callbackUrl"] = l.callback
+	}
+	body, _ := json.Marshal(start)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.url+"/start-execution", bytes.NewReader(body))
 	if err != nil {
 		return err
@@ -150,6 +177,9 @@ func (l *load) start(ctx context.Context, i int) error {
 	req.Header.Set("Authorization", "Bearer "+l.key)
 	req.Header.Set("Content-Type", "application/json")
 	t0 := time.Now()
+	if l.callback != "" {
+		l.sent.Store(i, t0)
+	}
 	resp, err := l.hc.Do(req)
 	d := time.Since(t0)
 	if err == nil {
@@ -168,6 +198,37 @@ func (l *load) start(ctx context.Context, i int) error {
 	l.started++
 	l.lat = append(l.lat, d)
 	return nil
+}
+
+// receive is the webhook receiver: the no-op job echoes its input, so the
+// event's output names the start it ends.
+func (l *load) receive(w http.ResponseWriter, r *http.Request) {
+	at := time.Now()
+	var ev struct {
+		Data struct {
+			Output struct{ I int } `json:"output"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&ev); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+	t0, ok := l.sent.LoadAndDelete(ev.Data.Output.I)
+	if !ok {
+		return // a redelivery, or a start sent before -webhooks took effect
+	}
+	l.mu.Lock()
+	l.hooks = append(l.hooks, at.Sub(t0.(time.Time)))
+	l.mu.Unlock()
+}
+
+func (l *load) takeWebhooks() []time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	hooks := l.hooks
+	l.hooks = nil
+	return hooks
 }
 
 func (l *load) take() ([]time.Duration, int, int) {
@@ -280,7 +341,7 @@ func percentile(ds []time.Duration, p int) float64 {
 func writeCSV(path string, samples []sample) error {
 	var buf bytes.Buffer
 	w := csv.NewWriter(&buf)
-	_ = w.Write([]string{"seconds", "wal_mb", "db_mb", "rss_mb", "start_p99_ms", "starts", "failed", "running"})
+	_ = w.Write([]string{"seconds", "wal_mb", "db_mb", "rss_mb", "start_p99_ms", "webhook_p99_ms", "starts", "webhooks", "failed", "running"})
 	for _, s := range samples {
 		_ = w.Write([]string{
 			strconv.FormatFloat(s.at.Seconds(), 'f', 0, 64),
@@ -288,7 +349,8 @@ func writeCSV(path string, samples []sample) error {
 			strconv.FormatFloat(s.dbMB, 'f', 2, 64),
 			strconv.FormatFloat(s.rssMB, 'f', 1, 64),
 			strconv.FormatFloat(s.p99ms, 'f', 2, 64),
-			strconv.Itoa(s.started), strconv.Itoa(s.failed), strconv.Itoa(s.running),
+			strconv.FormatFloat(s.webhookP99ms, 'f', 2, 64),
+			strconv.Itoa(s.started), strconv.Itoa(s.webhooks), strconv.Itoa(s.failed), strconv.Itoa(s.running),
 		})
 	}
 	w.Flush()
