@@ -28,6 +28,7 @@ func TestOpenConfiguresTheFile(t *testing.T) {
 		{"foreign_keys", "1"},
 		{"busy_timeout", "5000"},
 		{"query_only", "1"}, // Read runs on the reader pool
+		{"page_size", "1024"},
 	} {
 		var got string
 		if err := db.Read(ctx, func(tx *sql.Tx) error {
@@ -41,6 +42,39 @@ func TestOpenConfiguresTheFile(t *testing.T) {
 	}
 	if v, err := db.SchemaVersion(ctx, sqlite.MigrationSet); err != nil || v < 1 {
 		t.Errorf("SchemaVersion(%s) = %d, %v; want the embedded migrations applied", sqlite.MigrationSet, v, err)
+	}
+}
+
+// A file made before the page size changed keeps its own: the page size of
+// a database is fixed once it has content, and Open must neither fail on it
+// nor rewrite it.
+func TestOpenKeepsAnExistingPageSize(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	old, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"PRAGMA page_size = 4096", "PRAGMA journal_mode = WAL", "CREATE TABLE t (x)"} {
+		if _, err := old.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	old.Close()
+	db, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var size int
+	if err := db.Read(ctx, func(tx *sql.Tx) error {
+		return tx.QueryRowContext(ctx, "PRAGMA page_size").Scan(&size)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if size != 4096 {
+		t.Errorf("page_size = %d after Open of an existing file, want its own 4096", size)
 	}
 }
 
