@@ -111,3 +111,55 @@ func TestWALStaysBounded(t *testing.T) {
 		t.Errorf("the WAL reached %d bytes with a limit of %d", maxWAL, limit)
 	}
 }
+
+// TestWALRewindsUnderSteadyWrites: with commits arriving all the time and
+// short readers, as under a steady start rate, the WAL starts over after the
+// checkpointer's catch-ups on the writer and stays far below its limit: the
+// TRUNCATE checkpoint, which holds the writer for tens of milliseconds, is
+// not needed at all.
+func TestWALRewindsUnderSteadyWrites(t *testing.T) {
+	t.Parallel()
+	const limit = 3 << 20
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "longrun.db"), sqlite.WithWALLimit(limit))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	mustWrite(t, db, `CREATE TABLE filler (v TEXT NOT NULL)`)
+	row := strings.Repeat("x", 500)
+	var maxWAL int64
+	// ~8 MiB of rows (more in pages) in small commits over a few seconds:
+	// several times the limit, and many checkpoint rounds (100 ms apart).
+	for i := range 2000 {
+		if err := db.Write(ctx, func(tx *sql.Tx) error {
+			for range 8 {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO filler (v) VALUES (?)`, row); err != nil {
+					return err
+				}
+			}
+			_, err := tx.ExecContext(ctx, `DELETE FROM filler WHERE rowid < (SELECT max(rowid) FROM filler) - 200`)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if i%4 == 0 {
+			_ = db.Read(ctx, func(tx *sql.Tx) error {
+				var n int
+				return tx.QueryRowContext(ctx, `SELECT count(*) FROM filler`).Scan(&n)
+			})
+		}
+		if fi, err := os.Stat(db.Path() + "-wal"); err == nil {
+			maxWAL = max(maxWAL, fi.Size())
+		}
+		time.Sleep(500 * time.Microsecond) // a steady rate, not a burst: the writer has gaps, as it does below saturation
+	}
+	truncates, catchUps := db.CheckpointCounts()
+	t.Logf("largest WAL %.1f MiB (limit %d MiB), %d catch-ups, %d truncates", float64(maxWAL)/(1<<20), limit>>20, catchUps, truncates)
+	if catchUps == 0 {
+		t.Error("no catch-up checkpoint ran on the writer")
+	}
+	if truncates != 0 || maxWAL >= limit {
+		t.Errorf("the WAL reached %d bytes and took %d TRUNCATE checkpoints; want it rewound by the catch-ups, below the %d limit", maxWAL, truncates, limit)
+	}
+}
