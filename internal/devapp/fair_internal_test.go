@@ -1,0 +1,49 @@
+package devapp
+
+import (
+	"testing"
+	"time"
+)
+
+// A job whose worker vanished stops counting against its tenant's share once
+// its visibility lapses, and not before, however the held jobs' deadlines
+// moved (a renewal, a release) since the last look.
+func TestFairShareForgetsLapsedJobs(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f := newFairQueue(nil, nil, 1, func() time.Time { return now })
+	take := func(tenant, receipt string) bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.take(tenant, receipt, 10*time.Second)
+	}
+	if !take("a", "r1") {
+		t.Fatal("first job of tenant a held back with a share of 1")
+	}
+	if take("a", "r2") {
+		t.Fatal("second job of tenant a handed out over its share of 1")
+	}
+	if !take("b", "r3") {
+		t.Fatal("tenant b held back by tenant a's share")
+	}
+	// r1's worker renews at 8 s (as ChangeVisibility does): still held at 11 s.
+	now = now.Add(8 * time.Second)
+	f.mu.Lock()
+	f.held["r1"].until = now.Add(10 * time.Second)
+	f.mu.Unlock()
+	now = now.Add(3 * time.Second)
+	if take("a", "r2") {
+		t.Fatal("a renewed job was forgotten at its first visibility's end")
+	}
+	if _, ok := f.held["r3"]; ok {
+		t.Error("r3's visibility lapsed at 10 s, but it is still held at 11 s")
+	}
+	// r1 lapses at 18 s: then tenant a has room again.
+	now = now.Add(7*time.Second + time.Millisecond)
+	if !take("a", "r2") {
+		t.Fatal("tenant a still at its share after its only job's visibility lapsed")
+	}
+	if len(f.held) != 1 || f.runs["a"] != 1 || f.runs["b"] != 0 {
+		t.Errorf("held %v, runs %v; want only r2 held, for tenant a", f.held, f.runs)
+	}
+}
