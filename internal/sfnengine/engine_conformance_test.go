@@ -29,14 +29,11 @@ var quirks = map[string]orchestratortest.Quirks{
 // in each emulator.
 func TestConformance(t *testing.T) {
 	t.Parallel()
-	for _, e := range awstest.Emulators {
-		t.Run(e.Name, func(t *testing.T) {
-			t.Parallel()
-			orchestratortest.Run(t, func(t *testing.T) orchestratortest.Harness {
-				return conformanceHarness(t, e.Start(t), 30)
-			})
+	awstest.OnEach(t, func(t *testing.T, emu awstest.Emulator) {
+		orchestratortest.Run(t, func(t *testing.T) orchestratortest.Harness {
+			return conformanceHarness(t, emu, 30)
 		})
-	}
+	})
 }
 
 // conformanceHarness deploys the two state machines with a fresh jobs
