@@ -16,6 +16,10 @@
 //
 // The suite runs on real time: its one timeout case waits two seconds.
 //
+// Start, Task and Notified are exported for an engine's own cases that are
+// not the suite's (sfnengine's heartbeat timeout on a definition given a
+// heartbeat), so they drive a Harness as the suite does.
+//
 // # Known differences
 //
 // Where an emulator is known to differ from AWS, the harness says so in
