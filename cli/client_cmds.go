@@ -69,39 +69,23 @@ func startCommand(env envSource) *cli.Command {
 }
 
 func describeCommand(env envSource) *cli.Command {
-	return &cli.Command{
-		Name:      "describe",
-		Usage:     "print an execution's record",
-		ArgsUsage: "EXECUTION-ID|ARN",
-		Flags:     apiFlags(env),
-		Action: func(ctx context.Context, cmd *cli.Command) error {
-			c, id, err := clientAndID(cmd)
-			if err != nil {
-				return err
-			}
-			e, err := c.Describe(ctx, id)
-			if err != nil {
-				return err
-			}
-			return show(cmd, e)
-		},
-	}
+	return executionCommand(env, &cli.Command{
+		Name:  "describe",
+		Usage: "print an execution's record",
+	}, func(ctx context.Context, cmd *cli.Command, c *client.Client, id string) error {
+		e, err := c.Describe(ctx, id)
+		if err != nil {
+			return err
+		}
+		return show(cmd, e)
+	})
 }
 
 func waitCommand(env envSource) *cli.Command {
-	return &cli.Command{
-		Name:      "wait",
-		Usage:     "show status and progress until the execution ends; exit status 0 only if it SUCCEEDED",
-		ArgsUsage: "EXECUTION-ID|ARN",
-		Flags:     apiFlags(env),
-		Action: func(ctx context.Context, cmd *cli.Command) error {
-			c, id, err := clientAndID(cmd)
-			if err != nil {
-				return err
-			}
-			return waitFor(ctx, cmd, c, id)
-		},
-	}
+	return executionCommand(env, &cli.Command{
+		Name:  "wait",
+		Usage: "show status and progress until the execution ends; exit status 0 only if it SUCCEEDED",
+	}, waitFor)
 }
 
 // waitFor shows the execution until it ends: on a terminal one live line,
@@ -151,26 +135,20 @@ func show(cmd *cli.Command, e *client.Execution) error {
 }
 
 func stopCommand(env envSource) *cli.Command {
-	return &cli.Command{
-		Name:      "stop",
-		Usage:     "stop a running execution; it ends ABORTED and its webhook says execution.aborted",
-		ArgsUsage: "EXECUTION-ID|ARN",
-		Flags: append(apiFlags(env),
+	return executionCommand(env, &cli.Command{
+		Name:  "stop",
+		Usage: "stop a running execution; it ends ABORTED and its webhook says execution.aborted",
+		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "error", Usage: "error name to record"},
 			&cli.StringFlag{Name: "cause", Usage: "cause to record"},
-		),
-		Action: func(ctx context.Context, cmd *cli.Command) error {
-			c, id, err := clientAndID(cmd)
-			if err != nil {
-				return err
-			}
-			e, err := c.Stop(ctx, id, cmd.String("error"), cmd.String("cause"))
-			if err != nil {
-				return err
-			}
-			return show(cmd, e)
 		},
-	}
+	}, func(ctx context.Context, cmd *cli.Command, c *client.Client, id string) error {
+		e, err := c.Stop(ctx, id, cmd.String("error"), cmd.String("cause"))
+		if err != nil {
+			return err
+		}
+		return show(cmd, e)
+	})
 }
 
 func listCommand(env envSource) *cli.Command {
@@ -206,30 +184,43 @@ func listCommand(env envSource) *cli.Command {
 }
 
 func redeliverCommand(env envSource) *cli.Command {
-	return &cli.Command{
+	return executionCommand(env, &cli.Command{
 		Name:      "redeliver",
 		Usage:     "send an ended execution's webhook again (same webhook-id)",
 		ArgsUsage: "EXECUTION-ID",
-		Flags:     apiFlags(env),
-		Action: func(ctx context.Context, cmd *cli.Command) error {
-			c, id, err := clientAndID(cmd)
-			if err != nil {
-				return err
-			}
-			asJSON, err := term.JSONOutput(cmd.String("output"), cmd.Root().Writer)
-			if err != nil {
-				return err
-			}
-			if err := c.Redeliver(ctx, id); err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(cmd.Root().Writer, map[string]string{"executionId": id, "redelivery": "scheduled"})
-			}
-			fmt.Fprintf(cmd.Root().Writer, "redelivery of %s scheduled\n", id)
-			return nil
-		},
+	}, func(ctx context.Context, cmd *cli.Command, c *client.Client, id string) error {
+		asJSON, err := term.JSONOutput(cmd.String("output"), cmd.Root().Writer)
+		if err != nil {
+			return err
+		}
+		if err := c.Redeliver(ctx, id); err != nil {
+			return err
+		}
+		if asJSON {
+			return printJSON(cmd.Root().Writer, map[string]string{"executionId": id, "redelivery": "scheduled"})
+		}
+		fmt.Fprintf(cmd.Root().Writer, "redelivery of %s scheduled\n", id)
+		return nil
+	})
+}
+
+// executionCommand completes a command that acts on one execution: the API
+// flags before its own, one EXECUTION-ID|ARN argument (unless it says
+// otherwise), and an action that checks both and builds the client before
+// run, so each such command holds only what it does with the execution.
+func executionCommand(env envSource, c *cli.Command, run func(ctx context.Context, cmd *cli.Command, c *client.Client, id string) error) *cli.Command {
+	c.Flags = append(apiFlags(env), c.Flags...)
+	if c.ArgsUsage == "" {
+		c.ArgsUsage = "EXECUTION-ID|ARN"
 	}
+	c.Action = func(ctx context.Context, cmd *cli.Command) error {
+		cl, id, err := clientAndID(cmd)
+		if err != nil {
+			return err
+		}
+		return run(ctx, cmd, cl, id)
+	}
+	return c
 }
 
 func clientAndID(cmd *cli.Command) (*client.Client, string, error) {

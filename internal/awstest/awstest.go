@@ -18,9 +18,7 @@
 //
 // kumo and moto are both an Emulator; a scenario runs on each with
 //
-//	for _, e := range awstest.Emulators {
-//		t.Run(e.Name, func(t *testing.T) { emu := e.Start(t); ... })
-//	}
+//	awstest.OnEach(t, func(t *testing.T, emu awstest.Emulator) { ... })
 //
 // # API
 //

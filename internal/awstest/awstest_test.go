@@ -48,12 +48,7 @@ type greeting struct {
 
 func TestStateMachineReachesQueueAndFunction(t *testing.T) {
 	t.Parallel()
-	for _, e := range awstest.Emulators {
-		t.Run(e.Name, func(t *testing.T) {
-			t.Parallel()
-			testStateMachineReachesQueueAndFunction(t, e.Start(t))
-		})
-	}
+	awstest.OnEach(t, testStateMachineReachesQueueAndFunction)
 }
 
 func testStateMachineReachesQueueAndFunction(t *testing.T, emu awstest.Emulator) {
@@ -129,33 +124,29 @@ func testStateMachineReachesQueueAndFunction(t *testing.T, emu awstest.Emulator)
 // does what AWS does. Both are asserted, so a fixed kumo is noticed.
 func TestFunctionErrorReachesInvoker(t *testing.T) {
 	t.Parallel()
-	for _, e := range awstest.Emulators {
-		t.Run(e.Name, func(t *testing.T) {
-			t.Parallel()
-			emu := e.Start(t)
-			emu.ServeIntegrations(t)
-			fn := emu.ServeFunction(t, awstest.UniqueName("fail"), 5*time.Second, lambda.NewHandler(
-				func(context.Context, json.RawMessage) (string, error) { return "", errors.New("boom") }))
-			sm := emu.CreateStateMachine(t, awstest.UniqueName("awstest"), `{"StartAt":"F","States":{"F":{"Type":"Task",
-				"Resource":"arn:aws:states:::lambda:invoke","Parameters":{"FunctionName":"`+fn.ARN+`","Payload":{}},"End":true}}}`)
-			client := emu.SFN()
-			start, err := client.StartExecution(context.Background(), &sfn.StartExecutionInput{StateMachineArn: aws.String(sm), Input: aws.String(`{}`)})
-			if err != nil {
-				t.Fatalf("start execution: %v", err)
-			}
-			out := awaitExecution(t, client, aws.ToString(start.ExecutionArn))
-			if !strings.Contains(aws.ToString(out.Output)+aws.ToString(out.Cause), "boom") {
-				t.Errorf("the handler's error did not reach the execution: %+v", out)
-			}
-			want := sfntypes.ExecutionStatusFailed // AWS
-			if emu.Name() == "kumo" {
-				want = sfntypes.ExecutionStatusSucceeded // docs/emulators.md
-			}
-			if out.Status != want {
-				t.Errorf("%s: a function error ends the execution %s (error %q), want %s", emu.Name(), out.Status, aws.ToString(out.Error), want)
-			}
-		})
-	}
+	awstest.OnEach(t, func(t *testing.T, emu awstest.Emulator) {
+		emu.ServeIntegrations(t)
+		fn := emu.ServeFunction(t, awstest.UniqueName("fail"), 5*time.Second, lambda.NewHandler(
+			func(context.Context, json.RawMessage) (string, error) { return "", errors.New("boom") }))
+		sm := emu.CreateStateMachine(t, awstest.UniqueName("awstest"), `{"StartAt":"F","States":{"F":{"Type":"Task",
+			"Resource":"arn:aws:states:::lambda:invoke","Parameters":{"FunctionName":"`+fn.ARN+`","Payload":{}},"End":true}}}`)
+		client := emu.SFN()
+		start, err := client.StartExecution(context.Background(), &sfn.StartExecutionInput{StateMachineArn: aws.String(sm), Input: aws.String(`{}`)})
+		if err != nil {
+			t.Fatalf("start execution: %v", err)
+		}
+		out := awaitExecution(t, client, aws.ToString(start.ExecutionArn))
+		if !strings.Contains(aws.ToString(out.Output)+aws.ToString(out.Cause), "boom") {
+			t.Errorf("the handler's error did not reach the execution: %+v", out)
+		}
+		want := sfntypes.ExecutionStatusFailed // AWS
+		if emu.Name() == "kumo" {
+			want = sfntypes.ExecutionStatusSucceeded // docs/emulators.md
+		}
+		if out.Status != want {
+			t.Errorf("%s: a function error ends the execution %s (error %q), want %s", emu.Name(), out.Status, aws.ToString(out.Error), want)
+		}
+	})
 }
 
 func TestSubstitute(t *testing.T) {

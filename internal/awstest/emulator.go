@@ -45,3 +45,15 @@ var Emulators = []struct {
 	{"kumo", func(t testing.TB) Emulator { return Kumo(t) }},
 	{"moto", func(t testing.TB) Emulator { return Moto(t) }},
 }
+
+// OnEach runs fn on each of Emulators, as a parallel subtest named after
+// it: the one way a scenario runs on kumo and on moto.
+func OnEach(t *testing.T, fn func(t *testing.T, emu Emulator)) {
+	t.Helper()
+	for _, e := range Emulators {
+		t.Run(e.Name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, e.Start(t))
+		})
+	}
+}

@@ -2,7 +2,6 @@ package awstest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	_ "embed" // the moto launcher
@@ -352,29 +351,9 @@ func (m *MotoServer) createRole() error {
 	return nil
 }
 
-// request sends one request to moto's service API (the AWS SDK's Lambda and
-// IAM clients are not dependencies of longrun; these few calls are simpler);
-// moto routes by the SigV4 credential scope. It returns the body of a 2xx.
+// request sends one request to moto's service API (see serviceRequest).
 func (m *MotoServer) request(ctx context.Context, service, method, path, contentType string, body []byte) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, m.URL+path, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", contentType)
-	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=test/20260101/"+Region+"/"+service+"/aws4_request, SignedHeaders=host, Signature=test")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode/100 != 2 {
-		return nil, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, b)
-	}
-	return b, nil
+	return serviceRequest(ctx, m.URL, service, method, path, contentType, body)
 }
 
 // Log returns the end of moto's stderr (tracebacks of its 500s).

@@ -106,12 +106,20 @@ func (k *KumoServer) CreateFunction(t testing.TB, name string, timeout time.Dura
 // lambdaRequest sends one Lambda REST API request to kumo, which routes
 // Lambda calls by the SigV4 credential scope, and returns the body of a 2xx.
 func (k *KumoServer) lambdaRequest(ctx context.Context, method, path string, body []byte) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, k.URL+path, bytes.NewReader(body))
+	return serviceRequest(ctx, k.URL, "lambda", method, path, "application/json", body)
+}
+
+// serviceRequest sends one request for service to an emulator at base URL
+// (the AWS SDK's Lambda and IAM clients are not dependencies of longrun;
+// these few calls are simpler). Both emulators route by the SigV4 credential
+// scope and check no signature. It returns the body of a 2xx.
+func serviceRequest(ctx context.Context, base, service, method, path, contentType string, body []byte) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, base+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=test/20260101/"+Region+"/lambda/aws4_request, SignedHeaders=host, Signature=test")
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=test/20260101/"+Region+"/"+service+"/aws4_request, SignedHeaders=host, Signature=test")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, err

@@ -31,10 +31,17 @@ func blockingJob(release <-chan struct{}) longrun.Job {
 	}
 }
 
-// serve opens and serves an app on a loopback port until the test ends: in
-// a fresh data directory, following the repository's template unless cfg
-// names another.
+// serve opens an app (see openApp) and serves it on a loopback port until
+// the test ends (see listen).
 func serve(t *testing.T, cfg devapp.Config) (*devapp.App, string) {
+	t.Helper()
+	app := openApp(t, cfg)
+	return app, listen(t, app)
+}
+
+// openApp opens an app that is closed when the test ends: in a fresh data
+// directory, following the repository's template unless cfg names another.
+func openApp(t *testing.T, cfg devapp.Config) *devapp.App {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cfg.DataDir = t.TempDir()
@@ -43,10 +50,24 @@ func serve(t *testing.T, cfg devapp.Config) (*devapp.App, string) {
 	}
 	app, err := devapp.Open(ctx, cfg)
 	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		cancel()
+		app.Close()
+	})
+	return app
+}
+
+// listen serves app (its engine, workers and API) on a loopback port until
+// the test ends, and returns the API's URL. Serve must end without error.
+func listen(t *testing.T, app *devapp.App) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
 	served := make(chan error, 1)
@@ -56,9 +77,8 @@ func serve(t *testing.T, cfg devapp.Config) (*devapp.App, string) {
 		if err := <-served; err != nil {
 			t.Error(err)
 		}
-		app.Close()
 	})
-	return app, "http://" + ln.Addr().String()
+	return "http://" + ln.Addr().String()
 }
 
 func keyFor(t *testing.T, app *devapp.App, tenantID string) string {

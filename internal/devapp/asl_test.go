@@ -1,20 +1,15 @@
 package devapp_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/longrun/longrun"
 	"github.com/longrun/longrun/internal/devapp"
-	"github.com/longrun/longrun/internal/tenant"
 	"github.com/longrun/longrun/jobs/noop"
 )
 
@@ -33,41 +28,13 @@ func TestFanoutMachineEndToEnd(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(filepath.Dir(tpl), "statemachine", "longrun.asl.json"), def, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	app, err := devapp.Open(ctx, devapp.Config{DataDir: t.TempDir(), TemplatePath: tpl, Jobs: registryOf(noop.Job), Workers: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close()
-	key, err := tenant.CreateKey(ctx, app.Tenants, "acme", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- app.Serve(ctx, ln) }()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+ln.Addr().String()+"/start-execution", strings.NewReader(`{"input":{"parts":[1,2,3]}}`))
-	req.Header.Set("Authorization", "Bearer "+key.APIKey)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var started struct{ ExecutionID string }
-	err = json.NewDecoder(resp.Body).Decode(&started)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode >= 300 || started.ExecutionID == "" {
-		t.Fatalf("start-execution: %d %v", resp.StatusCode, err)
-	}
-	id := started.ExecutionID
+	ctx := t.Context()
+	app, url := serve(t, devapp.Config{TemplatePath: tpl, Jobs: registryOf(noop.Job), Workers: 2})
+	id := newClient(t, url, keyFor(t, app, "acme")).startInput(t, map[string]any{"parts": []int{1, 2, 3}})
 	var e *longrun.Execution
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if e, err = app.Executions.GetExecution(ctx, key.Tenant, id); err != nil {
+		if e, err = app.Executions.GetExecution(ctx, "acme", id); err != nil {
 			t.Fatal(err)
 		}
 		if e.Status.Terminal() || time.Now().After(deadline) {
@@ -91,9 +58,5 @@ func TestFanoutMachineEndToEnd(t *testing.T) {
 		if o.I != i || o.Scaled != 2*(i+1) || o.Tag != id || o.Label != fmt.Sprint("item-", i) {
 			t.Errorf("item %d: %+v, want index %d, scaled %d, tag %s (the variable set before the Map), label item-%d (JSONata)", i, o, i, 2*(i+1), id, i)
 		}
-	}
-	cancel()
-	if err := <-served; err != nil {
-		t.Fatal(err)
 	}
 }

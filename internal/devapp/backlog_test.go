@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"regexp"
 	"strings"
 	"sync"
@@ -15,7 +12,6 @@ import (
 
 	"github.com/longrun/longrun"
 	"github.com/longrun/longrun/internal/devapp"
-	"github.com/longrun/longrun/internal/tenant"
 )
 
 // A backlog never costs a job: one worker, a 1 s JobHeartbeatSeconds and
@@ -25,14 +21,7 @@ import (
 // their stale copies still ran).
 func TestBacklogLongerThanTheHeartbeat(t *testing.T) {
 	t.Parallel()
-	tpl := copyTemplate(t, func(b []byte) []byte {
-		re := regexp.MustCompile(`(?m)(JobHeartbeatSeconds:\n(?:\s+\w+:.*\n)*?\s+Default:) \d+`)
-		fast := re.ReplaceAll(b, []byte("$1 1"))
-		if string(fast) == string(b) {
-			t.Fatal("template.yaml: no JobHeartbeatSeconds Default")
-		}
-		return fast
-	})
+	tpl := templateWithHeartbeat(t, 1)
 	var (
 		mu   sync.Mutex
 		runs = map[string]int{}
@@ -48,60 +37,20 @@ func TestBacklogLongerThanTheHeartbeat(t *testing.T) {
 			return nil, ctx.Err()
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	app, err := devapp.Open(ctx, devapp.Config{DataDir: t.TempDir(), TemplatePath: tpl, Workers: 1, Jobs: registryOf(job)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close()
+	ctx := context.Background()
+	app, url := serve(t, devapp.Config{TemplatePath: tpl, Workers: 1, Jobs: registryOf(job)})
 	if app.Limits.HeartbeatSeconds != 1 {
 		t.Fatalf("limits %+v, want the edited 1 s heartbeat", app.Limits)
 	}
-	key, err := tenant.CreateKey(ctx, app.Tenants, "acme", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- app.Serve(ctx, ln) }()
-	defer func() { cancel(); <-served }()
+	c := newClient(t, url, keyFor(t, app, "acme"))
 
 	const jobs = 8
 	var ids []string
 	for i := range jobs {
-		body := fmt.Sprintf(`{"input":{"n":%d}}`, i)
-		req := httptest.NewRequest(http.MethodPost, "/start-execution", strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+key.APIKey)
-		w := httptest.NewRecorder()
-		app.Handler.ServeHTTP(w, req)
-		var out struct{ ExecutionID string }
-		if w.Code != http.StatusAccepted || json.Unmarshal(w.Body.Bytes(), &out) != nil {
-			t.Fatalf("start %d: %d %s", i, w.Code, w.Body)
-		}
-		ids = append(ids, out.ExecutionID)
+		ids = append(ids, c.startInput(t, map[string]int{"n": i}))
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	waitSucceeded(t, app, ids, 30*time.Second)
 	for _, id := range ids {
-		for {
-			e, err := app.Executions.GetExecution(ctx, "", id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if e.Status != longrun.StatusRunning {
-				if e.Status != longrun.StatusSucceeded {
-					t.Errorf("%s ended %s (%s: %s), want SUCCEEDED", id, e.Status, e.Error, e.Cause)
-				}
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s still RUNNING after 30 s", id)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
 		hist, err := app.Engine.History(ctx, app.Engine.ExecutionARN(id))
 		if err != nil {
 			t.Fatal(err)
@@ -120,6 +69,45 @@ func TestBacklogLongerThanTheHeartbeat(t *testing.T) {
 	for in, n := range runs {
 		if n != 1 {
 			t.Errorf("job %s ran %d times, want once", in, n)
+		}
+	}
+}
+
+// templateWithHeartbeat is a copy of the template whose JobHeartbeatSeconds
+// defaults to seconds.
+func templateWithHeartbeat(t *testing.T, seconds int) string {
+	t.Helper()
+	return copyTemplate(t, func(b []byte) []byte {
+		re := regexp.MustCompile(`(?m)(JobHeartbeatSeconds:\n(?:\s+\w+:.*\n)*?\s+Default:) \d+`)
+		edited := re.ReplaceAll(b, []byte(fmt.Sprintf("$1 %d", seconds)))
+		if string(edited) == string(b) {
+			t.Fatal("template.yaml: no JobHeartbeatSeconds Default")
+		}
+		return edited
+	})
+}
+
+// waitSucceeded waits, within d for them all, until each of ids has ended,
+// and reports each that ended other than SUCCEEDED.
+func waitSucceeded(t *testing.T, app *devapp.App, ids []string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for _, id := range ids {
+		for {
+			e, err := app.Executions.GetExecution(context.Background(), "", id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.Status != longrun.StatusRunning {
+				if e.Status != longrun.StatusSucceeded {
+					t.Errorf("%s ended %s (%s: %s), want SUCCEEDED", id, e.Status, e.Error, e.Cause)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s still RUNNING after %s", id, d)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	}
 }

@@ -48,16 +48,22 @@ func (c *client) do(t *testing.T, method, path string, body any) (int, []byte, h
 	return resp.StatusCode, out, resp.Header
 }
 
-// start starts an execution and returns its id.
+// start starts an execution of {} and returns its id.
 func (c *client) start(t *testing.T) string {
 	t.Helper()
-	code, out, _ := c.do(t, http.MethodPost, "/start-execution", map[string]any{"input": map[string]any{}})
+	return c.startInput(t, map[string]any{})
+}
+
+// startInput starts an execution of input and returns its id.
+func (c *client) startInput(t *testing.T, input any) string {
+	t.Helper()
+	code, out, _ := c.do(t, http.MethodPost, "/start-execution", map[string]any{"input": input})
 	if code != http.StatusAccepted {
 		t.Fatalf("start: %d %s", code, out)
 	}
 	var e struct{ ExecutionID string }
-	if err := json.Unmarshal(out, &e); err != nil {
-		t.Fatal(err)
+	if err := json.Unmarshal(out, &e); err != nil || e.ExecutionID == "" {
+		t.Fatalf("start: %d %s: no execution id (%v)", code, out, err)
 	}
 	return e.ExecutionID
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/longrun/longrun"
 	"github.com/longrun/longrun/internal/devapp"
-	"github.com/longrun/longrun/internal/tenant"
 )
 
 // copyTemplate copies the repository's template and state machines into a
@@ -46,15 +45,7 @@ func TestOpenFollowsTheTemplate(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			app, err := devapp.Open(context.Background(), devapp.Config{
-				DataDir:         t.TempDir(),
-				TemplatePath:    filepath.Join("..", "..", "template.yaml"),
-				WebhookSchedule: tt.schedule,
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer app.Close()
+			app := openApp(t, devapp.Config{WebhookSchedule: tt.schedule})
 			if app.Limits != (longrun.Limits{TimeoutSeconds: 890, HeartbeatSeconds: 60}) {
 				t.Errorf("limits %+v, want the template's JobTimeoutSeconds and JobHeartbeatSeconds defaults", app.Limits)
 			}
@@ -123,12 +114,7 @@ func orSame(edit func([]byte) []byte) func([]byte) []byte {
 // The local API throttles each tenant on its own.
 func TestOpenThrottlesPerTenant(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	app, err := devapp.Open(ctx, devapp.Config{DataDir: t.TempDir(), TemplatePath: filepath.Join("..", "..", "template.yaml"), RatePerTenant: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close()
+	app := openApp(t, devapp.Config{RatePerTenant: 1})
 	get := func(key string) int {
 		req := httptest.NewRequest(http.MethodGet, "/executions", nil)
 		req.Header.Set("Authorization", "Bearer "+key)
@@ -136,19 +122,12 @@ func TestOpenThrottlesPerTenant(t *testing.T) {
 		app.Handler.ServeHTTP(w, req)
 		return w.Code
 	}
-	acme, err := tenant.CreateKey(ctx, app.Tenants, "acme", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	globex, err := tenant.CreateKey(ctx, app.Tenants, "globex", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	codes := []int{get(acme.APIKey), get(acme.APIKey), get(acme.APIKey)}
+	acme, globex := keyFor(t, app, "acme"), keyFor(t, app, "globex")
+	codes := []int{get(acme), get(acme), get(acme)}
 	if codes[0] != 200 || codes[1] != 200 || codes[2] != http.StatusTooManyRequests {
 		t.Fatalf("acme's three requests at once got %v, want 200 200 429 (1/s, burst 2)", codes)
 	}
-	if code := get(globex.APIKey); code != 200 {
+	if code := get(globex); code != 200 {
 		t.Fatalf("another tenant got %d, want 200", code)
 	}
 }
@@ -157,16 +136,8 @@ func TestOpenThrottlesPerTenant(t *testing.T) {
 // and the refusal names the flag.
 func TestLoopbackRefusalNamesTheFlag(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	app, err := devapp.Open(ctx, devapp.Config{DataDir: t.TempDir(), TemplatePath: filepath.Join("..", "..", "template.yaml")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close()
-	key, err := tenant.CreateKey(ctx, app.Tenants, "dev", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	app := openApp(t, devapp.Config{})
+	key := keyFor(t, app, "dev")
 	for _, tt := range []struct {
 		url      string
 		wantFlag bool
@@ -177,7 +148,7 @@ func TestLoopbackRefusalNamesTheFlag(t *testing.T) {
 	} {
 		body := strings.NewReader(`{"input": {}, "callbackUrl": "` + tt.url + `"}`)
 		req := httptest.NewRequest(http.MethodPost, "/start-execution", body)
-		req.Header.Set("Authorization", "Bearer "+key.APIKey)
+		req.Header.Set("Authorization", "Bearer "+key)
 		req.Header.Set("Content-Type", "application/json")
 		rec := httptest.NewRecorder()
 		app.Handler.ServeHTTP(rec, req)
@@ -194,11 +165,7 @@ func TestLoopbackRefusalNamesTheFlag(t *testing.T) {
 // it, while an API client there still gets the API's answer.
 func TestConsoleIsServedBesideTheAPI(t *testing.T) {
 	t.Parallel()
-	app, err := devapp.Open(context.Background(), devapp.Config{DataDir: t.TempDir(), TemplatePath: filepath.Join("..", "..", "template.yaml")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close()
+	app := openApp(t, devapp.Config{})
 	get := func(path, auth string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest(http.MethodGet, path, nil)
 		if auth != "" {
@@ -233,19 +200,8 @@ func TestConsoleIsServedBesideTheAPI(t *testing.T) {
 func TestConsoleTraceIsTenantIsolated(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	app, err := devapp.Open(ctx, devapp.Config{DataDir: t.TempDir(), TemplatePath: filepath.Join("..", "..", "template.yaml")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close()
-	owner, err := tenant.CreateKey(ctx, app.Tenants, "owner", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := tenant.CreateKey(ctx, app.Tenants, "other", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	app := openApp(t, devapp.Config{})
+	owner, other := keyFor(t, app, "owner"), keyFor(t, app, "other")
 	e := &longrun.Execution{ID: "01a00000-0000-7000-8000-000000000002", Tenant: "owner", Status: longrun.StatusRunning, Input: []byte(`{}`), StartDate: time.Now()}
 	e.ARN = app.Engine.ExecutionARN(e.ID)
 	if _, _, err := app.Executions.CreateExecution(ctx, e); err != nil {
@@ -254,7 +210,7 @@ func TestConsoleTraceIsTenantIsolated(t *testing.T) {
 	for _, tt := range []struct {
 		key  string
 		want int
-	}{{owner.APIKey, http.StatusOK}, {other.APIKey, http.StatusNotFound}} {
+	}{{owner, http.StatusOK}, {other, http.StatusNotFound}} {
 		req := httptest.NewRequest(http.MethodGet, "/ui/api/executions/"+e.ID+"/trace", nil)
 		req.Header.Set("Authorization", "Bearer "+tt.key)
 		rec := httptest.NewRecorder()
@@ -272,19 +228,11 @@ func TestConsoleTraceIsTenantIsolated(t *testing.T) {
 // naming the address it means, as the dotted spelling is.
 func TestStartRefusesOddIPv4Callbacks(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	app, err := devapp.Open(ctx, devapp.Config{DataDir: t.TempDir(), TemplatePath: filepath.Join("..", "..", "template.yaml")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close()
-	key, err := tenant.CreateKey(ctx, app.Tenants, "acme", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	app := openApp(t, devapp.Config{})
+	key := keyFor(t, app, "acme")
 	for _, u := range []string{"http://127.0.0.1/", "http://2130706433/", "http://0x7f000001/", "http://127.1/", "http://0177.0.0.1/", "http://0x7f.1/"} {
 		req := httptest.NewRequest(http.MethodPost, "/start-execution", strings.NewReader(`{"input":{},"callbackUrl":"`+u+`"}`))
-		req.Header.Set("Authorization", "Bearer "+key.APIKey)
+		req.Header.Set("Authorization", "Bearer "+key)
 		w := httptest.NewRecorder()
 		app.Handler.ServeHTTP(w, req)
 		if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "127.0.0.1") {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"regexp"
 	"sync"
 	"testing"
 	"time"
@@ -19,10 +17,7 @@ import (
 // itself received again meanwhile, and the tenant never past its share.
 func TestFairShareHoldsBackPastTheLease(t *testing.T) {
 	t.Parallel()
-	tpl := copyTemplate(t, func(b []byte) []byte {
-		re := regexp.MustCompile(`(?m)(JobHeartbeatSeconds:\n(?:\s+\w+:.*\n)*?\s+Default:) \d+`)
-		return re.ReplaceAll(b, []byte("$1 1"))
-	})
+	tpl := templateWithHeartbeat(t, 1)
 	var (
 		mu        sync.Mutex
 		runs      = map[string]int{}
@@ -46,32 +41,9 @@ func TestFairShareHoldsBackPastTheLease(t *testing.T) {
 	c := newClient(t, url, keyFor(t, app, "acme"))
 	var ids []string
 	for i := range 4 {
-		code, body, _ := c.do(t, http.MethodPost, "/start-execution", map[string]any{"input": map[string]int{"n": i}})
-		var out struct{ ExecutionID string }
-		if err := json.Unmarshal(body, &out); err != nil || code != http.StatusAccepted {
-			t.Fatalf("start %d: %d %s", i, code, body)
-		}
-		ids = append(ids, out.ExecutionID)
+		ids = append(ids, c.startInput(t, map[string]int{"n": i}))
 	}
-	deadline := time.Now().Add(40 * time.Second)
-	for _, id := range ids {
-		for {
-			e, err := app.Executions.GetExecution(context.Background(), "", id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if e.Status != longrun.StatusRunning {
-				if e.Status != longrun.StatusSucceeded {
-					t.Errorf("%s ended %s %s %s", id, e.Status, e.Error, e.Cause)
-				}
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s still RUNNING after 40 s", id)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	waitSucceeded(t, app, ids, 40*time.Second)
 	mu.Lock()
 	defer mu.Unlock()
 	for i := range 4 {

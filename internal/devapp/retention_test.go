@@ -3,8 +3,6 @@ package devapp_test
 import (
 	"context"
 	"database/sql"
-	"net"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -60,35 +58,14 @@ func TestRetentionSweep(t *testing.T) {
 // test ends; swept receives after every sweep (one runs at start).
 func serveRetained(t *testing.T, clock *fakeclock.Clock) (*devapp.App, *client, <-chan struct{}) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	app, err := devapp.Open(ctx, devapp.Config{
-		DataDir: t.TempDir(), TemplatePath: filepath.Join("..", "..", "template.yaml"), Jobs: registryOf(noop.Job),
-		Retention: time.Hour, Clock: clock.Now, Timer: clock,
-	})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
+	app := openApp(t, devapp.Config{Jobs: registryOf(noop.Job), Retention: time.Hour, Clock: clock.Now, Timer: clock})
 	swept := make(chan struct{}, 16)
-	app.OnSweep(func() { swept <- struct{}{} })
-	key, err := tenant.CreateKey(ctx, app.Tenants, "acme", clock.Now())
+	app.OnSweep(func() { swept <- struct{}{} }) // before Serve: it sweeps at start
+	key, err := tenant.CreateKey(context.Background(), app.Tenants, "acme", clock.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- app.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Error(err)
-		}
-		app.Close()
-	})
-	return app, newClient(t, "http://"+ln.Addr().String(), key.APIKey), swept
+	return app, newClient(t, listen(t, app), key.APIKey), swept
 }
 
 func count(t *testing.T, app *devapp.App, query string) int {

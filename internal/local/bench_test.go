@@ -25,18 +25,7 @@ import (
 func BenchmarkExecutions(b *testing.B) {
 	ctx, cancel := context.WithCancel(b.Context())
 	defer cancel()
-	db, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "longrun.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	queue := sqlite.NewQueue(db, "jobs", sqlite.QueueConfig{})
-	noop := func(context.Context, json.RawMessage) (json.RawMessage, error) { return json.RawMessage(`{}`), nil }
-	cfg := testConfig(b, db, queue, map[string]Function{"notify": noop, "events": noop, "echo": noop})
-	e, err := New(ctx, cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
+	e, queue := benchEngine(ctx, b)
 	var ended, failed atomic.Int64
 	all := make(chan struct{})
 	e.onFinish = func(_ string, status longrun.Status) {
@@ -126,17 +115,7 @@ func BenchmarkExecutions(b *testing.B) {
 func BenchmarkMap(b *testing.B) {
 	ctx, cancel := context.WithCancel(b.Context())
 	defer cancel()
-	db, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "longrun.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	queue := sqlite.NewQueue(db, "jobs", sqlite.QueueConfig{})
-	noop := func(context.Context, json.RawMessage) (json.RawMessage, error) { return json.RawMessage(`{}`), nil }
-	e, err := New(ctx, testConfig(b, db, queue, map[string]Function{"notify": noop, "events": noop, "echo": noop}))
-	if err != nil {
-		b.Fatal(err)
-	}
+	e, _ := benchEngine(ctx, b)
 	ended := make(chan longrun.Status, 1)
 	e.onFinish = func(_ string, status longrun.Status) { ended <- status }
 	var wg sync.WaitGroup
@@ -166,4 +145,22 @@ func BenchmarkMap(b *testing.B) {
 	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(b.N)/(1<<20), "alloc-MiB/map")
 	b.ReportMetric(float64(after.HeapInuse)/(1<<20), "heap-MiB")
 	b.ReportMetric(0, "ns/op")
+}
+
+// benchEngine is an engine with no-op functions on a WAL SQLite file
+// (closed when b ends) and its jobs queue.
+func benchEngine(ctx context.Context, b *testing.B) (*Engine, *sqlite.Queue) {
+	b.Helper()
+	db, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "longrun.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	queue := sqlite.NewQueue(db, "jobs", sqlite.QueueConfig{})
+	noop := func(context.Context, json.RawMessage) (json.RawMessage, error) { return json.RawMessage(`{}`), nil }
+	e, err := New(ctx, testConfig(b, db, queue, map[string]Function{"notify": noop, "events": noop, "echo": noop}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return e, queue
 }

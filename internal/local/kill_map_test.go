@@ -1,17 +1,12 @@
 package local
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -87,46 +82,15 @@ func TestKill9MidMap(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), hostEnv+"="+path, hostMapEnv+"=1")
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	answered := 0
-	lines := bufio.NewScanner(out)
-	for answered < killMapItems/2 && lines.Scan() {
-		if strings.HasPrefix(lines.Text(), "answered ") {
-			answered++
-		}
-	}
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	var exitErr *exec.ExitError
-	if err := cmd.Wait(); !errors.As(err, &exitErr) {
-		t.Fatalf("host: %v (answered %d before the kill)", err, answered)
-	}
-	if answered < killMapItems/2 {
-		t.Fatalf("the host answered only %d items before exiting", answered)
-	}
+	killHost(ctx, t, path, []string{hostMapEnv + "=1"}, "answered ", killMapItems/2)
 
 	k, err := openKillEngine(ctx, path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer k.db.Close()
 	// The Map's machine is the admitted one here, as longrun's is in longrun dev.
 	k.e.main = "fanout"
-	runCtx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = k.e.Run(runCtx) })
-	wg.Go(func() { k.workFanout(runCtx, func(int) {}) })
-	defer func() { stop(); wg.Wait() }()
+	k.runUntilCleanup(ctx, t, func(ctx context.Context) { k.workFanout(ctx, func(int) {}) })
 
 	arn := executionARN(k.e.machines["fanout"], "map-1")
 	var d *Description

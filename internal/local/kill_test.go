@@ -142,45 +142,14 @@ func TestKill9(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), hostEnv+"="+path)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ended := 0
-	lines := bufio.NewScanner(out)
-	for ended < 5 && lines.Scan() {
-		if strings.HasPrefix(lines.Text(), "ended ") {
-			ended++
-		}
-	}
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	var exitErr *exec.ExitError
-	if err := cmd.Wait(); !errors.As(err, &exitErr) {
-		t.Fatalf("host: %v (ended %d before the kill)", err, ended)
-	}
-	if ended < 5 {
-		t.Fatalf("the host ended only %d executions before exiting", ended)
-	}
+	killHost(ctx, t, path, nil, "ended ", 5)
 
 	done := make(chan struct{}, killJobs)
 	k, err := openKillEngine(ctx, path, func(string, longrun.Status) { done <- struct{}{} })
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer k.db.Close()
-	runCtx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = k.e.Run(runCtx) })
-	wg.Go(func() { k.work(runCtx) })
-	defer func() { stop(); wg.Wait() }()
+	k.runUntilCleanup(ctx, t, k.work)
 
 	for i := range killJobs {
 		arn := k.e.ExecutionARN(fmt.Sprintf("job-%02d", i))
@@ -217,6 +186,54 @@ func TestKill9(t *testing.T) {
 	if n := k.leftInQueue(t); n != 0 {
 		t.Errorf("%d task messages left in the queue", n)
 	}
+}
+
+// killHost runs this test binary as an engine host on path (env says
+// which), reads its output until n lines start with prefix, then kills it
+// with SIGKILL and checks that it died of it.
+func killHost(ctx context.Context, t *testing.T, path string, env []string, prefix string, n int) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+	cmd.Env = append(append(os.Environ(), hostEnv+"="+path), env...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	lines := bufio.NewScanner(out)
+	for seen < n && lines.Scan() {
+		if strings.HasPrefix(lines.Text(), prefix) {
+			seen++
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var exitErr *exec.ExitError
+	if err := cmd.Wait(); !errors.As(err, &exitErr) {
+		t.Fatalf("host: %v (%d %q lines before the kill)", err, seen, prefix)
+	}
+	if seen < n {
+		t.Fatalf("the host printed only %d %q lines before exiting, want %d", seen, prefix, n)
+	}
+}
+
+// runUntilCleanup runs the restarted engine and work beside it until the
+// test ends, then closes the database.
+func (k *killEngine) runUntilCleanup(ctx context.Context, t *testing.T, work func(context.Context)) {
+	runCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = k.e.Run(runCtx) })
+	wg.Go(func() { work(runCtx) })
+	t.Cleanup(func() {
+		stop()
+		wg.Wait()
+		k.db.Close()
+	})
 }
 
 func (k *killEngine) leftInQueue(t *testing.T) int {

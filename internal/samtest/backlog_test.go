@@ -8,12 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 
 	"github.com/longrun/longrun"
-	"github.com/longrun/longrun/internal/awstest"
 )
 
 // TestBacklogOnKumo is the backlog test of internal/devapp on the AWS path:
@@ -27,12 +25,7 @@ import (
 // long as a task may live, so queue time cannot trip it here either.
 func TestBacklogOnKumo(t *testing.T) {
 	t.Parallel()
-	k := awstest.Kumo(t)
-	k.ServeIntegrations(t)
-	sink := newNotifySink()
-	notifyFn := k.ServeFunction(t, awstest.UniqueName("notify"), 30*time.Second, lambda.NewHandler(sink.handle))
-	f := newFixture(t, stateMachineDefs{deliver: passDefinition}, notifyFn.ARN)
-	f.sink = sink
+	f := newSinkFixture(t)
 
 	var (
 		mu   sync.Mutex
@@ -83,7 +76,7 @@ func TestBacklogOnKumo(t *testing.T) {
 		if out := f.ended(t, in.ExecutionARN); out.Status != "SUCCEEDED" {
 			t.Errorf("%s ended %s", in.ExecutionID, out.Status)
 		}
-		hist, err := k.SFN().GetExecutionHistory(ctx, &sfn.GetExecutionHistoryInput{ExecutionArn: aws.String(in.ExecutionARN)})
+		hist, err := f.emu.SFN().GetExecutionHistory(ctx, &sfn.GetExecutionHistoryInput{ExecutionArn: aws.String(in.ExecutionARN)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -125,12 +125,7 @@ func (r *receiver) event(t *testing.T, id string) webhook.Event {
 // one webhook needs the deliver state machine, one execution is stopped.
 func TestEndToEnd(t *testing.T) {
 	t.Parallel()
-	for _, e := range awstest.Emulators {
-		t.Run(e.Name, func(t *testing.T) {
-			t.Parallel()
-			testEndToEnd(t, e.Start(t))
-		})
-	}
+	awstest.OnEach(t, testEndToEnd)
 }
 
 func testEndToEnd(t *testing.T, k awstest.Emulator) {

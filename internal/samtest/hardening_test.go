@@ -11,11 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-lambda-go/lambda"
-
 	"github.com/longrun/longrun"
 	"github.com/longrun/longrun/internal/awsapp"
-	"github.com/longrun/longrun/internal/awstest"
 	"github.com/longrun/longrun/internal/template"
 )
 
@@ -214,12 +211,7 @@ func TestSamconfigBuildsInSource(t *testing.T) {
 // clients, one of them reporting progress after its record ended.
 func TestPollerPolicyIsExact(t *testing.T) {
 	t.Parallel()
-	k := awstest.Kumo(t)
-	k.ServeIntegrations(t)
-	sink := newNotifySink()
-	notifyFn := k.ServeFunction(t, awstest.UniqueName("notify"), 30*time.Second, lambda.NewHandler(sink.handle))
-	f := newFixture(t, stateMachineDefs{deliver: passDefinition}, notifyFn.ARN)
-	f.sink = sink
+	f := newSinkFixture(t)
 	rec := f.recorder()
 	// `longrun worker` is configured with both queues (the stack's
 	// JobsQueueUrl and LongJobsQueueUrl outputs).

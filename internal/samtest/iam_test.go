@@ -116,6 +116,20 @@ func newFixtureOn(t *testing.T, emu awstest.Emulator, defs stateMachineDefs, not
 
 // app builds the function's handlers as its main does, from the
 // environment the template gives it (plus overrides), with recorded clients.
+// appToDownReceiver is f.app for function, allowed to post webhooks to
+// loopback (the one difference from AWS), and a receiver there that is down
+// (503) until the test ends: the attempt fails and the next is scheduled.
+func (f *fixture) appToDownReceiver(t *testing.T, function string, rec *recorder) (*awsapp.App, *httptest.Server) {
+	t.Helper()
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(receiver.Close)
+	app := f.app(t, function, rec, nil)
+	app.Config.WebhookPolicy = delivery.Policy{AllowLoopback: true}
+	return app, receiver
+}
+
 func (f *fixture) app(t *testing.T, function string, rec *recorder, overrides map[string]string) *awsapp.App {
 	t.Helper()
 	env := f.env(t, function)
@@ -154,10 +168,26 @@ func (f *fixture) recorder() *recorder {
 // state machine.
 func (f *fixture) seedExecution(t *testing.T, id, callback string, orchestrate bool, outcome *longrun.Outcome) *longrun.Execution {
 	t.Helper()
+	return f.seedAt(t, id, time.Now().UTC(), callback, orchestrate, outcome)
+}
+
+// seedPending stores a RUNNING execution of the events' tenant started at
+// start, as a start cut short leaves it: marked start-pending; with
+// orchestrate its state machine did start.
+func (f *fixture) seedPending(t *testing.T, start time.Time, callback string, orchestrate bool) string {
+	t.Helper()
+	id := longrun.NewExecutionID()
+	f.seedAt(t, id, start, callback, orchestrate, nil)
+	return id
+}
+
+// seedAt is seedExecution of an execution started at start.
+func (f *fixture) seedAt(t *testing.T, id string, start time.Time, callback string, orchestrate bool, outcome *longrun.Outcome) *longrun.Execution {
+	t.Helper()
 	ctx := context.Background()
 	e := &longrun.Execution{
 		ID: id, ARN: f.engine.ExecutionARN(id), Tenant: eventTenant, Status: longrun.StatusRunning,
-		Input: json.RawMessage(`{"seconds":1}`), CallbackURL: callback, StartDate: time.Now().UTC(),
+		Input: json.RawMessage(`{"seconds":1}`), CallbackURL: callback, StartDate: start,
 	}
 	if _, _, err := f.store.CreateExecution(ctx, e); err != nil {
 		t.Fatal(err)
@@ -175,30 +205,6 @@ func (f *fixture) seedExecution(t *testing.T, id, callback string, orchestrate b
 		}
 	}
 	return e
-}
-
-// seedPending stores a RUNNING execution of the events' tenant started at
-// start, as a start cut short leaves it: marked start-pending; with
-// orchestrate its state machine did start.
-func (f *fixture) seedPending(t *testing.T, start time.Time, callback string, orchestrate bool) string {
-	t.Helper()
-	ctx := context.Background()
-	id := longrun.NewExecutionID()
-	e := &longrun.Execution{
-		ID: id, ARN: f.engine.ExecutionARN(id), Tenant: eventTenant, Status: longrun.StatusRunning,
-		Input: json.RawMessage(`{"seconds":1}`), CallbackURL: callback, StartDate: start,
-	}
-	if _, _, err := f.store.CreateExecution(ctx, e); err != nil {
-		t.Fatal(err)
-	}
-	if orchestrate {
-		err := f.engine.StartExecution(ctx, longrun.StateInput{ExecutionID: id, ExecutionARN: e.ARN, Input: e.Input,
-			Limits: longrun.Limits{TimeoutSeconds: 60, HeartbeatSeconds: 30}})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	return id
 }
 
 // httpEvent is events/<name> with its path's id replaced by id.
@@ -364,12 +370,7 @@ var scenarios = map[string]func(t *testing.T, f *fixture, rec *recorder){
 		// start (only the marker's clear was lost), one to start, and one
 		// past the time a start is retried, to fail with a webhook to a
 		// receiver that is down (so the deliver state machine is started).
-		receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			w.WriteHeader(http.StatusServiceUnavailable)
-		}))
-		t.Cleanup(receiver.Close)
-		app := f.app(t, "SettleFunction", rec, nil)
-		app.Config.WebhookPolicy = delivery.Policy{AllowLoopback: true}
+		app, receiver := f.appToDownReceiver(t, "SettleFunction", rec)
 		h, err := app.Settle()
 		if err != nil {
 			t.Fatal(err)
@@ -392,12 +393,7 @@ var scenarios = map[string]func(t *testing.T, f *fixture, rec *recorder){
 		// A receiver on loopback that is down for maintenance: the attempt
 		// fails, so notify schedules the next one on the deliver state
 		// machine. Only the webhook policy differs from AWS, to reach it.
-		receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			w.WriteHeader(http.StatusServiceUnavailable)
-		}))
-		t.Cleanup(receiver.Close)
-		app := f.app(t, "NotifyFunction", rec, nil)
-		app.Config.WebhookPolicy = delivery.Policy{AllowLoopback: true}
+		app, receiver := f.appToDownReceiver(t, "NotifyFunction", rec)
 		h, err := app.Notify()
 		if err != nil {
 			t.Fatal(err)

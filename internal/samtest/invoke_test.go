@@ -418,12 +418,7 @@ var invocations = map[string]invocation{
 // events/ and the environment the template gives it, against kumo.
 func TestInvoke(t *testing.T) {
 	t.Parallel()
-	k := awstest.Kumo(t)
-	k.ServeIntegrations(t)
-	sink := newNotifySink()
-	notifyFn := k.ServeFunction(t, awstest.UniqueName("notify"), 30*time.Second, lambda.NewHandler(sink.handle))
-	f := newFixture(t, stateMachineDefs{deliver: passDefinition}, notifyFn.ARN)
-	f.sink = sink
+	f := newSinkFixture(t)
 	for _, fn := range sortedKeys(invocations) {
 		if *invokeFn != "" && fn != *invokeFn {
 			continue
@@ -466,6 +461,19 @@ func TestInvoke(t *testing.T) {
 type notifySink struct {
 	mu   sync.Mutex
 	reqs map[string]chan longrun.NotifyRequest
+}
+
+// newSinkFixture is a fixture on kumo, with its integrations served, whose
+// state machines send notify to a sink (f.sink).
+func newSinkFixture(t *testing.T) *fixture {
+	t.Helper()
+	k := awstest.Kumo(t)
+	k.ServeIntegrations(t)
+	sink := newNotifySink()
+	notifyFn := k.ServeFunction(t, awstest.UniqueName("notify"), 30*time.Second, lambda.NewHandler(sink.handle))
+	f := newFixture(t, stateMachineDefs{deliver: passDefinition}, notifyFn.ARN)
+	f.sink = sink
+	return f
 }
 
 func newNotifySink() *notifySink { return &notifySink{reqs: map[string]chan longrun.NotifyRequest{}} }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
@@ -112,12 +111,7 @@ func receive(t *testing.T, k awstest.Emulator, url string, waitSeconds int32) []
 // runs past it is failed with Job.Timeout, which reaches notify.
 func TestJobLimitFromReceiptOnKumo(t *testing.T) {
 	t.Parallel()
-	k := awstest.Kumo(t)
-	k.ServeIntegrations(t)
-	sink := newNotifySink()
-	notifyFn := k.ServeFunction(t, awstest.UniqueName("notify"), 30*time.Second, lambda.NewHandler(sink.handle))
-	f := newFixture(t, stateMachineDefs{deliver: passDefinition}, notifyFn.ARN)
-	f.sink = sink
+	f := newSinkFixture(t)
 	app := f.app(t, "WorkerFunction", nil, map[string]string{awsapp.EnvJobHeartbeatSeconds: "1"})
 	app.Jobs = longrun.NewRegistry()
 	app.Jobs.Handle("quick", func(context.Context, json.RawMessage, func(longrun.Progress)) (json.RawMessage, error) {

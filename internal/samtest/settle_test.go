@@ -118,12 +118,7 @@ func (p *awsPath) cutStart(t *testing.T, start awsapp.APIHandler, describe awsap
 // Execution.StartFailed and sends that webhook. On kumo and on moto.
 func TestSettleCutStarts(t *testing.T) {
 	t.Parallel()
-	for _, e := range awstest.Emulators {
-		t.Run(e.Name, func(t *testing.T) {
-			t.Parallel()
-			testSettleCutStarts(t, e.Start(t))
-		})
-	}
+	awstest.OnEach(t, testSettleCutStarts)
 }
 
 func testSettleCutStarts(t *testing.T, k awstest.Emulator) {
@@ -235,12 +230,7 @@ func testSettleCutStarts(t *testing.T, k awstest.Emulator) {
 // deliver state machine runs one more round, which the receiver gets once.
 func TestConcurrentRedeliversStartOneRoundOnAWS(t *testing.T) {
 	t.Parallel()
-	for _, e := range awstest.Emulators {
-		t.Run(e.Name, func(t *testing.T) {
-			t.Parallel()
-			testConcurrentRedelivers(t, e.Start(t))
-		})
-	}
+	awstest.OnEach(t, testConcurrentRedelivers)
 }
 
 func testConcurrentRedelivers(t *testing.T, k awstest.Emulator) {
