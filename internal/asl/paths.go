@@ -124,6 +124,15 @@ func shorthand(name string) bool {
 	return true
 }
 
+// readsInput reports whether a `$$` path may read $$.Execution.Input:
+// any path but a reference path into another part of the context object.
+func (p *path) readsInput() bool {
+	if !p.singular || len(p.ref) < 2 {
+		return true
+	}
+	return p.ref[0] == "Execution" && p.ref[1] == "Input"
+}
+
 // parseRefPath compiles a Reference Path: a path that identifies exactly one
 // node (names and indexes only, no `..`, wildcards, slices or filters).
 func parseRefPath(s string) (*path, error) {
@@ -148,7 +157,7 @@ func (p *path) get(input any, env *call) (any, error) {
 	doc := input
 	switch {
 	case p.context:
-		doc = env.ctx()
+		doc = env.ctxFor(p)
 	case p.variable != "":
 		v, ok := env.variable(p.variable)
 		if !ok {

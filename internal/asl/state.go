@@ -64,6 +64,10 @@ type call struct {
 	c     Context
 	obj   any
 	built bool
+	// lite is the context object without Execution.Input, for the paths
+	// that cannot read it ($$.Task.Token, $$.Execution.Id, ...): decoding
+	// the execution's input for them cost as much as the state's own.
+	lite  any
 	vs    map[string]any
 	vread bool
 }
@@ -88,10 +92,27 @@ func (cl *call) variable(name string) (any, bool) {
 
 func (cl *call) ctx() any {
 	if !cl.built {
-		cl.obj = contextObject(&cl.c)
+		cl.obj = contextObject(&cl.c, true)
 		cl.built = true
 	}
 	return cl.obj
+}
+
+// resetCtx drops the context objects built so far, after a change to cl.c.
+func (cl *call) resetCtx() {
+	cl.obj, cl.built, cl.lite = nil, false, nil
+}
+
+// ctxFor is the context object p reads: without Execution.Input if p
+// cannot read it.
+func (cl *call) ctxFor(p *path) any {
+	if p.readsInput() {
+		return cl.ctx()
+	}
+	if cl.lite == nil {
+		cl.lite = contextObject(&cl.c, false)
+	}
+	return cl.lite
 }
 
 func (m *StateMachine) newCall(name string, input json.RawMessage, c *Context) (state, *call, error) {
@@ -173,9 +194,9 @@ func (m *StateMachine) taskFailed(name string, input json.RawMessage, errName, c
 // timeFormat is how Step Functions writes times in the context object.
 const timeFormat = "2006-01-02T15:04:05.000Z"
 
-func contextObject(c *Context) any {
+func contextObject(c *Context, withInput bool) any {
 	var input any
-	if len(c.Execution.Input) > 0 {
+	if withInput && len(c.Execution.Input) > 0 {
 		if v, err := decodeJSON(c.Execution.Input); err == nil {
 			input = v
 		}

@@ -313,7 +313,7 @@ func (h *handlers) retryAt(cl *call, e *stateError, retries []int, now time.Time
 		for _, n := range counts {
 			cl.c.State.RetryCount += n
 		}
-		cl.built = false
+		cl.resetCtx()
 		return counts, now.Add(delay), true
 	}
 	return nil, time.Time{}, false
