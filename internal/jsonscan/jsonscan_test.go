@@ -1,0 +1,88 @@
+package jsonscan_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/longrun/longrun/internal/jsonscan"
+)
+
+// cases are texts where a tokenizer could part from encoding/json.
+var cases = []string{
+	`{}`, `[]`, `null`, ` null `, `0`, `"s"`, `true`, ``, ` `, `{`, `}`, `{"a":1}`, ` { "a" : [1, {"a": 2}] } `,
+	`{"a":1,"a":2}`, `{"A":1}`, `{"a":1,"A":2}`, `{"A":1,"a":2}`, `{"\u0061":3}`, `{"b":1}`, `{"a":null}`,
+	`{"a":"x\"y"}`, "{\"a\":\"\xff\"}", "{\"\xff\":1,\"a\":2}", `{"k":1}`, "{\"\u212a\":1}", `{"a":1}x`, `{"a":1} {}`,
+	`{"a":1,}`, `{"a" 1}`, `{"a":01}`, `{"a":1e}`, `{"a":-}`, `{"a":"\ud800"}`, `{"a":"\x"}`, "{\"a\":\"\x01\"}",
+	`[1,2]`, `{"a":{"b":[1,2,3]},"c":"d"}`, strings.Repeat("[", 10001) + strings.Repeat("]", 10001),
+	`{"a":` + strings.Repeat("[", 9999) + strings.Repeat("]", 9999) + `}`,
+}
+
+func FuzzValid(f *testing.F) {
+	for _, c := range cases {
+		f.Add([]byte(c))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if got, want := jsonscan.Valid(data), json.Valid(data); got != want {
+			t.Fatalf("Valid(%q) = %v, json.Valid: %v", data, got, want)
+		}
+	})
+}
+
+func FuzzField(f *testing.F) {
+	for _, c := range cases {
+		f.Add([]byte(c))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, name := range []string{"a", "k"} {
+			checkField(t, data, name)
+		}
+	})
+}
+
+// checkField compares Field with decoding into a struct with one field.
+func checkField(t *testing.T, data []byte, name string) {
+	t.Helper()
+	var want json.RawMessage
+	var wantErr error
+	if name == "a" {
+		var s struct {
+			A json.RawMessage `json:"a"`
+		}
+		wantErr = json.Unmarshal(data, &s)
+		want = s.A
+	} else {
+		var s struct {
+			K json.RawMessage `json:"k"`
+		}
+		wantErr = json.Unmarshal(data, &s)
+		want = s.K
+	}
+	got, found, err := jsonscan.Field(data, name)
+	if (err != nil) != (wantErr != nil) {
+		t.Fatalf("Field(%q, %q): error %v, encoding/json: %v", data, name, err, wantErr)
+	}
+	if err == nil && (found != (want != nil) || !bytes.Equal(got, want)) {
+		t.Fatalf("Field(%q, %q) = %s %v, encoding/json: %s", data, name, got, found, want)
+	}
+}
+
+func TestMatchesEncodingJSON(t *testing.T) {
+	t.Parallel()
+	for _, c := range cases {
+		if got, want := jsonscan.Valid([]byte(c)), json.Valid([]byte(c)); got != want {
+			t.Errorf("Valid(%q) = %v, json.Valid: %v", c, got, want)
+		}
+		checkField(t, []byte(c), "a")
+		checkField(t, []byte(c), "k")
+	}
+}
+
+func TestFieldNotAnObject(t *testing.T) {
+	t.Parallel()
+	_, _, err := jsonscan.Field([]byte(`[1]`), "a")
+	if err == nil || !strings.Contains(err.Error(), "an array, not an object") {
+		t.Fatalf("Field of an array: %v", err)
+	}
+}
