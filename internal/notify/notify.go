@@ -110,6 +110,16 @@ var emptyObject = json.RawMessage(`{}`)
 // returned, so the caller retries; a webhook that fails never is — the
 // failure is recorded in the delivery and retried on the schedule.
 func (n *Notifier) Handle(ctx context.Context, raw json.RawMessage) (json.RawMessage, error) {
+	// A finalize carries the job's output: decode it once, as the request
+	// and the probe together. Anything else, or an error, goes the long way
+	// (probe, then the request or the event), whose errors say what is wrong.
+	var req struct {
+		longrun.NotifyRequest
+		DetailType string `json:"detail-type"`
+	}
+	if json.Unmarshal(raw, &req) == nil && req.DetailType == "" && req.Action == longrun.NotifyFinalize && req.ExecutionID != "" {
+		return n.finalize(ctx, req.NotifyRequest)
+	}
 	var probe struct {
 		Action     string `json:"action"`
 		DetailType string `json:"detail-type"`
