@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -109,4 +110,70 @@ func kindName(k jsontext.Kind) string {
 		return "an array"
 	}
 	return "not a value"
+}
+
+// Canonical reports whether data is exactly what json.Marshal writes for
+// the value data decodes to (with UseNumber): compact, the names of each
+// object sorted and unique, numbers as written, and strings without an
+// escape or a character json.Marshal escapes (<, >, &, U+2028, U+2029,
+// invalid UTF-8). A client's input usually is (JSON.stringify and
+// json.Marshal of a struct write it so but for key order), and then
+// decoding and encoding it again would give the same bytes. It may say
+// false for a text that is canonical with escapes in it: that only costs
+// the re-encoding.
+func Canonical(data []byte) bool {
+	d := jsontext.NewDecoder(bytes.NewBuffer(data), lenient...)
+	type object struct {
+		last  string
+		names int
+	}
+	var objects []object
+	var prev int64
+	for first := true; first || d.StackDepth() > 0; first = false {
+		tok, err := d.ReadToken()
+		if err != nil {
+			return false
+		}
+		end := d.InputOffset()
+		raw := data[prev:end]
+		prev = end
+		// Each token follows nothing, a comma or a colon, and no whitespace.
+		if len(raw) > 0 && (raw[0] == ',' || raw[0] == ':') {
+			raw = raw[1:]
+		}
+		if len(raw) == 0 || raw[0] == ' ' || raw[0] == '\t' || raw[0] == '\n' || raw[0] == '\r' {
+			return false
+		}
+		switch tok.Kind() {
+		case '{':
+			objects = append(objects, object{})
+		case '}':
+			objects = objects[:len(objects)-1]
+		case '"':
+			if !plainString(raw) {
+				return false
+			}
+			if kind, n := d.StackIndex(d.StackDepth()); kind == '{' && n%2 == 1 { // a name
+				o := &objects[len(objects)-1]
+				name := tok.String()
+				if o.names > 0 && name <= o.last {
+					return false
+				}
+				o.last, o.names = name, o.names+1
+			}
+		}
+	}
+	return prev == int64(len(data)) && atEnd(d) == nil // nothing after the value, not even whitespace
+}
+
+// plainString reports whether the string token raw holds no escape and
+// nothing json.Marshal would escape.
+func plainString(raw []byte) bool {
+	s := raw[1 : len(raw)-1]
+	for _, c := range []byte{'\\', '<', '>', '&'} {
+		if bytes.IndexByte(s, c) >= 0 {
+			return false
+		}
+	}
+	return utf8.Valid(s) && !bytes.Contains(s, []byte("\u2028")) && !bytes.Contains(s, []byte("\u2029"))
 }

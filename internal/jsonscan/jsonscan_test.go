@@ -86,3 +86,53 @@ func TestFieldNotAnObject(t *testing.T) {
 		t.Fatalf("Field of an array: %v", err)
 	}
 }
+
+var canonicalCases = []struct {
+	text string
+	want bool
+}{
+	{`{}`, true}, {`[]`, true}, {`null`, true}, {`-1.50e+3`, true}, {`"x"`, true}, {`{"a":1,"b":[1,"2",{"c":null}]}`, true},
+	{`{"":0,"a":1}`, true}, {"{\"\u00e9\":\"\u00e8\"}", true}, {`{"a":{"b":{},"c":[]},"d":true}`, true},
+	{` {}`, false}, {`{} `, false}, {`{ }`, false}, {`[1, 2]`, false}, {`{"a": 1}`, false}, {`{"a" :1}`, false},
+	{`{"b":1,"a":2}`, false}, {`{"a":1,"a":2}`, false}, {`{"a":{"c":1,"b":2}}`, false}, {`{"a":1,"b":{"a":1}}`, true},
+	{`"a<b"`, false}, {`"a&b"`, false}, {`"\u003c"`, false}, {`"\n"`, false}, {`"\/"`, false}, {"\"\u2028\"", false},
+	{"\"\xff\"", false}, {`{"a":1}x`, false}, {`{`, false}, {``, false}, {`{}{}`, false}, {`1 2`, false}, {`[]1`, false},
+}
+
+func TestCanonical(t *testing.T) {
+	t.Parallel()
+	for _, c := range canonicalCases {
+		if got := jsonscan.Canonical([]byte(c.text)); got != c.want {
+			t.Errorf("Canonical(%q) = %v, want %v", c.text, got, c.want)
+		}
+		checkCanonical(t, []byte(c.text))
+	}
+}
+
+func FuzzCanonical(f *testing.F) {
+	for _, c := range canonicalCases {
+		f.Add([]byte(c.text))
+	}
+	for _, c := range cases {
+		f.Add([]byte(c))
+	}
+	f.Fuzz(checkCanonical)
+}
+
+// checkCanonical checks that a text Canonical accepts is what json.Marshal
+// writes for its value.
+func checkCanonical(t *testing.T, data []byte) {
+	if !jsonscan.Canonical(data) {
+		return
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("Canonical(%q) but it does not decode: %v", data, err)
+	}
+	out, err := json.Marshal(v)
+	if err != nil || !bytes.Equal(out, data) {
+		t.Fatalf("Canonical(%q) but json.Marshal writes %s (%v)", data, out, err)
+	}
+}
