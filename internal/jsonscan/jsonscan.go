@@ -45,46 +45,60 @@ func Valid(data []byte) bool {
 // no fields. The rest of doc is skipped, not decoded, but still checked: a
 // doc that is not JSON, or not an object, is an error.
 func Field(doc []byte, name string) (json.RawMessage, bool, error) {
+	values, err := Fields(doc, name)
+	if err != nil {
+		return nil, false, err
+	}
+	return values[0], values[0] != nil, nil
+}
+
+// Fields is Field for several names at once, in one pass: values[i] is
+// the value of names[i], nil if absent. The names must differ without
+// regard to case, as the fields of a struct encoding/json decodes into do.
+func Fields(doc []byte, names ...string) (values []json.RawMessage, err error) {
+	values = make([]json.RawMessage, len(names))
 	d := jsontext.NewDecoder(bytes.NewBuffer(doc), lenient...)
-	var (
-		value json.RawMessage
-		found bool
-	)
 	switch k := d.PeekKind(); k {
 	case '{':
 	case 'n':
 		if err := d.SkipValue(); err != nil {
-			return nil, false, err
+			return nil, err
 		}
-		return nil, false, atEnd(d)
+		return values, atEnd(d)
 	case 0:
 		_, err := d.ReadToken()
-		return nil, false, err
+		return nil, err
 	default:
-		return nil, false, fmt.Errorf("the JSON value is %s, not an object", kindName(k))
+		return nil, fmt.Errorf("the JSON value is %s, not an object", kindName(k))
 	}
 	if _, err := d.ReadToken(); err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	for d.PeekKind() == '"' {
 		tok, err := d.ReadToken()
 		if err != nil {
-			return nil, false, err
+			return nil, err
 		}
-		// A struct with one field takes every key that folds to its name.
-		match := strings.EqualFold(tok.String(), name)
+		// A struct field takes every key that folds to its name.
+		key, match := tok.String(), -1
+		for i, name := range names {
+			if strings.EqualFold(key, name) {
+				match = i
+				break
+			}
+		}
 		start := d.InputOffset() // after the name: the colon comes with the value
 		if err := d.SkipValue(); err != nil {
-			return nil, false, err
+			return nil, err
 		}
-		if match {
-			value, found = bytes.TrimLeft(doc[start:d.InputOffset()], " \t\r\n:"), true
+		if match >= 0 {
+			values[match] = bytes.TrimLeft(doc[start:d.InputOffset()], " \t\r\n:")
 		}
 	}
 	if _, err := d.ReadToken(); err != nil { // }
-		return nil, false, err
+		return nil, err
 	}
-	return value, found, atEnd(d)
+	return values, atEnd(d)
 }
 
 // atEnd checks that nothing but whitespace follows the value.

@@ -38,7 +38,25 @@ func FuzzField(f *testing.F) {
 		for _, name := range []string{"a", "k"} {
 			checkField(t, data, name)
 		}
+		checkFields(t, data)
 	})
+}
+
+// checkFields compares Fields with decoding into a struct with two fields.
+func checkFields(t *testing.T, data []byte) {
+	t.Helper()
+	var s struct {
+		A json.RawMessage `json:"a"`
+		K json.RawMessage `json:"k"`
+	}
+	wantErr := json.Unmarshal(data, &s)
+	got, err := jsonscan.Fields(data, "a", "k")
+	if (err != nil) != (wantErr != nil) {
+		t.Fatalf("Fields(%q): error %v, encoding/json: %v", data, err, wantErr)
+	}
+	if err == nil && (!bytes.Equal(got[0], s.A) || !bytes.Equal(got[1], s.K) || (got[0] == nil) != (s.A == nil) || (got[1] == nil) != (s.K == nil)) {
+		t.Fatalf("Fields(%q) = %q, encoding/json: %q %q", data, got, s.A, s.K)
+	}
 }
 
 // checkField compares Field with decoding into a struct with one field.
@@ -76,6 +94,7 @@ func TestMatchesEncodingJSON(t *testing.T) {
 		}
 		checkField(t, []byte(c), "a")
 		checkField(t, []byte(c), "k")
+		checkFields(t, []byte(c))
 	}
 }
 
