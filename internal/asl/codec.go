@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"unicode/utf8"
 )
@@ -33,12 +34,34 @@ var errFallback = errors.New("asl: not on the fast path")
 
 // decodeJSON decodes one JSON value (surrounding whitespace allowed).
 func decodeJSON(b []byte) (any, error) {
+	v, _, err := decodeDoc(b)
+	return v, err
+}
+
+// decodeDoc is decodeJSON that also tells whether b is exactly what
+// encodeJSON writes for the value (so b can stand for it).
+func decodeDoc(b []byte) (v any, canonical bool, err error) {
 	d := decoder{data: b}
-	v, err := d.document()
-	if err == nil {
-		return v, nil
+	if v, err := d.document(); err == nil {
+		return v, d.flaws == 0, nil
 	}
-	return decodeJSONStd(b)
+	v, err = decodeJSONStd(b)
+	return v, false, err
+}
+
+// sameValue reports whether a and b are the same object or array (not
+// equal ones: the same, as a state passes its input on), which asl never
+// modifies once decoded (setRef and the rest copy).
+func sameValue(a, b any) bool {
+	switch a := a.(type) {
+	case map[string]any:
+		b, ok := b.(map[string]any)
+		return ok && a != nil && b != nil && reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
+	case []any:
+		b, ok := b.([]any)
+		return ok && len(a) > 0 && len(a) == len(b) && &a[0] == &b[0]
+	}
+	return false
 }
 
 // decodeJSONStd is encoding/json's decoding, for what decodeJSON's fast

@@ -60,8 +60,29 @@ func checkCodec(t *testing.T, data []byte) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("decode %q: %#v, encoding/json: %#v", data, got, want)
 	}
-	if enc, std := encodeJSON(got), encodeJSONStd(want); !bytes.Equal(enc, std) {
+	enc, std := encodeJSON(got), encodeJSONStd(want)
+	if !bytes.Equal(enc, std) {
 		t.Fatalf("encode %q: %s, encoding/json: %s", data, enc, std)
+	}
+	// A document decodeDoc calls canonical stands for its value as is.
+	if _, canonical, _ := decodeDoc(data); canonical && !bytes.Equal(data, enc) {
+		t.Fatalf("decodeDoc(%q) says canonical, but encodeJSON writes %s", data, enc)
+	}
+}
+
+func TestDecodeDocCanonical(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		text string
+		want bool
+	}{
+		{`{"a":1,"b":[true,null,"x<&>"]}`, true}, {`{}`, true}, {`"é"`, true}, {`-1.0E+2`, true},
+		{`{"b":1,"a":2}`, false}, {`{"a":1,"a":2}`, false}, {`{"a": 1}`, false}, {` {}`, false}, {`"\n"`, false},
+		{"\"\u2028\"", false}, {"\"\xff\"", false}, {`{"a":1}}`, false},
+	} {
+		if _, got, _ := decodeDoc([]byte(c.text)); got != c.want {
+			t.Errorf("decodeDoc(%q) canonical = %v, want %v", c.text, got, c.want)
+		}
 	}
 }
 

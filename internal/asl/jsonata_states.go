@@ -84,7 +84,7 @@ func (b *base) jfinish(cl *call, env *jenv, def any) Step {
 		}
 		out = v
 	}
-	step, serr := withAssign(b.assign, env, cl, b.proceed(out))
+	step, serr := withAssign(b.assign, env, cl, b.proceed(cl, out))
 	if serr != nil {
 		return failStep(serr)
 	}

@@ -1,6 +1,7 @@
 package asl
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -42,8 +43,16 @@ func (b *base) addTarget(field, to string) {
 const maxPayload = 256 * 1024
 
 // proceed ends the state with output: on to Next, or the execution's end.
-func (b *base) proceed(output any) Step {
-	out := encodeJSON(output)
+// An output that is the state's input as it came (a Choice, a Wait, a Pass
+// with ResultPath null), given in encodeJSON's form, is passed on as it
+// was written rather than encoded again.
+func (b *base) proceed(cl *call, output any) Step {
+	var out json.RawMessage
+	if cl.raw != nil && sameValue(output, cl.input) {
+		out = bytes.Clone(cl.raw) // the caller's bytes, which it may reuse
+	} else {
+		out = encodeJSON(output)
+	}
 	if len(out) > maxPayload {
 		return failStep(&stateError{ErrDataLimitExceeded, fmt.Sprintf("The state/task '%s' returned a result with a size exceeding the maximum number of bytes service limit.", b.name)})
 	}
@@ -61,6 +70,7 @@ func failStep(err *stateError) Step {
 // and the context object, built only if a path reads it.
 type call struct {
 	input any
+	raw   json.RawMessage // the input as given, when it is in encodeJSON's form
 	c     Context
 	obj   any
 	built bool
@@ -120,11 +130,14 @@ func (m *StateMachine) newCall(name string, input json.RawMessage, c *Context) (
 	if !ok {
 		return nil, nil, fmt.Errorf("asl: no state named %q", name)
 	}
-	in, err := decodeJSON(input)
+	in, canonical, err := decodeDoc(input)
 	if err != nil {
 		return nil, nil, fmt.Errorf("asl: input of state %q is not JSON: %w", name, err)
 	}
 	cl := &call{input: in}
+	if canonical {
+		cl.raw = input
+	}
 	if c != nil {
 		cl.c = *c
 	}
