@@ -1,7 +1,9 @@
 package api
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -11,6 +13,7 @@ import (
 	longrun "github.com/longrun/longrun"
 	"github.com/longrun/longrun/client"
 	"github.com/longrun/longrun/internal/delivery"
+	"github.com/longrun/longrun/internal/jsonscan"
 )
 
 // describe, list, stop and redeliver: the routes that act on executions that
@@ -50,7 +53,7 @@ func (s *server) writeDescribed(w http.ResponseWriter, r *http.Request, e *longr
 	out := describeJSON(e)
 	out.State = s.cfg.CurrentState(r.Context(), e)
 	w.Header().Set("Retry-After", retryAfter(s.cfg.RetryAfter))
-	writeJSON(w, http.StatusOK, out)
+	writeExecutionJSON(w, http.StatusOK, out)
 }
 
 // writeExecution answers with the execution and, while it runs, when to poll.
@@ -58,7 +61,62 @@ func (s *server) writeExecution(w http.ResponseWriter, status int, e *longrun.Ex
 	if e.Status == longrun.StatusRunning {
 		w.Header().Set("Retry-After", retryAfter(s.cfg.RetryAfter))
 	}
-	writeJSON(w, status, describeJSON(e))
+	writeExecutionJSON(w, status, describeJSON(e))
+}
+
+// writeExecutionJSON is writeJSON for an execution, which carries its input
+// and output (up to 256 KiB each): json.Encoder would compact and escape
+// both again, a slow pass each, though they are stored in the form it
+// writes (the input canonical, the output as the state machine wrote it).
+// When jsonscan.Canonical says so, they are copied in as they are instead:
+// the bytes are the same.
+func writeExecutionJSON(w http.ResponseWriter, status int, e client.Execution) {
+	b, ok := marshalExecution(e)
+	if !ok {
+		writeJSON(w, status, e)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(b) // the client may have gone; nothing to do then
+}
+
+// marshalExecution is what json.Encoder writes for e, newline included,
+// with e's input and output spliced in rather than encoded (ok false when
+// they are not already in that form). The placeholders are found where
+// they must be: "input" follows string fields only, whose quotes inside
+// are escaped, and "output" comes right after it.
+func marshalExecution(e client.Execution) ([]byte, bool) {
+	in, out := e.Input, e.Output
+	if len(in) == 0 || !jsonscan.Canonical(in) || len(out) > 0 && !jsonscan.Canonical(out) {
+		return nil, false
+	}
+	e.Input = json.RawMessage("0")
+	if len(out) > 0 {
+		e.Output = json.RawMessage("0")
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return nil, false
+	}
+	const inKey, outKey = `,"input":0`, `,"output":0`
+	i := bytes.Index(b, []byte(inKey))
+	if i < 0 {
+		return nil, false
+	}
+	i += len(inKey) - 1 // at the placeholder
+	res := make([]byte, 0, len(b)+len(in)+len(out)+1)
+	res = append(append(res, b[:i]...), in...)
+	rest := b[i+1:]
+	if len(out) > 0 {
+		if !bytes.HasPrefix(rest, []byte(outKey)) {
+			return nil, false
+		}
+		res = append(append(res, outKey[:len(outKey)-1]...), out...)
+		rest = rest[len(outKey):]
+	}
+	return append(append(res, rest...), '\n'), true
 }
 
 // listResponse is GET /executions' answer, in the client's wire types.

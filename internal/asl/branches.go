@@ -288,12 +288,12 @@ func (s *mapState) prepare(cl *call) (Step, *stateError) {
 	}
 	step := Step{Kind: StepBranches, MaxConcurrency: mc, Branches: make([]Branch, 0, len(arr))}
 	saved := cl.c.Map
-	defer func() { cl.c.Map, cl.built = saved, false }()
+	defer func() { cl.c.Map = saved; cl.resetCtx() }()
 	for i, item := range arr {
 		in := item
 		if s.itemSelector != nil {
 			cl.c.Map = &MapContext{Item: MapItem{Index: i, Value: encodeJSON(item)}}
-			cl.built = false
+			cl.resetCtx()
 			if in, err = s.itemSelector.eval(eff, cl); err != nil {
 				return Step{}, asStateError(err)
 			}

@@ -268,7 +268,7 @@ func (s *choiceState) enter(cl *call) Step {
 	if err != nil {
 		return failStep(asStateError(err))
 	}
-	step, serr := withAssign(assign, eff, cl, s.proceed(out))
+	step, serr := withAssign(assign, eff, cl, s.proceed(cl, out))
 	if serr != nil {
 		return failStep(serr)
 	}

@@ -84,7 +84,7 @@ func (b *base) jfinish(cl *call, env *jenv, def any) Step {
 		}
 		out = v
 	}
-	step, serr := withAssign(b.assign, env, cl, b.proceed(out))
+	step, serr := withAssign(b.assign, env, cl, b.proceed(cl, out))
 	if serr != nil {
 		return failStep(serr)
 	}
@@ -274,12 +274,12 @@ func (s *mapState) prepareJ(cl *call) (Step, *stateError) {
 	}
 	step := Step{Kind: StepBranches, MaxConcurrency: mc, Branches: make([]Branch, 0, len(arr))}
 	saved := cl.c.Map
-	defer func() { cl.c.Map, cl.built = saved, false }()
+	defer func() { cl.c.Map = saved; cl.resetCtx() }()
 	for i, item := range arr {
 		in := item
 		if s.itemSelectorJ != nil {
 			cl.c.Map = &MapContext{Item: MapItem{Index: i, Value: encodeJSON(item)}}
-			cl.built = false
+			cl.resetCtx()
 			// Only the context changes from item to item: the state input,
 			// which holds every item, is converted once.
 			v, err := s.itemSelectorJ.eval(env.with("context", cl.ctx()))

@@ -36,7 +36,7 @@ func (s *passState) enter(cl *call) Step {
 	if err != nil {
 		return failStep(asStateError(err))
 	}
-	step, serr := withAssign(s.assign, result, cl, s.proceed(out))
+	step, serr := withAssign(s.assign, result, cl, s.proceed(cl, out))
 	if serr != nil {
 		return failStep(serr)
 	}

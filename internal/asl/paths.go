@@ -1,7 +1,6 @@
 package asl
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,31 +20,6 @@ import (
 // recognised as a Reference Path without a second parser. Step Functions'
 // own JSONPath is Jayway's; the common subset (dot and bracket names,
 // indexes, wildcards, slices, `..`, filters) behaves the same.
-
-func decodeJSON(b []byte) (any, error) {
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	var v any
-	if err := d.Decode(&v); err != nil {
-		return nil, err
-	}
-	if d.More() {
-		return nil, errors.New("unexpected data after the JSON value")
-	}
-	return v, nil
-}
-
-// encodeJSON renders v compactly without HTML escaping, as Step Functions
-// does. v only holds decodeJSON's types, so it cannot fail.
-func encodeJSON(v any) json.RawMessage {
-	var b bytes.Buffer
-	e := json.NewEncoder(&b)
-	e.SetEscapeHTML(false)
-	if err := e.Encode(v); err != nil {
-		panic(fmt.Sprintf("asl: encode %T: %v", v, err))
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
-}
 
 // path is a compiled Path or Reference Path. A path starting with `$$`
 // selects from the context object instead of the state's input.
@@ -150,6 +124,15 @@ func shorthand(name string) bool {
 	return true
 }
 
+// readsInput reports whether a `$$` path may read $$.Execution.Input:
+// any path but a reference path into another part of the context object.
+func (p *path) readsInput() bool {
+	if !p.singular || len(p.ref) < 2 {
+		return true
+	}
+	return p.ref[0] == "Execution" && p.ref[1] == "Input"
+}
+
 // parseRefPath compiles a Reference Path: a path that identifies exactly one
 // node (names and indexes only, no `..`, wildcards, slices or filters).
 func parseRefPath(s string) (*path, error) {
@@ -174,7 +157,7 @@ func (p *path) get(input any, env *call) (any, error) {
 	doc := input
 	switch {
 	case p.context:
-		doc = env.ctx()
+		doc = env.ctxFor(p)
 	case p.variable != "":
 		v, ok := env.variable(p.variable)
 		if !ok {

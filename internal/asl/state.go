@@ -1,6 +1,7 @@
 package asl
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -42,8 +43,16 @@ func (b *base) addTarget(field, to string) {
 const maxPayload = 256 * 1024
 
 // proceed ends the state with output: on to Next, or the execution's end.
-func (b *base) proceed(output any) Step {
-	out := encodeJSON(output)
+// An output that is the state's input as it came (a Choice, a Wait, a Pass
+// with ResultPath null), given in encodeJSON's form, is passed on as it
+// was written rather than encoded again.
+func (b *base) proceed(cl *call, output any) Step {
+	var out json.RawMessage
+	if cl.raw != nil && sameValue(output, cl.input) {
+		out = bytes.Clone(cl.raw) // the caller's bytes, which it may reuse
+	} else {
+		out = encodeJSON(output)
+	}
 	if len(out) > maxPayload {
 		return failStep(&stateError{ErrDataLimitExceeded, fmt.Sprintf("The state/task '%s' returned a result with a size exceeding the maximum number of bytes service limit.", b.name)})
 	}
@@ -61,9 +70,14 @@ func failStep(err *stateError) Step {
 // and the context object, built only if a path reads it.
 type call struct {
 	input any
+	raw   json.RawMessage // the input as given, when it is in encodeJSON's form
 	c     Context
 	obj   any
 	built bool
+	// lite is the context object without Execution.Input, for the paths
+	// that cannot read it ($$.Task.Token, $$.Execution.Id, ...): decoding
+	// the execution's input for them cost as much as the state's own.
+	lite  any
 	vs    map[string]any
 	vread bool
 }
@@ -88,10 +102,27 @@ func (cl *call) variable(name string) (any, bool) {
 
 func (cl *call) ctx() any {
 	if !cl.built {
-		cl.obj = contextObject(&cl.c)
+		cl.obj = contextObject(&cl.c, true)
 		cl.built = true
 	}
 	return cl.obj
+}
+
+// resetCtx drops the context objects built so far, after a change to cl.c.
+func (cl *call) resetCtx() {
+	cl.obj, cl.built, cl.lite = nil, false, nil
+}
+
+// ctxFor is the context object p reads: without Execution.Input if p
+// cannot read it.
+func (cl *call) ctxFor(p *path) any {
+	if p.readsInput() {
+		return cl.ctx()
+	}
+	if cl.lite == nil {
+		cl.lite = contextObject(&cl.c, false)
+	}
+	return cl.lite
 }
 
 func (m *StateMachine) newCall(name string, input json.RawMessage, c *Context) (state, *call, error) {
@@ -99,11 +130,14 @@ func (m *StateMachine) newCall(name string, input json.RawMessage, c *Context) (
 	if !ok {
 		return nil, nil, fmt.Errorf("asl: no state named %q", name)
 	}
-	in, err := decodeJSON(input)
+	in, canonical, err := decodeDoc(input)
 	if err != nil {
 		return nil, nil, fmt.Errorf("asl: input of state %q is not JSON: %w", name, err)
 	}
 	cl := &call{input: in}
+	if canonical {
+		cl.raw = input
+	}
 	if c != nil {
 		cl.c = *c
 	}
@@ -173,9 +207,9 @@ func (m *StateMachine) taskFailed(name string, input json.RawMessage, errName, c
 // timeFormat is how Step Functions writes times in the context object.
 const timeFormat = "2006-01-02T15:04:05.000Z"
 
-func contextObject(c *Context) any {
+func contextObject(c *Context, withInput bool) any {
 	var input any
-	if len(c.Execution.Input) > 0 {
+	if withInput && len(c.Execution.Input) > 0 {
 		if v, err := decodeJSON(c.Execution.Input); err == nil {
 			input = v
 		}

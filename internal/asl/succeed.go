@@ -30,5 +30,5 @@ func (s *succeedState) enter(cl *call) Step {
 	if err != nil {
 		return failStep(asStateError(err))
 	}
-	return s.proceed(out)
+	return s.proceed(cl, out)
 }

@@ -266,7 +266,7 @@ func applyResult(b *base, h *handlers, selector *payload, rp *resultPath, cl *ca
 	if out, err = b.outputPath.apply(out, cl, "OutputPath"); err != nil {
 		return h.recover(cl, asStateError(err))
 	}
-	step, serr := withAssign(b.assign, result, cl, b.proceed(out))
+	step, serr := withAssign(b.assign, result, cl, b.proceed(cl, out))
 	if serr != nil {
 		return h.recover(cl, serr)
 	}
@@ -313,7 +313,7 @@ func (h *handlers) retryAt(cl *call, e *stateError, retries []int, now time.Time
 		for _, n := range counts {
 			cl.c.State.RetryCount += n
 		}
-		cl.built = false
+		cl.resetCtx()
 		return counts, now.Add(delay), true
 	}
 	return nil, time.Time{}, false

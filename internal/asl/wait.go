@@ -84,7 +84,7 @@ func (s *waitState) enter(cl *call, now time.Time) Step {
 	if err != nil {
 		return failStep(asStateError(err))
 	}
-	step, serr := withAssign(s.assign, eff, cl, s.proceed(out))
+	step, serr := withAssign(s.assign, eff, cl, s.proceed(cl, out))
 	if serr != nil {
 		return failStep(serr)
 	}

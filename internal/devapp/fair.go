@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/longrun/longrun"
+	"github.com/longrun/longrun/internal/jsonscan"
 	"github.com/longrun/longrun/internal/sqlite"
 )
 
@@ -146,13 +147,14 @@ func (f *fairQueue) fromWaiting(ctx context.Context, max int) []longrun.Message 
 // tenantOf is the tenant of the execution a task message is for; "" when it
 // cannot tell (such a message is not held back).
 func (f *fairQueue) tenantOf(ctx context.Context, m longrun.Message) string {
-	var tm struct {
-		ExecutionID string `json:"executionId"`
-	}
-	if json.Unmarshal([]byte(m.Body), &tm) != nil || tm.ExecutionID == "" {
+	// Scanned, not decoded: the message carries the job's input, which
+	// only the worker needs.
+	raw, _, err := jsonscan.Field([]byte(m.Body), "executionId")
+	var id string
+	if err != nil || raw == nil || json.Unmarshal(raw, &id) != nil || id == "" {
 		return ""
 	}
-	e, err := f.store.GetExecution(ctx, "", tm.ExecutionID)
+	e, err := f.store.GetExecution(ctx, "", id)
 	if err != nil {
 		return ""
 	}

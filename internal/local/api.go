@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/longrun/longrun"
+	"github.com/longrun/longrun/internal/jsonscan"
 )
 
 // Start starts an execution of the named machine. Starting a name that is
@@ -24,6 +25,11 @@ func (e *Engine) Start(ctx context.Context, machineName, name string, input json
 // its error. with must do nothing but database work in tx: it may run more
 // than once (sqlite.DB.Write's rule).
 func (e *Engine) StartWith(ctx context.Context, machineName, name string, input json.RawMessage, with func(ctx context.Context, tx *sql.Tx) error) (string, error) {
+	return e.startWith(ctx, machineName, name, input, with, false)
+}
+
+// startWith is StartWith; valid says input is known to be JSON already.
+func (e *Engine) startWith(ctx context.Context, machineName, name string, input json.RawMessage, with func(ctx context.Context, tx *sql.Tx) error, valid bool) (string, error) {
 	m := e.machines[machineName]
 	if m == nil {
 		return "", longrun.Errorf(longrun.EINVALID, "no state machine named %q", machineName)
@@ -37,7 +43,7 @@ func (e *Engine) StartWith(ctx context.Context, machineName, name string, input 
 	if len(input) > longrun.MaxInputBytes {
 		return "", longrun.Errorf(longrun.ETOOLARGE, "execution input is %d bytes, over the %d-byte limit", len(input), longrun.MaxInputBytes)
 	}
-	if !json.Valid(input) {
+	if !valid && !jsonscan.Valid(input) {
 		return "", longrun.Errorf(longrun.EINVALID, "execution input is not JSON")
 	}
 	arn := executionARN(m, name)
@@ -75,7 +81,8 @@ func (e *Engine) StartExecutionWith(ctx context.Context, in longrun.StateInput, 
 	if err != nil {
 		return fmt.Errorf("start execution %s: %w", in.ExecutionID, err)
 	}
-	_, err = e.StartWith(ctx, e.main, in.ExecutionID, input, with)
+	// json.Marshal checked the input (a RawMessage) as it copied it.
+	_, err = e.startWith(ctx, e.main, in.ExecutionID, input, with, true)
 	return err
 }
 
@@ -128,7 +135,7 @@ func (e *Engine) Redeliver(ctx context.Context, executionID string, round int) e
 
 // SendTaskSuccess completes the task holding token with output.
 func (e *Engine) SendTaskSuccess(ctx context.Context, token string, output json.RawMessage) error {
-	if len(output) == 0 || !json.Valid(output) {
+	if len(output) == 0 || !jsonscan.Valid(output) {
 		return longrun.Errorf(longrun.EINVALID, "task output is not JSON")
 	}
 	if len(output) > longrun.MaxInputBytes {

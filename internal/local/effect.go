@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda/messages"
 	"github.com/google/uuid"
 	"github.com/longrun/longrun"
+	"github.com/longrun/longrun/internal/jsonscan"
 )
 
 // dispatch starts the invocation (or the send after commit) of ex's
@@ -92,24 +93,25 @@ func (e *Engine) sleep(ctx context.Context, d time.Duration) error {
 
 // messageBody is sqs:sendMessage's MessageBody: a string as it is, any
 // other JSON value serialised, as Step Functions does.
+//
+// The parameters are scanned, not decoded (jsonscan): they hold the
+// payload, and this runs on the engine's goroutine for every task sent.
 func messageBody(params json.RawMessage) (string, error) {
-	var p struct {
-		MessageBody json.RawMessage
-	}
-	if err := json.Unmarshal(params, &p); err != nil {
+	body, _, err := jsonscan.Field(params, "MessageBody")
+	if err != nil {
 		return "", fmt.Errorf("sqs:sendMessage parameters: %w", err)
 	}
-	if len(p.MessageBody) == 0 {
+	if len(body) == 0 {
 		return "", errors.New("sqs:sendMessage parameters have no MessageBody")
 	}
 	var s string
-	if p.MessageBody[0] == '"' {
-		if err := json.Unmarshal(p.MessageBody, &s); err != nil {
+	if body[0] == '"' {
+		if err := json.Unmarshal(body, &s); err != nil {
 			return "", fmt.Errorf("sqs:sendMessage MessageBody: %w", err)
 		}
 		return s, nil
 	}
-	return string(p.MessageBody), nil
+	return string(body), nil
 }
 
 // sendResult is sqs:sendMessage's result as Step Functions gives it.
@@ -127,21 +129,19 @@ func sendResult(id, body string) json.RawMessage {
 // is the task's failure, named and described as the Go Lambda runtime
 // reports it.
 func invoke(ctx context.Context, f Function, params json.RawMessage, timeoutSeconds int) (result json.RawMessage, errName, cause string, failed bool) {
-	var p struct {
-		Payload json.RawMessage
-	}
-	if err := json.Unmarshal(params, &p); err != nil {
+	payload, _, err := jsonscan.Field(params, "Payload") // scanned past, not decoded: it holds the payload
+	if err != nil {
 		return nil, "States.Runtime", fmt.Sprintf("lambda:invoke parameters: %v", err), true
 	}
-	if len(p.Payload) == 0 {
-		p.Payload = json.RawMessage("{}")
+	if len(payload) == 0 {
+		payload = json.RawMessage("{}")
 	}
 	if timeoutSeconds > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, time.Duration(timeoutSeconds)*time.Second)
 		defer cancel()
 	}
-	out, ierr := call(ctx, f, p.Payload)
+	out, ierr := call(ctx, f, payload)
 	if ierr != nil {
 		c, _ := json.Marshal(ierr) // errorMessage, errorType (and stackTrace after a panic)
 		return nil, ierr.Type, string(c), true

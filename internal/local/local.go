@@ -45,6 +45,7 @@ import (
 
 	"github.com/longrun/longrun"
 	"github.com/longrun/longrun/internal/asl"
+	"github.com/longrun/longrun/internal/jsonscan"
 )
 
 // DB is the SQLite file the engine keeps its tables in: *sqlite.DB.
@@ -162,13 +163,19 @@ func (t *taskTarget) target(params json.RawMessage) (longrun.Queue, TxQueue, err
 	if t.queues == nil {
 		return t.queue, t.txq, nil
 	}
-	var p struct{ QueueUrl string }
-	if err := json.Unmarshal(params, &p); err != nil {
+	// Scanned, not decoded: QueueUrl comes after the MessageBody, which
+	// holds the payload, and this runs on the engine's goroutine.
+	raw, _, err := jsonscan.Field(params, "QueueUrl")
+	var url string
+	if err == nil && raw != nil {
+		err = json.Unmarshal(raw, &url)
+	}
+	if err != nil {
 		return nil, nil, fmt.Errorf("sqs:sendMessage parameters: %w", err)
 	}
-	q, ok := t.queues[p.QueueUrl]
+	q, ok := t.queues[url]
 	if !ok {
-		return nil, nil, fmt.Errorf("the specified queue does not exist: QueueUrl %q is not a queue of the local engine", p.QueueUrl)
+		return nil, nil, fmt.Errorf("the specified queue does not exist: QueueUrl %q is not a queue of the local engine", url)
 	}
 	txq, _ := q.(TxQueue)
 	return q, txq, nil

@@ -8,6 +8,7 @@
 package notify
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/longrun/longrun"
 	"github.com/longrun/longrun/internal/delivery"
+	"github.com/longrun/longrun/internal/jsonscan"
 	"github.com/longrun/longrun/webhook"
 )
 
@@ -110,6 +112,9 @@ var emptyObject = json.RawMessage(`{}`)
 // returned, so the caller retries; a webhook that fails never is — the
 // failure is recorded in the delivery and retried on the schedule.
 func (n *Notifier) Handle(ctx context.Context, raw json.RawMessage) (json.RawMessage, error) {
+	if req, ok := scanFinalize(raw); ok {
+		return n.finalize(ctx, req)
+	}
 	var probe struct {
 		Action     string `json:"action"`
 		DetailType string `json:"detail-type"`
@@ -138,6 +143,26 @@ func (n *Notifier) Handle(ctx context.Context, raw json.RawMessage) (json.RawMes
 		return n.deliver(ctx, req.ExecutionID)
 	}
 	return nil, longrun.Errorf(longrun.EINVALID, "notify: unknown payload: want action %q or %q, or a %q event", longrun.NotifyFinalize, longrun.NotifyDeliver, detailTypeStatus)
+}
+
+// scanFinalize reads a finalize request, which carries the job's output,
+// in one pass (jsonscan) that copies the output as it is rather than
+// checking it all, then probing it, then decoding it. Anything else, and
+// anything json.Unmarshal would report, is not ok: Handle then goes the
+// long way, whose errors say what is wrong.
+func scanFinalize(raw json.RawMessage) (req longrun.NotifyRequest, ok bool) {
+	v, err := jsonscan.Fields(raw, "action", "executionId", "status", "failure", "detail-type", "output")
+	if err != nil {
+		return req, false
+	}
+	var detailType string
+	for i, dst := range []any{&req.Action, &req.ExecutionID, &req.Status, &req.Failure, &detailType} {
+		if v[i] != nil && json.Unmarshal(v[i], dst) != nil {
+			return req, false
+		}
+	}
+	req.Output = bytes.Clone(v[5])
+	return req, detailType == "" && req.Action == longrun.NotifyFinalize && req.ExecutionID != ""
 }
 
 // finalize records the outcome the state machine reached (exactly once),

@@ -7,13 +7,17 @@ import (
 	"log/slog"
 
 	longrun "github.com/longrun/longrun"
+	"github.com/longrun/longrun/internal/jsonscan"
 )
 
 // decodeMessage reads a task message from a queue body.
 func decodeMessage(body string) (longrun.TaskMessage, error) {
-	var msg longrun.TaskMessage
-	if err := json.Unmarshal([]byte(body), &msg); err != nil {
-		return msg, fmt.Errorf("decode task message: %w", err)
+	msg, ok := scanMessage(body)
+	if !ok {
+		msg = longrun.TaskMessage{}
+		if err := json.Unmarshal([]byte(body), &msg); err != nil {
+			return msg, fmt.Errorf("decode task message: %w", err)
+		}
 	}
 	switch {
 	case msg.TaskToken == "":
@@ -22,6 +26,24 @@ func decodeMessage(body string) (longrun.TaskMessage, error) {
 		return msg, fmt.Errorf("task message has no executionId")
 	}
 	return msg, nil
+}
+
+// scanMessage decodes a task message as json.Unmarshal would, in one pass
+// (jsonscan) that copies the input, up to 256 KiB, as it is rather than
+// checking it all and then decoding it. It gives up (ok false) on anything
+// json.Unmarshal would report: that one then says what is wrong.
+func scanMessage(body string) (msg longrun.TaskMessage, ok bool) {
+	v, err := jsonscan.Fields([]byte(body), "taskToken", "executionArn", "executionId", "job", "limits", "input")
+	if err != nil {
+		return msg, false
+	}
+	for i, dst := range []any{&msg.TaskToken, &msg.ExecutionARN, &msg.ExecutionID, &msg.Job, &msg.Limits} {
+		if v[i] != nil && json.Unmarshal(v[i], dst) != nil {
+			return msg, false
+		}
+	}
+	msg.Input = json.RawMessage(v[5])
+	return msg, true
 }
 
 // rejectMessage fails the task of a message that cannot be processed, if a

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	longrun "github.com/longrun/longrun"
+	"github.com/longrun/longrun/internal/jsonscan"
 )
 
 // Config configures a Processor. Tasks, Executions and Jobs are required.
@@ -284,7 +285,7 @@ func failure(input, output json.RawMessage, err error) (name, cause string) {
 		name, cause = longrun.ErrNameJobPanic, fmt.Sprint(panicErr.value)
 	case err != nil:
 		name, cause = longrun.ErrNameJobFailed, err.Error()
-	case len(output) > 0 && !json.Valid(output):
+	case len(output) > 0 && !jsonscan.Valid(output):
 		name, cause = longrun.ErrNameBadOutput, fmt.Sprintf("the job returned output that is not JSON: %q", longrun.Truncate(string(output), 200))
 	case len(input)+len(output)+longrun.StateOverheadBytes > longrun.MaxInputBytes:
 		// statemachine/longrun.asl.json puts the output at $.result, beside
