@@ -87,7 +87,7 @@ func (s *Store) CreateExecution(ctx context.Context, e *longrun.Execution) (*lon
 			TableName: s.table, Item: item, ConditionExpression: putExec.ConditionExpression,
 		})
 		if isConditionFailed(err) {
-			return nil, false, longrun.Errorf(longrun.EDUPLICATE, "execution %s already exists", e.ID)
+			return s.existing(ctx, e)
 		}
 		if err != nil {
 			return nil, false, fmt.Errorf("put execution %s: %w", e.ID, err)
@@ -126,7 +126,7 @@ func (s *Store) CreateExecution(ctx context.Context, e *longrun.Execution) (*lon
 			return nil, false, fmt.Errorf("create execution %s: %w", e.ID, err)
 		}
 		if reasonIs(canceled, 0, "ConditionalCheckFailed") {
-			return nil, false, longrun.Errorf(longrun.EDUPLICATE, "execution %s already exists", e.ID)
+			return s.existing(ctx, e)
 		}
 		if len(canceled.CancellationReasons) == 0 {
 			// An emulator that gives no reasons: find out which item held.
@@ -143,6 +143,21 @@ func (s *Store) CreateExecution(ctx context.Context, e *longrun.Execution) (*lon
 	}
 	return nil, false, longrun.Errorf(longrun.EUNAVAILABLE,
 		"idempotency key %q is changing concurrently; retry the request", e.IdempotencyKey)
+}
+
+// existing answers a create whose execution item already exists. The SDK
+// retries a PutItem whose answer it did not get (a timeout, a dropped
+// connection) although DynamoDB may have written it, and the retry then fails
+// its own condition: if the item is this very execution (ids are random, so
+// nothing else writes one with the same id, tenant and start), the create
+// succeeded. Anything else is a duplicate.
+func (s *Store) existing(ctx context.Context, e *longrun.Execution) (*longrun.Execution, bool, error) {
+	stored, err := s.GetExecution(ctx, "", e.ID)
+	if err == nil && stored.Tenant == e.Tenant && stored.StartDate.Equal(e.StartDate.Truncate(time.Millisecond)) &&
+		stored.Name == e.Name && stored.RequestHash == e.RequestHash {
+		return copyExecution(e), false, nil
+	}
+	return nil, false, longrun.Errorf(longrun.EDUPLICATE, "execution %s already exists", e.ID)
 }
 
 // resolveKey reads the key that blocked e's transaction and returns the
