@@ -39,16 +39,23 @@ func TestSleepUntil(t *testing.T) {
 	}
 }
 
-func TestSystemTimer(t *testing.T) {
+// The fake clock tests use is a Clock as it is.
+var _ longrun.Clock = (*fakeclock.Clock)(nil)
+
+func TestSystemClock(t *testing.T) {
 	t.Parallel()
-	var timer longrun.SystemTimer
-	past, _ := timer.Until(time.Now().Add(-time.Second))
+	var clock longrun.Clock = longrun.SystemClock{}
+	before := time.Now()
+	if now := clock.Now(); now.Before(before) || now.After(time.Now()) {
+		t.Fatalf("SystemClock.Now() = %v, not between the time.Now() taken around it", now)
+	}
+	past, _ := clock.Until(time.Now().Add(-time.Second))
 	select {
 	case <-past:
 	case <-time.After(5 * time.Second):
 		t.Fatal("a wait for a time gone by did not fire")
 	}
-	later, stop := timer.Until(time.Now().Add(time.Hour))
+	later, stop := clock.Until(time.Now().Add(time.Hour))
 	stop()
 	select {
 	case <-later:

@@ -114,24 +114,23 @@ type Queue interface {
 	ChangeVisibility(ctx context.Context, receipt string, visibility time.Duration) error
 }
 
-// Clock tells the time. Production uses time.Now; tests inject their own.
-type Clock func() time.Time
-
-// Timer waits on a Clock. It is the one timer shape of the code base: the
-// SQLite queue's long polls (sqlite.Timer), the local engine's waits
-// (local.Timer) and the worker's tickers, limits and backoffs (worker.Clock)
-// all wait with it, so one fake clock, internal/fakeclock, drives them all
-// in tests and nothing waits on the wall clock behind its back.
-type Timer interface {
+// Clock is the time longrun runs on: Now for records and deadlines, Until for
+// waits. It is the one clock shape of the code base: the stores, the SQLite
+// queue's long polls, the local engine's timers, the worker's tickers,
+// limits and backoffs, notify, settle and the API all take one, so one fake
+// clock, internal/fakeclock, drives them all in tests and nothing waits on
+// the wall clock behind its back. Production uses SystemClock.
+type Clock interface {
+	Now() time.Time
 	// Until returns a channel that is closed once the clock reaches t (at
 	// once if it already has), and a stop func that releases the wait early.
 	Until(t time.Time) (done <-chan struct{}, stop func())
 }
 
-// SleepUntil waits on timer until t, or until ctx ends (then it returns
-// ctx's error): the one context-aware sleep, for any clock.
-func SleepUntil(ctx context.Context, timer Timer, t time.Time) error {
-	done, stop := timer.Until(t)
+// SleepUntil waits on c until t, or until ctx ends (then it returns ctx's
+// error): the one context-aware sleep, for any clock.
+func SleepUntil(ctx context.Context, c Clock, t time.Time) error {
+	done, stop := c.Until(t)
 	defer stop()
 	select {
 	case <-done:
@@ -141,11 +140,14 @@ func SleepUntil(ctx context.Context, timer Timer, t time.Time) error {
 	}
 }
 
-// SystemTimer is the real Timer, on time.Now.
-type SystemTimer struct{}
+// SystemClock is the real clock.
+type SystemClock struct{}
+
+// Now returns time.Now().
+func (SystemClock) Now() time.Time { return time.Now() }
 
 // Until closes done when a time.Timer set for t fires.
-func (SystemTimer) Until(t time.Time) (<-chan struct{}, func()) {
+func (SystemClock) Until(t time.Time) (<-chan struct{}, func()) {
 	done := make(chan struct{})
 	timer := time.AfterFunc(time.Until(t), func() { close(done) })
 	return done, func() { timer.Stop() }

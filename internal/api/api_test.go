@@ -69,7 +69,7 @@ func setup(t testing.TB, configure ...func(*Config)) *harness {
 			}
 			return checkHTTPURL(u)
 		},
-		Limits: limits, Clock: hs.clock.Now,
+		Limits: limits, Clock: hs.clock,
 		Logger: slog.New(slog.NewJSONHandler(hs.logs, nil)),
 	}
 	for _, c := range configure {

@@ -203,7 +203,7 @@ func (s *server) stop(w http.ResponseWriter, r *http.Request, e *longrun.Executi
 	}
 	if s.cfg.Stopper != nil {
 		stopped, err := s.cfg.Stopper.StopAndRecord(r.Context(), e, longrun.Outcome{
-			Status: longrun.StatusAborted, Error: errName, Cause: cause, StopDate: s.now().UTC(),
+			Status: longrun.StatusAborted, Error: errName, Cause: cause, StopDate: s.clock.Now().UTC(),
 		})
 		switch {
 		case longrun.IsCode(err, longrun.ENOTRUNNING):
@@ -222,7 +222,7 @@ func (s *server) stop(w http.ResponseWriter, r *http.Request, e *longrun.Executi
 		return fmt.Errorf("stop execution %s: %w", id, asUnavailable(err))
 	}
 	stopped, recorded, err := s.cfg.Executions.FinishExecution(detached(r.Context()), id, longrun.Outcome{
-		Status: longrun.StatusAborted, Error: errName, Cause: cause, StopDate: s.now().UTC(),
+		Status: longrun.StatusAborted, Error: errName, Cause: cause, StopDate: s.clock.Now().UTC(),
 	})
 	if err != nil {
 		// The orchestration is stopped; notify records ABORTED from the
@@ -266,13 +266,13 @@ func (s *server) handleRedeliver(w http.ResponseWriter, r *http.Request) error {
 		return longrun.Errorf(longrun.ECONFLICT, "execution %s has no callbackUrl, so there is no webhook to send", id)
 	case e.Webhook == nil:
 		return longrun.Errorf(longrun.ECONFLICT, "the webhook of execution %s has not been sent yet; it will be shortly", id)
-	case delivery.InProgress(e.Webhook, s.now()):
+	case delivery.InProgress(e.Webhook, s.clock.Now()):
 		// A second round would run beside the first and send twice.
 		return longrun.Errorf(longrun.ECONFLICT, "the webhook of execution %s is still being delivered: next attempt at %s", id, e.Webhook.NextAttempt.UTC().Format(time.RFC3339))
 	}
 	// A new round, driven by a deliver loop of its own name; the event (and
 	// its webhook-id) is the same.
-	now := s.now()
+	now := s.clock.Now()
 	save := func(d longrun.Delivery) error { return s.cfg.Executions.SaveDelivery(r.Context(), id, d) }
 	d := delivery.NextRound(*e.Webhook, now)
 	d.State, d.RoundAttempts = longrun.DeliveryPending, 0 // a whole schedule again

@@ -146,7 +146,7 @@ func (s *server) throttle(next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ri := info(r.Context())
-		if !s.limiter(ri.tenant).AllowN(s.now(), 1) {
+		if !s.limiter(ri.tenant).AllowN(s.clock.Now(), 1) {
 			w.Header().Set("Retry-After", retryAfter(time.Duration(float64(time.Second)/s.cfg.RatePerTenant)))
 			writeProblem(w, ri.id, longrun.Errorf(longrun.ETHROTTLED,
 				"too many requests: this API key's tenant may make %g requests per second (bursts of %d); retry after the Retry-After seconds",

@@ -63,7 +63,7 @@ type Config struct {
 	// the routes that never start anything.
 	Jobs *longrun.Registry
 
-	Clock  longrun.Clock // nil means time.Now
+	Clock  longrun.Clock // nil means longrun.SystemClock
 	Logger *slog.Logger  // nil discards
 
 	// RatePerTenant and BurstPerTenant configure each tenant's token bucket
@@ -122,9 +122,9 @@ const DefaultRetryAfter = 5 * time.Second
 
 // server carries the configuration into the handlers.
 type server struct {
-	cfg Config
-	log *slog.Logger
-	now longrun.Clock
+	cfg   Config
+	log   *slog.Logger
+	clock longrun.Clock
 
 	mu       sync.Mutex
 	limiters map[string]*rate.Limiter // per tenant
@@ -133,12 +133,12 @@ type server struct {
 // NewServer returns the HTTP API as one handler: every route of routes.go
 // behind request logging, panic recovery, authentication and throttling.
 func NewServer(cfg Config) http.Handler {
-	s := &server{cfg: cfg, log: cfg.Logger, now: cfg.Clock, limiters: map[string]*rate.Limiter{}}
+	s := &server{cfg: cfg, log: cfg.Logger, clock: cfg.Clock, limiters: map[string]*rate.Limiter{}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if s.now == nil {
-		s.now = time.Now
+	if s.clock == nil {
+		s.clock = longrun.SystemClock{}
 	}
 	if s.cfg.Authenticate == nil {
 		s.cfg.Authenticate = BearerAuth(cfg.Tenants)

@@ -67,7 +67,7 @@ func (s *server) handleStart(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 
-	now := s.now().UTC()
+	now := s.clock.Now().UTC()
 	id := longrun.NewExecutionID()
 	e := &longrun.Execution{
 		ID: id, ARN: s.cfg.Orchestrator.ExecutionARN(id), Tenant: tenantOf(r), Name: req.Name, Job: kind,

@@ -198,8 +198,9 @@ type App struct {
 	Store    *dynamostore.Store
 	Engine   *sfnengine.Engine
 	Logger   *slog.Logger
-	// Clock is "now" for notify and the settle sweep; nil means time.Now.
-	// Tests inject one to move past grace periods without waiting.
+	// Clock is "now" for notify and the settle sweep; nil means
+	// longrun.SystemClock. Tests inject one to move past grace periods
+	// without waiting.
 	Clock longrun.Clock
 	// Jobs are the kinds of job start accepts and the worker runs: the
 	// ramen timer unless replaced before a handler is made

@@ -65,7 +65,7 @@ type Result struct {
 type Config struct {
 	Policy    Policy
 	Timeout   time.Duration // 0 means Timeout
-	Clock     longrun.Clock // nil means time.Now
+	Clock     longrun.Clock // nil means longrun.SystemClock
 	UserAgent string        // "" means "longrun-webhook/1"
 	// Resolver looks up host names; nil means net.DefaultResolver. Tests
 	// inject one that answers private addresses.
@@ -96,7 +96,7 @@ func NewSender(cfg Config) *Sender {
 		resolver:  cfg.Resolver,
 	}
 	if s.clock == nil {
-		s.clock = time.Now
+		s.clock = longrun.SystemClock{}
 	}
 	if s.userAgent == "" {
 		s.userAgent = "longrun-webhook/1"
@@ -174,7 +174,7 @@ func (s *Sender) dial(ctx context.Context, network, address string) (net.Conn, e
 // Attempt posts body to rawURL once, signed with every secret, and classifies
 // the answer. It never returns an error: every failure is a Result.
 func (s *Sender) Attempt(ctx context.Context, rawURL string, secrets []string, eventID string, body []byte) Result {
-	start := s.clock()
+	start := s.clock.Now()
 	fail := func(v Verdict, format string, args ...any) Result {
 		return Result{Attempt: longrun.Attempt{At: start, Error: excerpt(fmt.Sprintf(format, args...))}, Verdict: v}
 	}
@@ -195,12 +195,12 @@ func (s *Sender) Attempt(ctx context.Context, rawURL string, secrets []string, e
 	resp, err := s.client.Do(req)
 	if err != nil {
 		r := fail(Retry, "%s", describeError(err))
-		r.Attempt.Latency = s.clock().Sub(start)
+		r.Attempt.Latency = s.clock.Now().Sub(start)
 		return r
 	}
 	defer resp.Body.Close()
 	head, _ := io.ReadAll(io.LimitReader(resp.Body, maxBodyRead))
-	r := Result{Attempt: longrun.Attempt{At: start, StatusCode: resp.StatusCode, Latency: s.clock().Sub(start)}}
+	r := Result{Attempt: longrun.Attempt{At: start, StatusCode: resp.StatusCode, Latency: s.clock.Now().Sub(start)}}
 	switch code := resp.StatusCode; {
 	case code >= 200 && code <= 299:
 		r.Verdict = Delivered

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/longrun/longrun/internal/fakeclock"
 	"github.com/longrun/longrun/webhook"
 )
 
@@ -53,7 +54,7 @@ func setup(t *testing.T, handler http.HandlerFunc) *fixture {
 }
 
 func (f *fixture) sender(p Policy, names fakeResolver) *Sender {
-	return NewSender(Config{Policy: p, Clock: func() time.Time { return fixedNow }, Resolver: names, Timeout: 2 * time.Second})
+	return NewSender(Config{Policy: p, Clock: fakeclock.At(fixedNow), Resolver: names, Timeout: 2 * time.Second})
 }
 
 func (f *fixture) port() string {

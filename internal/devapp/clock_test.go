@@ -27,7 +27,7 @@ func TestOneClockDrivesTheWorker(t *testing.T) {
 		<-ctx.Done()
 		return nil, ctx.Err()
 	}, longrun.JobOptions{Timeout: 2 * time.Minute})
-	app, url := serve(t, devapp.Config{Jobs: reg, Clock: clock.Now, Timer: clock})
+	app, url := serve(t, devapp.Config{Jobs: reg, Clock: clock})
 	id := newClient(t, url, keyFor(t, app, "acme")).start(t)
 
 	deadline := time.Now().Add(10 * time.Second)

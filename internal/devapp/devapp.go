@@ -106,10 +106,9 @@ type Config struct {
 	// Functions).
 	Retention time.Duration
 
-	// Clock and Timer replace real time for every record, timer and sweep
-	// (tests: internal/fakeclock); they must agree. Default real time.
+	// Clock replaces real time for every record, timer and sweep (tests:
+	// internal/fakeclock). Default real time.
 	Clock longrun.Clock
-	Timer sqlite.Timer
 
 	// DBOptions are passed to sqlite.Open (tests: sqlite.WithWriteFault).
 	DBOptions []sqlite.Option
@@ -186,8 +185,8 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		_ = owned.release()
 		return nil, err
 	}
-	if cfg.Clock != nil && cfg.Timer != nil {
-		db.Now, db.Timer = cfg.Clock, cfg.Timer
+	if cfg.Clock != nil {
+		db.Clock = cfg.Clock
 	}
 	if cfg.Retention <= 0 {
 		cfg.Retention = DefaultRetention
@@ -448,17 +447,16 @@ func (a *App) assemble(ctx context.Context, tpl *template.Template, s *settings,
 		Store:       a.Executions,
 		Tenants:     a.Tenants,
 		Redeliver:   func(ctx context.Context, id string, round int) error { return engine.Redeliver(ctx, id, round) },
-		Sender:      delivery.NewSender(delivery.Config{Policy: policy, Clock: a.DB.Now}),
+		Sender:      delivery.NewSender(delivery.Config{Policy: policy, Clock: a.DB.Clock}),
 		Schedule:    delivery.Schedule{Delays: s.schedule},
-		Clock:       a.DB.Now,
+		Clock:       a.DB.Clock,
 		Logger:      a.log.With("function", "notify"),
 		DescribeURL: a.describeURL,
 	})
 	a.notifier = notifier
 	engine, err := local.New(ctx, local.Config{
 		DB:        a.DB,
-		Clock:     a.DB.Now,
-		Timer:     a.DB.Timer,
+		Clock:     a.DB.Clock,
 		Logger:    a.log.With("component", "engine"),
 		Machines:  machines,
 		Main:      MainStateMachine,
@@ -488,7 +486,7 @@ func (a *App) assemble(ctx context.Context, tpl *template.Template, s *settings,
 		QueueWait:        s.queueWait,
 		Queues:           s.routing,
 		Jobs:             kinds,
-		Clock:            a.DB.Now,
+		Clock:            a.DB.Clock,
 		Logger:           a.log.With("component", "api"),
 		RatePerTenant:    cfg.RatePerTenant,
 		BurstPerTenant:   int(2 * cfg.RatePerTenant),
@@ -525,9 +523,9 @@ func (a *App) assemble(ctx context.Context, tpl *template.Template, s *settings,
 	}
 	// The worker runs on the database's clock, as the engine and the queue
 	// do: one fake clock drives all three in tests.
-	clock := worker.ClockOf(a.DB.Now, a.DB.Timer)
+	clock := a.DB.Clock
 	a.poller = worker.NewPoller(worker.PollerConfig{
-		Queue: newFairQueue(jobs, a.Executions, share, a.DB.Now),
+		Queue: newFairQueue(jobs, a.Executions, share, clock),
 		Processor: worker.NewProcessor(worker.Config{
 			Tasks:      engine,
 			Executions: a.Executions,

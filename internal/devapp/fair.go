@@ -23,7 +23,7 @@ type fairQueue struct {
 	*sqlite.Queue
 	store *sqlite.ExecutionStore
 	share int
-	now   longrun.Clock
+	clock longrun.Clock
 
 	mu      sync.Mutex
 	held    map[string]*heldJob // by receipt
@@ -52,8 +52,8 @@ const (
 	deferDelay  = time.Second
 )
 
-func newFairQueue(q *sqlite.Queue, store *sqlite.ExecutionStore, share int, now longrun.Clock) *fairQueue {
-	return &fairQueue{Queue: q, store: store, share: share, now: now,
+func newFairQueue(q *sqlite.Queue, store *sqlite.ExecutionStore, share int, clock longrun.Clock) *fairQueue {
+	return &fairQueue{Queue: q, store: store, share: share, clock: clock,
 		held: map[string]*heldJob{}, runs: map[string]int{}, wake: make(chan struct{})}
 }
 
@@ -93,7 +93,7 @@ func (f *fairQueue) Receive(ctx context.Context, max int, wait, visibility time.
 		if f.take(tenant, m.Receipt, visibility) {
 			out = append(out, m)
 		} else {
-			f.waiting = append(f.waiting, waitingMsg{m: m, tenant: tenant, visibility: visibility, since: f.now()})
+			f.waiting = append(f.waiting, waitingMsg{m: m, tenant: tenant, visibility: visibility, since: f.clock.Now()})
 		}
 		f.mu.Unlock()
 	}
@@ -115,7 +115,7 @@ func (f *fairQueue) fromWaiting(ctx context.Context, max int) []longrun.Message 
 	var handed []waitingMsg
 	var expired []string
 	f.mu.Lock()
-	now := f.now()
+	now := f.clock.Now()
 	kept := f.waiting[:0]
 	for _, w := range f.waiting {
 		switch {
@@ -164,7 +164,7 @@ func (f *fairQueue) tenantOf(ctx context.Context, m longrun.Message) string {
 // take counts the message against its tenant's share, if there is room.
 // f.mu is held.
 func (f *fairQueue) take(tenant, receipt string, visibility time.Duration) bool {
-	now := f.now()
+	now := f.clock.Now()
 	f.expire(now)
 	if tenant != "" && f.runs[tenant] >= f.share {
 		return false
@@ -226,7 +226,7 @@ func (f *fairQueue) ChangeVisibility(ctx context.Context, receipt string, visibi
 	if visibility == 0 || err != nil {
 		f.release(receipt) // given back, or no longer this worker's
 	} else if h, ok := f.held[receipt]; ok {
-		h.until = f.now().Add(visibility)
+		h.until = f.clock.Now().Add(visibility)
 	}
 	return err
 }

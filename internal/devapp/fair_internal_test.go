@@ -3,6 +3,8 @@ package devapp
 import (
 	"testing"
 	"time"
+
+	"github.com/longrun/longrun/internal/fakeclock"
 )
 
 // A job whose worker vanished stops counting against its tenant's share once
@@ -10,8 +12,8 @@ import (
 // moved (a renewal, a release) since the last look.
 func TestFairShareForgetsLapsedJobs(t *testing.T) {
 	t.Parallel()
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	f := newFairQueue(nil, nil, 1, func() time.Time { return now })
+	clock := fakeclock.At(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	f := newFairQueue(nil, nil, 1, clock)
 	take := func(tenant, receipt string) bool {
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -27,11 +29,11 @@ func TestFairShareForgetsLapsedJobs(t *testing.T) {
 		t.Fatal("tenant b held back by tenant a's share")
 	}
 	// r1's worker renews at 8 s (as ChangeVisibility does): still held at 11 s.
-	now = now.Add(8 * time.Second)
+	clock.Advance(8 * time.Second)
 	f.mu.Lock()
-	f.held["r1"].until = now.Add(10 * time.Second)
+	f.held["r1"].until = clock.Now().Add(10 * time.Second)
 	f.mu.Unlock()
-	now = now.Add(3 * time.Second)
+	clock.Advance(3 * time.Second)
 	if take("a", "r2") {
 		t.Fatal("a renewed job was forgotten at its first visibility's end")
 	}
@@ -39,7 +41,7 @@ func TestFairShareForgetsLapsedJobs(t *testing.T) {
 		t.Error("r3's visibility lapsed at 10 s, but it is still held at 11 s")
 	}
 	// r1 lapses at 18 s: then tenant a has room again.
-	now = now.Add(7*time.Second + time.Millisecond)
+	clock.Advance(7*time.Second + time.Millisecond)
 	if !take("a", "r2") {
 		t.Fatal("tenant a still at its share after its only job's visibility lapsed")
 	}

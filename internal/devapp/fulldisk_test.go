@@ -110,7 +110,7 @@ func TestFullDiskDeliveryResumes(t *testing.T) {
 	defer recv.Close()
 	app, url := serve(t, devapp.Config{
 		Jobs: registryOf(noop.Job), AllowLoopbackWebhooks: true, WebhookSchedule: "10s,10s,10s,10s,10s,10s",
-		Clock: clock.Now, Timer: clock,
+		Clock: clock,
 		DBOptions: []sqlite.Option{sqlite.WithWriteFault(func() error {
 			if full.Load() {
 				return errors.New("database or disk is full (injected)")

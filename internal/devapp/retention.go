@@ -31,7 +31,7 @@ func sweepInterval(retention time.Duration) time.Duration {
 // webhook deliveries) and the engine's executions with their history. It
 // returns how many records and engine executions it deleted.
 func (a *App) Expire(ctx context.Context) (records, executions int, err error) {
-	before := a.DB.Now().Add(-a.retention)
+	before := a.DB.Clock.Now().Add(-a.retention)
 	for {
 		n, err := a.Executions.DeleteEnded(ctx, before, sweepBatch)
 		records += n
@@ -61,7 +61,7 @@ func (a *App) sweep(ctx context.Context) {
 		case records+executions > 0:
 			a.log.InfoContext(ctx, "retention sweep", "records", records, "engine_executions", executions, "retention", a.retention)
 		}
-		due, stop := a.DB.Timer.Until(a.DB.Now().Add(interval))
+		due, stop := a.DB.Clock.Until(a.DB.Clock.Now().Add(interval))
 		if a.onSweep != nil {
 			a.onSweep()
 		}
@@ -84,14 +84,14 @@ const resumeInterval = time.Minute
 // without a restart of longrun dev.
 func (a *App) resumeDeliveries(ctx context.Context) {
 	for {
-		due, stop := a.DB.Timer.Until(a.DB.Now().Add(resumeInterval))
+		due, stop := a.DB.Clock.Until(a.DB.Clock.Now().Add(resumeInterval))
 		select {
 		case <-ctx.Done():
 			stop()
 			return
 		case <-due:
 		}
-		ids, err := a.Executions.StalledDeliveries(ctx, a.DB.Now().Add(-delivery.StallAfter), sweepBatch)
+		ids, err := a.Executions.StalledDeliveries(ctx, a.DB.Clock.Now().Add(-delivery.StallAfter), sweepBatch)
 		if err != nil {
 			a.log.WarnContext(ctx, "look for stalled webhook deliveries", "error", err)
 			continue

@@ -58,7 +58,7 @@ func TestRetentionSweep(t *testing.T) {
 // test ends; swept receives after every sweep (one runs at start).
 func serveRetained(t *testing.T, clock *fakeclock.Clock) (*devapp.App, *client, <-chan struct{}) {
 	t.Helper()
-	app := openApp(t, devapp.Config{Jobs: registryOf(noop.Job), Retention: time.Hour, Clock: clock.Now, Timer: clock})
+	app := openApp(t, devapp.Config{Jobs: registryOf(noop.Job), Retention: time.Hour, Clock: clock})
 	swept := make(chan struct{}, 16)
 	app.OnSweep(func() { swept <- struct{}{} }) // before Serve: it sweeps at start
 	key, err := tenant.CreateKey(context.Background(), app.Tenants, "acme", clock.Now())

@@ -1,9 +1,8 @@
 // Package fakeclock is the clock tests move by hand: Now for records and
-// deadlines, Until for waits (longrun.Timer, the shape of sqlite.Timer,
-// local.Timer and the waits of worker.Clock), and Advance, which fires every
-// wait that has come due. Time-dependent code takes a clock, so its tests
-// never sleep; *Clock is a worker.Clock as it is, so one fake drives the
-// engine, the queue and the worker together.
+// deadlines, Until for waits, and Advance, which fires every wait that has
+// come due. Time-dependent code takes a longrun.Clock, so its tests never
+// sleep; *Clock is a longrun.Clock as it is, so one fake drives the engine,
+// the queue and the worker together.
 package fakeclock
 
 import (

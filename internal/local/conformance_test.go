@@ -78,7 +78,7 @@ func TestConformanceOnTheEngine(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	e, err := New(ctx, Config{DB: db, Clock: db.Now, Timer: db.Timer, Machines: machines})
+	e, err := New(ctx, Config{DB: db, Clock: db.Clock, Machines: machines})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -80,15 +80,9 @@ func (e *Engine) send(ctx context.Context, q longrun.Queue, params json.RawMessa
 	}
 }
 
+// sleep waits d on the engine's clock, or until ctx ends.
 func (e *Engine) sleep(ctx context.Context, d time.Duration) error {
-	done, stop := e.timer.Until(e.now().Add(d))
-	defer stop()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return longrun.SleepUntil(ctx, e.clock, e.now().Add(d))
 }
 
 // messageBody is sqs:sendMessage's MessageBody: a string as it is, any

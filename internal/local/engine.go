@@ -44,7 +44,6 @@ type Engine struct {
 	stmts         map[string]*sql.Stmt // batchQueries prepared on the writer, owned by Run
 	db            DB
 	clock         longrun.Clock
-	timer         Timer
 	log           *slog.Logger
 	rnd           *mrand.Rand
 	machines      map[string]*machine
@@ -92,7 +91,7 @@ var (
 
 func newEngine(cfg Config) *Engine {
 	return &Engine{
-		db: cfg.DB, clock: cfg.Clock, timer: cfg.Timer, log: cfg.Logger, rnd: cfg.Rand,
+		db: cfg.DB, clock: cfg.Clock, log: cfg.Logger, rnd: cfg.Rand,
 		machines: map[string]*machine{}, machinesByARN: map[string]*machine{},
 		main: cfg.Main, deliver: cfg.Deliver, fns: cfg.Functions,
 		cmds:    make(chan *command, 4*maxBatch),
@@ -109,7 +108,7 @@ func newEngine(cfg Config) *Engine {
 // now is the engine's time, at the millisecond precision it is stored
 // with, so an execution reloaded after a crash sees exactly the same times.
 func (e *Engine) now() time.Time {
-	return e.clock().UTC().Truncate(time.Millisecond)
+	return e.clock.Now().UTC().Truncate(time.Millisecond)
 }
 
 // phase is what a running execution waits for in its current state.
@@ -357,7 +356,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		var due <-chan struct{}
 		stop := func() {}
 		if len(e.timers) > 0 {
-			due, stop = e.timer.Until(e.timers[0].at)
+			due, stop = e.clock.Until(e.timers[0].at)
 		}
 		n := min(len(e.retry), limit)
 		cmds := append(b.cmds[:0], e.retry[:n]...)
@@ -408,7 +407,7 @@ func (e *Engine) Run(ctx context.Context) error {
 				continue
 			}
 			// Give a failing disk a moment rather than spinning.
-			wait, stopWait := e.timer.Until(e.now().Add(100 * time.Millisecond))
+			wait, stopWait := e.clock.Until(e.now().Add(100 * time.Millisecond))
 			select {
 			case <-wait:
 			case <-ctx.Done():

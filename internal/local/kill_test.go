@@ -74,7 +74,7 @@ func openKillEngine(ctx context.Context, path string, onFinish func(arn string, 
 		db.Close()
 		return nil, err
 	}
-	cfg.Clock, cfg.Timer = nil, nil // real time
+	cfg.Clock = nil // real time
 	if k.e, err = New(ctx, cfg); err != nil {
 		db.Close()
 		return nil, err

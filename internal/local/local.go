@@ -41,7 +41,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/longrun/longrun"
 	"github.com/longrun/longrun/internal/asl"
@@ -54,10 +53,6 @@ type DB interface {
 	Write(ctx context.Context, fn func(tx *sql.Tx) error) error
 	Read(ctx context.Context, fn func(tx *sql.Tx) error) error
 }
-
-// Timer waits on the engine's clock (sqlite.Timer is the same type, so a
-// DB's Timer can be passed as it is).
-type Timer = longrun.Timer
 
 // TxQueue is a queue that can take a message inside the engine's own write
 // transaction (*sqlite.Queue): the task message and the state change then
@@ -97,8 +92,7 @@ type StatusRule struct {
 // Config is what New needs. DB and Machines are required.
 type Config struct {
 	DB     DB
-	Clock  longrun.Clock // default time.Now; pass the DB's clock so queue and engine agree
-	Timer  Timer         // default real timers; must agree with Clock
+	Clock  longrun.Clock // default longrun.SystemClock; pass the DB's clock so queue and engine agree
 	Logger *slog.Logger  // default: discard
 	Rand   *rand.Rand    // retry jitter; default time-seeded. Used by Run's goroutine only.
 
@@ -189,10 +183,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, errors.New("local engine: Config.DB is required")
 	}
 	if cfg.Clock == nil {
-		cfg.Clock = time.Now
-	}
-	if cfg.Timer == nil {
-		cfg.Timer = realTimer{}
+		cfg.Clock = longrun.SystemClock{}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -415,12 +406,4 @@ func findFunction(fns map[string]Function, name string) Function {
 		return fns[fn]
 	}
 	return nil
-}
-
-type realTimer struct{}
-
-func (realTimer) Until(t time.Time) (<-chan struct{}, func()) {
-	done := make(chan struct{})
-	timer := time.AfterFunc(time.Until(t), func() { close(done) })
-	return done, func() { timer.Stop() }
 }

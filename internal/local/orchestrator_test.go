@@ -48,7 +48,7 @@ func conformanceHarness(t *testing.T) orchestratortest.Harness {
 	}
 	notify := make(chan longrun.NotifyRequest, 10)
 	engine, err := local.New(ctx, local.Config{
-		DB: db, Clock: db.Now, Timer: db.Timer,
+		DB: db, Clock: db.Clock,
 		Machines: machines, Main: "longrun", Deliver: "deliver",
 		Functions: map[string]local.Function{"notify": func(_ context.Context, payload json.RawMessage) (json.RawMessage, error) {
 			var req longrun.NotifyRequest

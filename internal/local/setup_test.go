@@ -180,7 +180,7 @@ func engineConfig(db *sqlite.DB, queue longrun.Queue, fns map[string]Function) (
 		machines = append(machines, Machine{Name: name, ARN: testRegionARN + name, Definition: def})
 	}
 	return Config{
-		DB: db, Clock: db.Now, Timer: db.Timer, Rand: rand.New(rand.NewPCG(1, 2)),
+		DB: db, Clock: db.Clock, Rand: rand.New(rand.NewPCG(1, 2)),
 		Machines: machines, Main: "longrun", Deliver: "deliver",
 		Functions: fns,
 		Queues:    map[string]longrun.Queue{testQueueURL: queue},
@@ -208,7 +208,7 @@ func (f *fixture) open() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db.Now, db.Timer = f.clock.Now, f.clock
+	db.Clock = f.clock
 	t.Cleanup(func() { db.Close() })
 	f.db = db
 	f.queue = sqlite.NewQueue(db, "jobs", sqlite.QueueConfig{})

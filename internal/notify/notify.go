@@ -52,7 +52,7 @@ type Config struct {
 	Redeliver func(ctx context.Context, executionID string, round int) error
 	Sender    Sender
 	Schedule  delivery.Schedule
-	Clock     longrun.Clock // nil means time.Now
+	Clock     longrun.Clock // nil means longrun.SystemClock
 	Logger    *slog.Logger  // nil discards
 	// DescribeURL returns where a client reads an execution, for webhooks
 	// whose output is too large to send; nil sends none.
@@ -69,7 +69,7 @@ type Notifier struct {
 // New returns a Notifier.
 func New(cfg Config) *Notifier {
 	if cfg.Clock == nil {
-		cfg.Clock = time.Now
+		cfg.Clock = longrun.SystemClock{}
 	}
 	if cfg.ThinOver <= 0 {
 		cfg.ThinOver = DefaultThinOver
@@ -170,7 +170,7 @@ func scanFinalize(raw json.RawMessage) (req longrun.NotifyRequest, ok bool) {
 // machine retrying a call that failed after the record was written — records
 // nothing and only makes sure delivery goes on.
 func (n *Notifier) finalize(ctx context.Context, req longrun.NotifyRequest) (json.RawMessage, error) {
-	o := longrun.Outcome{Status: req.Status, StopDate: n.cfg.Clock()}
+	o := longrun.Outcome{Status: req.Status, StopDate: n.cfg.Clock.Now()}
 	switch req.Status {
 	case longrun.StatusSucceeded:
 		if len(req.Output) > 0 {
@@ -219,7 +219,7 @@ func (n *Notifier) statusChanged(ctx context.Context, ev events.EventBridgeEvent
 	if d.Name == "" {
 		return nil, longrun.Errorf(longrun.EINVALID, "notify: status change without an execution name")
 	}
-	o := longrun.Outcome{Status: status, StopDate: n.cfg.Clock()}
+	o := longrun.Outcome{Status: status, StopDate: n.cfg.Clock.Now()}
 	if d.StopDate != nil {
 		o.StopDate = time.UnixMilli(*d.StopDate).UTC()
 	}
@@ -252,7 +252,7 @@ func (n *Notifier) statusChanged(ctx context.Context, ev events.EventBridgeEvent
 	n.logOutcome(ctx, e, recorded, "status change")
 	// A FAILED event normally follows FinalizeFailure, whose deliver state
 	// machine is already running: restart delivery only if it has stalled.
-	kick := recorded || !delivery.InProgress(e.Webhook, n.cfg.Clock())
+	kick := recorded || !delivery.InProgress(e.Webhook, n.cfg.Clock.Now())
 	if err := n.ensureDelivery(ctx, e, kick); err != nil {
 		return nil, err
 	}
@@ -270,7 +270,7 @@ func (n *Notifier) ResumeDelivery(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("get execution %s: %w", id, err)
 	}
-	if e.Webhook == nil || e.Webhook.State != longrun.DeliveryPending || delivery.InProgress(e.Webhook, n.cfg.Clock()) {
+	if e.Webhook == nil || e.Webhook.State != longrun.DeliveryPending || delivery.InProgress(e.Webhook, n.cfg.Clock.Now()) {
 		return nil
 	}
 	n.log.InfoContext(ctx, "resuming a stalled webhook delivery", "execution_id", id, "delivery", delivery.Describe(*e.Webhook))
@@ -284,7 +284,7 @@ func (n *Notifier) ResumeDelivery(ctx context.Context, id string) error {
 // a delivery already under way is then left to its loop.
 func (n *Notifier) Ended(ctx context.Context, e *longrun.Execution, recorded bool) error {
 	n.logOutcome(ctx, e, recorded, "settle")
-	return n.ensureDelivery(ctx, e, recorded || !delivery.InProgress(e.Webhook, n.cfg.Clock()))
+	return n.ensureDelivery(ctx, e, recorded || !delivery.InProgress(e.Webhook, n.cfg.Clock.Now()))
 }
 
 // ensureDelivery makes the first attempt of an ended execution's webhook if
@@ -312,7 +312,7 @@ func (n *Notifier) ensureDelivery(ctx context.Context, e *longrun.Execution, kic
 	if n.cfg.Redeliver == nil {
 		return fmt.Errorf("webhook of %s needs another attempt, but notify has no Redeliver", e.ID)
 	}
-	now := n.cfg.Clock()
+	now := n.cfg.Clock.Now()
 	save := func(d longrun.Delivery) error { return n.cfg.Store.SaveDelivery(ctx, e.ID, d) }
 	d := *e.Webhook
 	if !delivery.InProgress(&d, now) {
@@ -355,7 +355,7 @@ func (n *Notifier) deliver(ctx context.Context, id string) (json.RawMessage, err
 	switch {
 	case d.State != longrun.DeliveryPending:
 		return answer(longrun.DeliverResult{Done: true})
-	case n.cfg.Clock().Add(dueSlack).Before(d.NextAttempt):
+	case n.cfg.Clock.Now().Add(dueSlack).Before(d.NextAttempt):
 		// Early (a retried invocation, or clocks apart): send nothing.
 		return answer(longrun.DeliverResult{RetryAt: formatRetryAt(d.NextAttempt)})
 	}
@@ -376,7 +376,7 @@ func (n *Notifier) attempt(ctx context.Context, e *longrun.Execution, d longrun.
 	tenant, err := n.cfg.Tenants.GetTenant(ctx, e.Tenant)
 	switch {
 	case err == nil:
-		secrets = tenant.ActiveSecrets(n.cfg.Clock())
+		secrets = tenant.ActiveSecrets(n.cfg.Clock.Now())
 	case longrun.IsCode(err, longrun.ENOTFOUND):
 		// No tenant, no secret: the attempt is recorded as failed (and
 		// unsent) rather than failing notify forever.
@@ -385,7 +385,7 @@ func (n *Notifier) attempt(ctx context.Context, e *longrun.Execution, d longrun.
 	}
 	body := n.body(ctx, e)
 	r := n.cfg.Sender.Attempt(ctx, e.CallbackURL, secrets, d.EventID, body)
-	d = n.cfg.Schedule.Record(d, r, n.cfg.Clock())
+	d = n.cfg.Schedule.Record(d, r, n.cfg.Clock.Now())
 	if err := n.cfg.Store.SaveDelivery(ctx, e.ID, d); err != nil {
 		return d, fmt.Errorf("save webhook delivery of %s: %w", e.ID, err)
 	}

@@ -88,9 +88,9 @@ func setup(t *testing.T, configure ...func(*Config, *longrun.Execution)) *fixtur
 			}
 			return f.redeliver
 		},
-		Sender:      delivery.NewSender(delivery.Config{Policy: delivery.Policy{AllowLoopback: true}, Clock: f.clock.Now, Timeout: 5 * time.Second}),
+		Sender:      delivery.NewSender(delivery.Config{Policy: delivery.Policy{AllowLoopback: true}, Clock: f.clock, Timeout: 5 * time.Second}),
 		Schedule:    delivery.Schedule{Rand: func() float64 { return 0 }},
-		Clock:       f.clock.Now,
+		Clock:       f.clock,
 		DescribeURL: func(id string) string { return "https://api.example.com/executions/" + id },
 	}
 	for _, c := range configure {

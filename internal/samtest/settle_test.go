@@ -21,6 +21,7 @@ import (
 	"github.com/longrun/longrun/internal/awsapp"
 	"github.com/longrun/longrun/internal/awstest"
 	"github.com/longrun/longrun/internal/delivery"
+	"github.com/longrun/longrun/internal/fakeclock"
 	"github.com/longrun/longrun/internal/settle"
 	"github.com/longrun/longrun/internal/sqsqueue"
 )
@@ -137,12 +138,8 @@ func testSettleCutStarts(t *testing.T, k awstest.Emulator) {
 		t.Fatal(err)
 	}
 	settleApp := p.app(t, "SettleFunction", nil)
-	var (
-		mu  sync.Mutex
-		now time.Time
-	)
-	settleApp.Clock = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	setClock := func(t time.Time) { mu.Lock(); defer mu.Unlock(); now = t }
+	clock := fakeclock.At(time.Time{})
+	settleApp.Clock = clock
 	sweep, err := settleApp.Settle()
 	if err != nil {
 		t.Fatal(err)
@@ -164,11 +161,11 @@ func testSettleCutStarts(t *testing.T, k awstest.Emulator) {
 		}
 		// Within the grace period the sweep leaves it alone: its start may
 		// still be under way.
-		setClock(rec.StartDate.Add(settle.DefaultGrace / 2))
+		clock.Set(rec.StartDate.Add(settle.DefaultGrace / 2))
 		if res := run(t); res.Found != 0 {
 			t.Fatalf("settle within the grace period = %+v, want nothing found", res)
 		}
-		setClock(rec.StartDate.Add(settle.DefaultGrace + time.Minute))
+		clock.Set(rec.StartDate.Add(settle.DefaultGrace + time.Minute))
 		if res := run(t); res != (settle.Result{Found: 1, Started: 1}) {
 			t.Fatalf("settle = %+v, want the one record started", res)
 		}
@@ -202,7 +199,7 @@ func testSettleCutStarts(t *testing.T, k awstest.Emulator) {
 			t.Fatal(err)
 		}
 		// Found only after the time a start is retried: it is failed.
-		setClock(rec.StartDate.Add(settle.DefaultGiveUpAfter + time.Minute))
+		clock.Set(rec.StartDate.Add(settle.DefaultGiveUpAfter + time.Minute))
 		if res := run(t); res != (settle.Result{Found: 1, Failed: 1}) {
 			t.Fatalf("settle = %+v, want the one record failed", res)
 		}

@@ -79,7 +79,7 @@ type Config struct {
 	// Ended sends the webhook of a record the sweep failed
 	// (notify.Notifier.Ended).
 	Ended       func(ctx context.Context, e *longrun.Execution, recorded bool) error
-	Clock       longrun.Clock // nil: time.Now
+	Clock       longrun.Clock // nil: longrun.SystemClock
 	Grace       time.Duration // 0: DefaultGrace
 	GiveUpAfter time.Duration // 0: DefaultGiveUpAfter
 	Limit       int           // 0: DefaultLimit
@@ -95,7 +95,7 @@ type Sweeper struct {
 // New returns a Sweeper.
 func New(cfg Config) *Sweeper {
 	if cfg.Clock == nil {
-		cfg.Clock = time.Now
+		cfg.Clock = longrun.SystemClock{}
 	}
 	if cfg.Grace <= 0 {
 		cfg.Grace = DefaultGrace
@@ -128,7 +128,7 @@ type Result struct {
 // only a failure to find the records is returned.
 func (s *Sweeper) Run(ctx context.Context) (Result, error) {
 	var res Result
-	ids, err := s.cfg.Store.PendingStarts(ctx, s.cfg.Clock().Add(-s.cfg.Grace), s.cfg.Limit)
+	ids, err := s.cfg.Store.PendingStarts(ctx, s.cfg.Clock.Now().Add(-s.cfg.Grace), s.cfg.Limit)
 	if err != nil {
 		return res, fmt.Errorf("find pending starts: %w", err)
 	}
@@ -184,7 +184,7 @@ func (s *Sweeper) Settle(ctx context.Context, id string) (Outcome, error) {
 			// A start a sweep failed, whose webhook may not have got under
 			// way (the run died in between): ensure it, then clear. Not
 			// while the run that failed it may still be sending it.
-			if s.cfg.Clock().Sub(e.StopDate) < s.cfg.Grace {
+			if s.cfg.Clock.Now().Sub(e.StopDate) < s.cfg.Grace {
 				return Deferred, nil
 			}
 			return Failed, s.ended(ctx, e, false)
@@ -198,7 +198,7 @@ func (s *Sweeper) Settle(ctx context.Context, id string) (Outcome, error) {
 	if started {
 		return Confirmed, s.confirm(ctx, id)
 	}
-	now := s.cfg.Clock()
+	now := s.cfg.Clock.Now()
 	if age := now.Sub(e.StartDate); age > s.cfg.GiveUpAfter {
 		return s.fail(ctx, e, fmt.Sprintf("the state machine was not started: the start was cut short %s ago, past the %s in which it is retried", age.Round(time.Second), s.cfg.GiveUpAfter))
 	}
@@ -231,7 +231,7 @@ func (s *Sweeper) confirm(ctx context.Context, id string) error {
 // fail finishes e FAILED (only while it is RUNNING) and sends its webhook.
 func (s *Sweeper) fail(ctx context.Context, e *longrun.Execution, cause string) (Outcome, error) {
 	o := longrun.Outcome{
-		Status: longrun.StatusFailed, StopDate: s.cfg.Clock(),
+		Status: longrun.StatusFailed, StopDate: s.cfg.Clock.Now(),
 		Error: longrun.ErrNameStartFailed, Cause: longrun.Truncate(cause, longrun.MaxCauseLength),
 	}
 	ended, recorded, err := s.cfg.Store.FinishExecution(ctx, e.ID, o)

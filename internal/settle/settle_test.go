@@ -130,7 +130,7 @@ func newFixture(t *testing.T) *fixture {
 	start := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	f := &fixture{store: newStore(), orch: &orchestrator{started: map[string]longrun.StateInput{}}, clock: fakeclock.At(start), start0: start}
 	f.sweep = settle.New(settle.Config{
-		Store: f.store, Orchestrator: f.orch, Clock: f.clock.Now, Limit: 3,
+		Store: f.store, Orchestrator: f.orch, Clock: f.clock, Limit: 3,
 		StateInput: func(e *longrun.Execution) longrun.StateInput {
 			return longrun.StateInput{ExecutionID: e.ID, ExecutionARN: e.ARN, Input: e.Input, Job: e.Job, Limits: longrun.Limits{TimeoutSeconds: 7}}
 		},

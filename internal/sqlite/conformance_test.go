@@ -23,8 +23,7 @@ func setup(t *testing.T) (*sqlite.DB, *fakeClock) {
 		}
 	})
 	clock := newFakeClock()
-	db.Now = clock.Now
-	db.Timer = clock
+	db.Clock = clock
 	return db, clock
 }
 
@@ -35,7 +34,7 @@ func TestStoreConformance(t *testing.T) {
 		return storetest.Harness{
 			Executions: sqlite.NewExecutionStore(db),
 			Tenants:    sqlite.NewTenantStore(db),
-			Clock:      clock.Now,
+			Clock:      clock,
 		}
 	})
 }

@@ -137,7 +137,7 @@ func (q *Queue) Receive(ctx context.Context, max int, wait, visibility time.Dura
 		if other := q.db.Now().Add(crossProcessPoll); other.Before(until) {
 			until = other
 		}
-		timeUp, stop := q.db.Timer.Until(until)
+		timeUp, stop := q.db.Clock.Until(until)
 		select {
 		case <-changed:
 		case <-timeUp:

@@ -163,7 +163,7 @@ func TestInFlightSurvivesReopen(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Open: %v", err)
 		}
-		db.Now, db.Timer = clock.Now, clock
+		db.Clock = clock
 		return db, sqlite.NewQueue(db, "jobs", sqlite.QueueConfig{})
 	}
 	db, q := open()
@@ -322,7 +322,7 @@ func TestLongPollSeesOtherProcesses(t *testing.T) {
 			t.Fatalf("Open: %v", err)
 		}
 		t.Cleanup(func() { db.Close() })
-		db.Now, db.Timer = clock.Now, clock
+		db.Clock = clock
 		return sqlite.NewQueue(db, "jobs", sqlite.QueueConfig{})
 	}
 	here, there := open(), open()

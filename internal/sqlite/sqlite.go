@@ -49,10 +49,10 @@
 //
 // # Time
 //
-// DB.Now is the clock every adapter reads ("now" for visibility timeouts and
-// sent times); DB.Timer is what long polling waits on. Both default to real
-// time; tests replace them with a fake clock they move by hand. Set them
-// right after Open, before the DB is used. Times are stored as Unix
+// DB.Clock is the clock every adapter reads ("now" for visibility timeouts and
+// sent times) and what long polling waits on. It defaults to real time;
+// tests replace it with a fake clock they move by hand. Set it right after
+// Open, before the DB is used. Times are stored as Unix
 // milliseconds, the precision the DynamoDB adapter keeps too.
 package sqlite
 
@@ -84,16 +84,11 @@ var migrations embed.FS
 // in schema_version.
 const MigrationSet = "longrun"
 
-// Timer waits on the DB's clock. Receive's long polling uses it, so tests can
-// drive it with a fake clock instead of sleeping.
-type Timer = longrun.Timer
-
 // DB is one SQLite file shared by the adapters and the local engine.
 type DB struct {
-	// Now is the clock of every record and timeout. Default time.Now.
-	Now longrun.Clock
-	// Timer is what long polls wait on; it must agree with Now. Default: real timers.
-	Timer Timer
+	// Clock is the time of every record and timeout, and what long polls
+	// wait on. Default longrun.SystemClock.
+	Clock longrun.Clock
 
 	path   string
 	writer *sql.DB
@@ -222,8 +217,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	checkpoints.SetMaxIdleConns(1)
 
 	db := &DB{
-		Now:       time.Now,
-		Timer:     realTimer{},
+		Clock:     longrun.SystemClock{},
 		path:      path,
 		writer:    writer,
 		reader:    reader,
@@ -449,7 +443,7 @@ func (db *DB) writeAlone(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		}
 		backoff := time.Duration(attempt+1) * 50 * time.Millisecond
 		db.log.WarnContext(ctx, "sqlite busy, retrying write", "path", db.path, "attempt", attempt+1, "backoff", backoff)
-		// The lock is held by another process, so this waits in real time, not on db.Timer.
+		// The lock is held by another process, so this waits in real time, not on db.Clock.
 		t := time.NewTimer(backoff)
 		select {
 		case <-t.C:
@@ -572,13 +566,8 @@ func (db *DB) notify(queue string) {
 	}
 }
 
-type realTimer struct{}
-
-func (realTimer) Until(t time.Time) (<-chan struct{}, func()) {
-	done := make(chan struct{})
-	timer := time.AfterFunc(time.Until(t), func() { close(done) })
-	return done, func() { timer.Stop() }
-}
+// Now is db.Clock's time: "now" for every record and timeout.
+func (db *DB) Now() time.Time { return db.Clock.Now() }
 
 func toMillis(t time.Time) int64 { return t.UnixMilli() }
 

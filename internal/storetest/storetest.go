@@ -35,16 +35,16 @@ import (
 type Harness struct {
 	Executions longrun.ExecutionStore
 	Tenants    longrun.TenantStore
-	// Clock is the clock the store uses for "now"; nil means time.Now. The
-	// suite takes start dates from it.
-	Clock func() time.Time
+	// Clock is the clock the store uses for "now"; nil means
+	// longrun.SystemClock. The suite takes start dates from it.
+	Clock longrun.Clock
 }
 
 func (h Harness) now() time.Time {
 	if h.Clock == nil {
 		return time.Now().UTC().Truncate(time.Millisecond)
 	}
-	return h.Clock().UTC().Truncate(time.Millisecond)
+	return h.Clock.Now().UTC().Truncate(time.Millisecond)
 }
 
 // Run runs every case against the stores setup returns.

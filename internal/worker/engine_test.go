@@ -41,7 +41,7 @@ func newEngine(t *testing.T) *engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db.Now, db.Timer = en.clock.Now, en.clock
+	db.Clock = en.clock
 	t.Cleanup(func() { _ = db.Close() })
 	en.queue = sqlite.NewQueue(db, "JobsQueue", sqlite.QueueConfig{})
 	var machines []local.Machine
@@ -57,7 +57,7 @@ func newEngine(t *testing.T) *engine {
 		machines = append(machines, local.Machine{Name: name, ARN: "arn:aws:states:local:000000000000:stateMachine:" + name, Definition: def})
 	}
 	en.e, err = local.New(t.Context(), local.Config{
-		DB: db, Clock: db.Now, Timer: db.Timer, Machines: machines, Main: "longrun", Deliver: "deliver",
+		DB: db, Clock: db.Clock, Machines: machines, Main: "longrun", Deliver: "deliver",
 		Functions: map[string]local.Function{"NotifyFunction": en.record},
 		Queues:    map[string]longrun.Queue{jobsURL: en.queue},
 	})

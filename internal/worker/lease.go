@@ -26,7 +26,7 @@ type Leaser interface {
 // made right away: the Lambda event source mapping receives with the queue's
 // visibility timeout (at least the function's 15 minutes), and the worker
 // shortens it to the lease so a dead invocation is noticed in one lease.
-func holdLease(ctx context.Context, q Leaser, clock Clock, receipt string, lease time.Duration, atOnce bool, log *slog.Logger) {
+func holdLease(ctx context.Context, q Leaser, clock longrun.Clock, receipt string, lease time.Duration, atOnce bool, log *slog.Logger) {
 	t := newTicker(clock, lease/3)
 	defer t.Stop()
 	for first := atOnce; ; first = false {

@@ -36,8 +36,8 @@ type PollerConfig struct {
 	ErrorBackoff time.Duration
 
 	// Clock is what lease renewals, the drain and the pause after a failed
-	// receive wait on; nil means SystemClock.
-	Clock  Clock
+	// receive wait on; nil means longrun.SystemClock.
+	Clock  longrun.Clock
 	Logger *slog.Logger // nil discards
 }
 
@@ -72,7 +72,7 @@ func NewPoller(cfg PollerConfig) *Poller {
 		cfg.ErrorBackoff = time.Second
 	}
 	if cfg.Clock == nil {
-		cfg.Clock = SystemClock{}
+		cfg.Clock = longrun.SystemClock{}
 	}
 	log := cfg.Logger
 	if log == nil {

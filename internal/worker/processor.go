@@ -44,8 +44,8 @@ type Config struct {
 	SendBackoff  time.Duration
 
 	// Clock is what heartbeats, progress flushes, job limits and backoffs
-	// wait on; nil means SystemClock.
-	Clock  Clock
+	// wait on; nil means longrun.SystemClock.
+	Clock  longrun.Clock
 	Logger *slog.Logger // nil discards
 }
 
@@ -78,7 +78,7 @@ func NewProcessor(cfg Config) *Processor {
 		cfg.SendBackoff = time.Second
 	}
 	if cfg.Clock == nil {
-		cfg.Clock = SystemClock{}
+		cfg.Clock = longrun.SystemClock{}
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -364,7 +364,7 @@ type progress struct {
 
 func newProgress() *progress { return &progress{first: make(chan struct{})} }
 
-func (pr *progress) report(clock Clock) func(longrun.Progress) {
+func (pr *progress) report(clock longrun.Clock) func(longrun.Progress) {
 	return func(p longrun.Progress) {
 		if p.UpdatedAt.IsZero() {
 			p.UpdatedAt = clock.Now().UTC()
