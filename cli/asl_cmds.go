@@ -115,7 +115,7 @@ func aslRun(ctx context.Context, cmd *cli.Command) error {
 	// times in --history and the execution's TimeoutSeconds are those of a
 	// real run.
 	vc := &virtualClock{start: time.Now()}
-	opts := asl.RunOptions{Now: vc.now, Sleep: vc.sleep}
+	opts := asl.RunOptions{Clock: vc}
 	opts.Invoke = func(context.Context, *asl.Task, string) (json.RawMessage, error) {
 		return nil, &asl.TaskError{Name: asl.ErrTaskFailed, Cause: "no --mock file answers this task"}
 	}
@@ -154,20 +154,24 @@ func aslRun(ctx context.Context, cmd *cli.Command) error {
 	return nil
 }
 
-// virtualClock is real time plus every wait skipped so far. asl.Run calls
-// it from one goroutine.
+// virtualClock is real time plus every wait skipped so far: a
+// longrun.Clock whose waits end at once. asl.Run calls it from one
+// goroutine.
 type virtualClock struct {
 	start   time.Time
 	skipped time.Duration
 }
 
-func (c *virtualClock) now() time.Time {
+func (c *virtualClock) Now() time.Time {
 	return c.start.Add(time.Since(c.start) + c.skipped).UTC()
 }
 
-func (c *virtualClock) sleep(_ context.Context, until time.Time) error {
-	if d := until.Sub(c.now()); d > 0 {
+// Until skips the time up to t and ends the wait at once.
+func (c *virtualClock) Until(t time.Time) (<-chan struct{}, func()) {
+	if d := t.Sub(c.Now()); d > 0 {
 		c.skipped += d
 	}
-	return nil
+	done := make(chan struct{})
+	close(done)
+	return done, func() {}
 }

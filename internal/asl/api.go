@@ -28,6 +28,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"time"
+
+	"github.com/longrun/longrun"
 )
 
 // StateMachine is a parsed and validated definition. It is immutable and safe
@@ -411,11 +413,10 @@ type RunOptions struct {
 	// States.TaskFailed. The ctx carries the task's TimeoutSeconds as a
 	// deadline; exceeding it is States.Timeout.
 	Invoke func(ctx context.Context, t *Task, token string) (json.RawMessage, error)
-	// Now is the clock (time.Now if nil).
-	Now func() time.Time
-	// Sleep waits until the given time or ctx ends (real sleep if nil).
-	// Tests pass one that records the time and returns at once.
-	Sleep func(ctx context.Context, until time.Time) error
+	// Clock is the execution's time: Now stamps states and history, and
+	// Waits and retry backoffs wait on Until (longrun.SystemClock if nil).
+	// Tests pass one that records each wait and ends it at once.
+	Clock longrun.Clock
 	// Rand draws retry jitter (a time-seeded one if nil).
 	Rand *rand.Rand
 	// Context is the initial context object; Run fills Execution.Input,

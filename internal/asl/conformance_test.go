@@ -46,7 +46,7 @@ type conformanceCase struct {
 
 const defaultStart = "2024-01-01T00:00:00Z"
 
-// harness is an injected clock, a recording Sleep, a seeded rand and a
+// harness is an injected clock that records each wait, a seeded rand and a
 // mock Invoke that records what it was asked.
 type harness struct {
 	now    time.Time
@@ -54,6 +54,21 @@ type harness struct {
 	tasks  []json.RawMessage
 	tokens []string
 	n      int
+}
+
+// Now is the harness's time: it moves only when a wait moves it.
+func (h *harness) Now() time.Time { return h.now }
+
+// Until records the wait and ends it at once, the clock jumping to t: Run
+// is synchronous, so nothing else could move the clock while it waits.
+func (h *harness) Until(t time.Time) (<-chan struct{}, func()) {
+	h.sleeps = append(h.sleeps, t.UTC().Format(time.RFC3339Nano))
+	if t.After(h.now) {
+		h.now = t
+	}
+	done := make(chan struct{})
+	close(done)
+	return done, func() {}
 }
 
 func setup(t *testing.T, c conformanceCase) (*StateMachine, *harness, RunOptions) {
@@ -89,15 +104,8 @@ func setup(t *testing.T, c conformanceCase) (*StateMachine, *harness, RunOptions
 			h.tokens = append(h.tokens, token)
 			return invoke(ctx, task, token)
 		},
-		Now: func() time.Time { return h.now },
-		Sleep: func(_ context.Context, until time.Time) error {
-			h.sleeps = append(h.sleeps, until.UTC().Format(time.RFC3339Nano))
-			if until.After(h.now) {
-				h.now = until
-			}
-			return nil
-		},
-		Rand: rand.New(rand.NewPCG(1, 2)),
+		Clock: h,
+		Rand:  rand.New(rand.NewPCG(1, 2)),
 		NewToken: func() string {
 			h.n++
 			return "token-" + string(rune('0'+h.n))

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/longrun/longrun"
 )
 
 // runner is one in-memory execution: a flat loop over states, each state a
@@ -25,11 +27,8 @@ func run(ctx context.Context, m *StateMachine, input json.RawMessage, o RunOptio
 	if o.Invoke == nil {
 		return nil, errors.New("asl: RunOptions.Invoke is required")
 	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Sleep == nil {
-		o.Sleep = sleepUntil
+	if o.Clock == nil {
+		o.Clock = longrun.SystemClock{}
 	}
 	if o.Rand == nil {
 		o.Rand = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
@@ -46,7 +45,7 @@ func run(ctx context.Context, m *StateMachine, input json.RawMessage, o RunOptio
 	r := &runner{m: m, o: o, res: &Result{}}
 	c := o.Context
 	c.Execution.Input = input
-	start := o.Now()
+	start := o.Clock.Now()
 	if c.Execution.StartTime.IsZero() {
 		c.Execution.StartTime = start
 	}
@@ -84,7 +83,7 @@ func (r *runner) machine(ctx context.Context, m *StateMachine, input json.RawMes
 		if err := ctx.Err(); err != nil {
 			return outcome{}, err
 		}
-		now := o.Now()
+		now := o.Clock.Now()
 		if r.expired(now) {
 			return timedOut, nil
 		}
@@ -116,10 +115,10 @@ func (r *runner) machine(ctx context.Context, m *StateMachine, input json.RawMes
 		}
 		switch step.Kind {
 		case StepWait:
-			if err := o.Sleep(ctx, r.capped(step.Until)); err != nil {
+			if err := longrun.SleepUntil(ctx, o.Clock, r.capped(step.Until)); err != nil {
 				return outcome{}, err
 			}
-			if r.expired(o.Now()) {
+			if r.expired(o.Clock.Now()) {
 				return timedOut, nil
 			}
 			r.event(typ+"StateExited", name, map[string]any{"output": step.Output})
@@ -152,10 +151,10 @@ func (r *runner) runBranches(ctx context.Context, m *StateMachine, name string, 
 	for step.Kind == StepBranches || (step.Kind == StepRetry && step.Task == nil) {
 		if step.Kind == StepRetry {
 			retries = step.Retries
-			if err := r.o.Sleep(ctx, r.capped(step.Until)); err != nil {
+			if err := longrun.SleepUntil(ctx, r.o.Clock, r.capped(step.Until)); err != nil {
 				return step, true, err
 			}
-			if r.expired(r.o.Now()) {
+			if r.expired(r.o.Clock.Now()) {
 				return step, true, nil
 			}
 		}
@@ -188,7 +187,7 @@ func (r *runner) runBranches(ctx context.Context, m *StateMachine, name string, 
 				}
 			}
 		}
-		step = m.BranchesDone(name, in, results, retries, c, r.o.Now(), r.o.Rand)
+		step = m.BranchesDone(name, in, results, retries, c, r.o.Clock.Now(), r.o.Rand)
 		if step.Kind == StepRetry || step.Kind == StepFail || step.Caught != nil {
 			r.event(typ+"StateFailed", name, nil)
 		} else {
@@ -209,11 +208,11 @@ func (r *runner) runTask(ctx context.Context, m *StateMachine, name string, in j
 			for _, n := range retries {
 				c.State.RetryCount += n
 			}
-			if err := r.o.Sleep(ctx, r.capped(step.Until)); err != nil {
+			if err := longrun.SleepUntil(ctx, r.o.Clock, r.capped(step.Until)); err != nil {
 				return step, true, err
 			}
 		}
-		if r.expired(r.o.Now()) {
+		if r.expired(r.o.Clock.Now()) {
 			r.timedOut()
 			return step, true, nil
 		}
@@ -244,7 +243,7 @@ func (r *runner) runTask(ctx context.Context, m *StateMachine, name string, in j
 		if c.Task.Token != "" {
 			c.Task.Token = r.o.NewToken() // a retried attempt gets a new token
 		}
-		step = m.TaskFailed(name, in, terr.Name, terr.Cause, retries, c, r.o.Now(), r.o.Rand)
+		step = m.TaskFailed(name, in, terr.Name, terr.Cause, retries, c, r.o.Clock.Now(), r.o.Rand)
 	}
 	return step, false, nil
 }
@@ -259,7 +258,7 @@ func (r *runner) invoke(ctx context.Context, t *Task, token string) (json.RawMes
 	}
 	execLimited := false
 	if !r.deadline.IsZero() {
-		if left := r.deadline.Sub(r.o.Now()); limit == 0 || left < limit {
+		if left := r.deadline.Sub(r.o.Clock.Now()); limit == 0 || left < limit {
 			limit, execLimited = left, true
 		}
 	}
@@ -315,7 +314,7 @@ func (r *runner) event(typ, state string, detail map[string]any) {
 		}
 	}
 	r.res.History = append(r.res.History, HistoryEvent{
-		ID: int64(len(r.res.History) + 1), Timestamp: r.o.Now(), Type: typ, State: state, Detail: d,
+		ID: int64(len(r.res.History) + 1), Timestamp: r.o.Clock.Now(), Type: typ, State: state, Detail: d,
 	})
 }
 
@@ -336,19 +335,4 @@ func (r *runner) timedOut() *Result {
 	r.res.Cause = "The execution ran longer than the state machine's TimeoutSeconds"
 	r.event("ExecutionTimedOut", "", map[string]any{"error": r.res.Error, "cause": r.res.Cause})
 	return r.res
-}
-
-func sleepUntil(ctx context.Context, until time.Time) error {
-	d := time.Until(until)
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

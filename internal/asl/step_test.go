@@ -331,18 +331,3 @@ func TestStepRoundTripsThroughJSON(t *testing.T) {
 		t.Error("an unknown kind was accepted")
 	}
 }
-
-func TestRealSleepRespectsTheContext(t *testing.T) {
-	t.Parallel()
-	if err := sleepUntil(context.Background(), time.Now().Add(-time.Second)); err != nil {
-		t.Errorf("a time in the past: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := sleepUntil(ctx, time.Now().Add(time.Hour)); !errors.Is(err, context.Canceled) {
-		t.Errorf("cancelled: %v", err)
-	}
-	if err := sleepUntil(context.Background(), time.Now().Add(time.Millisecond)); err != nil {
-		t.Errorf("a millisecond: %v", err)
-	}
-}

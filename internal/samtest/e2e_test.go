@@ -432,6 +432,16 @@ func (f *fixture) ended(t *testing.T, arn string) *sfn.DescribeExecutionOutput {
 	}
 }
 
+// skipWaits is real time whose waits end at once: aslFailure wants the
+// execution's outcome, not its retry backoffs.
+type skipWaits struct{ longrun.SystemClock }
+
+func (skipWaits) Until(time.Time) (<-chan struct{}, func()) {
+	done := make(chan struct{})
+	close(done)
+	return done, func() {}
+}
+
 // aslFailure runs definition with internal/asl, the Work task failing with
 // errName and cause and notify answering, and returns the execution's error.
 func aslFailure(t *testing.T, definition, errName, cause string) (string, string) {
@@ -447,7 +457,7 @@ func aslFailure(t *testing.T, definition, errName, cause string) (string, string
 			}
 			return json.RawMessage(`{"Payload":{}}`), nil
 		},
-		Sleep: func(context.Context, time.Time) error { return nil },
+		Clock: skipWaits{},
 	})
 	if err != nil {
 		t.Fatal(err)
