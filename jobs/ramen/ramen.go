@@ -103,15 +103,10 @@ func parse(raw json.RawMessage) (input, error) {
 	return in, nil
 }
 
+// sleepReal waits d on the real clock, or until ctx ends.
 func sleepReal(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	var clock longrun.SystemClock
+	return longrun.SleepUntil(ctx, clock, clock.Now().Add(d))
 }
 
 // Kind is the name the example registers the ramen timer under.
