@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/longrun/longrun"
 	"github.com/longrun/longrun/client"
 )
 
@@ -36,20 +37,20 @@ type WaitOptions struct {
 	Interval time.Duration
 	// Redraw is how often the live line moves (spinner, elapsed); default 100ms.
 	Redraw time.Duration
-	Now    func() time.Time // default time.Now
+	Clock  longrun.Clock // default longrun.SystemClock
 }
 
 // Wait shows the execution until it ends and returns its final record. The
 // client honours the server's Retry-After between polls; the live line keeps
 // moving in between.
 func Wait(ctx context.Context, c *client.Client, id string, o WaitOptions) (*client.Execution, error) {
-	if o.Now == nil {
-		o.Now = time.Now
+	if o.Clock == nil {
+		o.Clock = longrun.SystemClock{}
 	}
 	if o.Redraw <= 0 {
 		o.Redraw = 100 * time.Millisecond
 	}
-	d := NewDisplay(o.Out, o.Live, o.Now)
+	d := NewDisplay(o.Out, o.Live, o.Clock)
 	defer d.Done()
 	stop := make(chan struct{})
 	defer close(stop)

@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/longrun/longrun"
 	xterm "golang.org/x/term"
 )
 
@@ -60,9 +61,9 @@ type Status struct {
 // Display shows an execution's status: on a terminal one line redrawn in
 // place, elsewhere one plain line per change.
 type Display struct {
-	w    io.Writer
-	live bool
-	now  func() time.Time
+	w     io.Writer
+	live  bool
+	clock longrun.Clock
 
 	mu    sync.Mutex
 	cur   Status
@@ -72,9 +73,9 @@ type Display struct {
 }
 
 // NewDisplay returns a display writing to w; live redraws in place (pass
-// IsTerminal(w)). now is the clock the elapsed time is measured with.
-func NewDisplay(w io.Writer, live bool, now func() time.Time) *Display {
-	return &Display{w: w, live: live, now: now}
+// IsTerminal(w)). clock is what the elapsed time is measured with.
+func NewDisplay(w io.Writer, live bool, clock longrun.Clock) *Display {
+	return &Display{w: w, live: live, clock: clock}
 }
 
 // Live reports whether the display redraws in place.
@@ -143,7 +144,7 @@ func (d *Display) draw() {
 		fill := p * barWidth / 100
 		parts = append(parts, "["+strings.Repeat("█", fill)+strings.Repeat("░", barWidth-fill)+"]", fmt.Sprintf("%3d%%", p))
 	}
-	parts = append(parts, Elapsed(d.now().Sub(s.Start)))
+	parts = append(parts, Elapsed(d.clock.Now().Sub(s.Start)))
 	if s.Message != "" {
 		parts = append(parts, s.Message)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/creack/pty"
 	"github.com/longrun/longrun/client"
+	"github.com/longrun/longrun/internal/fakeclock"
 	"github.com/longrun/longrun/internal/term"
 )
 
@@ -58,16 +59,16 @@ func setup(t *testing.T, records ...map[string]any) *client.Client {
 	return client.New(srv.URL, "lr_test")
 }
 
-// A clock that moves a second per reading: elapsed time is predictable.
-func ticking() func() time.Time {
-	var mu sync.Mutex
-	t := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	return func() time.Time {
-		mu.Lock()
-		defer mu.Unlock()
-		t = t.Add(time.Second)
-		return t
-	}
+// tickingClock moves a second per reading: elapsed time is predictable.
+type tickingClock struct{ *fakeclock.Clock }
+
+func (c tickingClock) Now() time.Time {
+	c.Advance(time.Second)
+	return c.Clock.Now()
+}
+
+func ticking() tickingClock {
+	return tickingClock{fakeclock.At(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))}
 }
 
 var journey = []map[string]any{
@@ -93,7 +94,7 @@ func TestWaitThroughAPipe(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // Retry-After: 0 ends it at once
 	defer cancel()
-	e, err := term.Wait(ctx, c, "ex-1", term.WaitOptions{Live: term.IsTerminal(w), Out: w, Interval: time.Hour, Now: ticking()})
+	e, err := term.Wait(ctx, c, "ex-1", term.WaitOptions{Live: term.IsTerminal(w), Out: w, Interval: time.Hour, Clock: ticking()})
 	w.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +133,7 @@ func TestWaitThroughAPseudoTerminal(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // Retry-After: 0 ends it at once
 	defer cancel()
-	e, err := term.Wait(ctx, c, "ex-1", term.WaitOptions{Live: term.IsTerminal(tty), Out: tty, Interval: time.Hour, Now: ticking()})
+	e, err := term.Wait(ctx, c, "ex-1", term.WaitOptions{Live: term.IsTerminal(tty), Out: tty, Interval: time.Hour, Clock: ticking()})
 	if err != nil {
 		t.Fatal(err)
 	}
