@@ -47,6 +47,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/longrun/longrun"
 )
 
 // Attribute and index names of the table. template.yaml must declare the
@@ -143,10 +144,9 @@ func waitActive(ctx context.Context, client TableAPI, name string) error {
 		if err == nil && out.Table != nil && out.Table.TableStatus == types.TableStatusActive {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("table %s is not ACTIVE: %v (last error %v)", name, ctx.Err(), err)
-		case <-time.After(200 * time.Millisecond):
+		var clock longrun.SystemClock
+		if serr := longrun.SleepUntil(ctx, clock, clock.Now().Add(200*time.Millisecond)); serr != nil {
+			return fmt.Errorf("table %s is not ACTIVE: %v (last error %v)", name, serr, err)
 		}
 	}
 }
