@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/longrun/longrun"
 	"github.com/longrun/longrun/webhook"
 	"github.com/urfave/cli/v3"
 )
@@ -98,7 +99,7 @@ func webhookListen(ctx context.Context, cmd *cli.Command) error {
 	out := cmd.Root().Writer
 	fmt.Fprintf(out, "listening on http://%s — point callbackUrl here\n", ln.Addr())
 	// Retries of one event span more than a day: remember ids for two.
-	h := &receiver{secrets: secrets, out: out, failFirst: int(cmd.Int("fail-first")), saveDir: cmd.String("save"), dedupe: webhook.NewDeduper(48 * time.Hour), now: time.Now}
+	h := &receiver{secrets: secrets, out: out, failFirst: int(cmd.Int("fail-first")), saveDir: cmd.String("save"), dedupe: webhook.NewDeduper(48 * time.Hour), clock: longrun.SystemClock{}}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
@@ -118,7 +119,7 @@ type receiver struct {
 	out       io.Writer
 	saveDir   string
 	dedupe    *webhook.Deduper
-	now       func() time.Time
+	clock     longrun.Clock // real time: signatures are checked against the sender's clock
 	mu        sync.Mutex
 	failFirst int
 	received  int // requests, for the saved files' names
@@ -144,7 +145,7 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		}
 	}
 	id := req.Header.Get(webhook.HeaderID)
-	if err := webhook.Verify(r.secrets, req.Header, body, r.now()); err != nil {
+	if err := webhook.Verify(r.secrets, req.Header, body, r.clock.Now()); err != nil {
 		fmt.Fprintf(r.out, "✗ %s rejected: %v\n", id, err)
 		http.Error(w, "signature not verified", http.StatusUnauthorized)
 		return
@@ -156,7 +157,7 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		return
 	}
-	dup := r.dedupe.Seen(id, r.now())
+	dup := r.dedupe.Seen(id, r.clock.Now())
 	var ev webhook.Event
 	_ = json.Unmarshal(body, &ev)
 	note := ""

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/longrun/longrun"
 )
 
 // DefaultMaxConnections bounds the HTTP connections longrun dev keeps open,
@@ -22,8 +24,8 @@ const DefaultMaxConnections = 512
 // 503 and Retry-After.
 type connLimiter struct {
 	net.Listener
-	max int
-	now func() time.Time
+	max   int
+	clock longrun.Clock // real time: it only orders idle connections, which a fake clock would tie
 
 	mu    sync.Mutex
 	conns map[net.Conn]*connState
@@ -35,7 +37,7 @@ type connState struct {
 }
 
 func newConnLimiter(ln net.Listener, max int) *connLimiter {
-	return &connLimiter{Listener: ln, max: max, now: time.Now, conns: map[net.Conn]*connState{}}
+	return &connLimiter{Listener: ln, max: max, clock: longrun.SystemClock{}, conns: map[net.Conn]*connState{}}
 }
 
 func (l *connLimiter) Accept() (net.Conn, error) {
@@ -68,7 +70,7 @@ func (l *connLimiter) admit(c net.Conn) bool {
 		delete(l.conns, oldest)
 		_ = oldest.Close() // its server goroutine ends on the read error
 	}
-	l.conns[c] = &connState{idle: true, since: l.now()}
+	l.conns[c] = &connState{idle: true, since: l.clock.Now()}
 	return true
 }
 
@@ -86,7 +88,7 @@ func (l *connLimiter) track(c net.Conn, state http.ConnState) {
 	case http.StateActive:
 		s.idle = false
 	case http.StateIdle, http.StateNew:
-		s.idle, s.since = true, l.now()
+		s.idle, s.since = true, l.clock.Now()
 	}
 }
 
