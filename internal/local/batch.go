@@ -34,6 +34,7 @@ type batch struct {
 	logs     []transition
 	sends    []*pendingSend
 	deletes  []int64           // delivered status events
+	acks     []taskMessage     // task messages whose token this batch answered
 	known    map[string]string // status of executions not in memory, looked up before the batch
 	born     map[string]bool   // executions created in this batch
 	withs    []*command        // starts and stops of this batch with writes of their own (StartWith, StopExecutionWith)
@@ -68,6 +69,8 @@ func (b *batch) reset() {
 	clear(b.sends)
 	b.sends = b.sends[:0]
 	b.deletes = b.deletes[:0]
+	clear(b.acks)
+	b.acks = b.acks[:0]
 	clear(b.withs)
 	b.withs = b.withs[:0]
 	if b.born == nil {
@@ -121,6 +124,7 @@ func (b *batch) run(c *command) error {
 			return errTaskGone
 		}
 		b.touch(ex)
+		b.answered(ex)
 		b.follow(ex, b.taskSucceeded(ex, c.data))
 	case cmdFailure:
 		ex := b.e.tokens[c.token]
@@ -128,6 +132,7 @@ func (b *batch) run(c *command) error {
 			return errTaskGone
 		}
 		b.touch(ex)
+		b.answered(ex)
 		b.follow(ex, b.taskFailed(ex, c.errName, c.cause))
 	case cmdHeartbeat:
 		ex := b.e.tokens[c.token]
@@ -144,6 +149,16 @@ func (b *batch) run(c *command) error {
 		b.deletes = append(b.deletes, c.id)
 	}
 	return nil
+}
+
+// answered deletes the task message of ex's token, answered in this
+// batch, in its transaction: its job is done with, and the worker's Delete
+// then writes nothing (one write less per task).
+func (b *batch) answered(ex *execution) {
+	if ex.msg.q != nil {
+		b.acks = append(b.acks, ex.msg)
+		ex.msg = taskMessage{}
+	}
 }
 
 var errTaskGone = longrun.Errorf(longrun.ETASKGONE,
@@ -350,7 +365,7 @@ func (b *batch) follow(ex *execution, st asl.Step) {
 // the attempt failed at once and st is what follows.
 func (b *batch) startTask(ex *execution, t *asl.Task) (st asl.Step, more bool) {
 	tgt := ex.m.tasks[taskKey(ex.sm().Path(), ex.state)]
-	ex.task, ex.sent, ex.sendResult, ex.wake = t, false, nil, time.Time{}
+	ex.task, ex.sent, ex.sendResult, ex.wake, ex.msg = t, false, nil, time.Time{}, taskMessage{}
 	ex.attempt++
 	ex.taskDeadline, ex.heartbeat = time.Time{}, time.Time{}
 	if t.TimeoutSeconds > 0 {
@@ -395,6 +410,9 @@ func (b *batch) startTask(ex *execution, t *asl.Task) (st asl.Step, more bool) {
 	// result, which comes back as a command once committed.
 	p := &pendingSend{ex: ex, q: txq, body: body, wait: wait}
 	b.sends = append(b.sends, p)
+	if d, ok := txq.(txDeleter); ok && wait {
+		ex.msg = taskMessage{q: d, send: p}
+	}
 	if wait {
 		b.holeEvent(ex, p)
 	} else {
@@ -410,6 +428,7 @@ type pendingSend struct {
 	q      TxQueue
 	body   string
 	wait   bool
+	id     string          // set in the transaction
 	result json.RawMessage // set in the transaction
 }
 
@@ -628,10 +647,15 @@ func (b *batch) write(tx *sql.Tx) error {
 		if err != nil {
 			return fmt.Errorf("send task message of %s: %w", p.ex.arn, err)
 		}
-		p.result = sendResult(id, p.body)
+		p.id, p.result = id, sendResult(id, p.body)
 		p.ex.sent = true
 		if !p.wait {
 			p.ex.sendResult = p.result
+		}
+	}
+	for _, a := range b.acks {
+		if err := a.q.DeleteTx(b.ctx, tx, a.send.id); err != nil {
+			return err
 		}
 	}
 	if err := b.flushHistory(); err != nil {

@@ -3,6 +3,7 @@ package local
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"path/filepath"
 	"runtime"
@@ -14,6 +15,10 @@ import (
 	"github.com/longrun/longrun"
 	"github.com/longrun/longrun/internal/sqlite"
 )
+
+// -writeprofile prints where the single SQLite writer's time went per
+// execution (sqlite.DB.ProfileWrites), as internal/devapp's benchmarks do.
+var writeProfile = flag.Bool("writeprofile", false, "print the SQLite writer's profile per execution")
 
 // BenchmarkExecutions runs whole executions of the real longrun.asl.json end
 // to end on a WAL SQLite file: StartExecution, the task message through the
@@ -81,6 +86,9 @@ func BenchmarkExecutions(b *testing.B) {
 		})
 	}
 
+	if *writeProfile {
+		db.ProfileWrites()
+	}
 	limits := longrun.Limits{TimeoutSeconds: 600, HeartbeatSeconds: 300}
 	const starters = 16
 	var next atomic.Int64
@@ -115,6 +123,16 @@ func BenchmarkExecutions(b *testing.B) {
 		b.Fatalf("%d executions did not succeed", n)
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "executions/s")
+	if *writeProfile {
+		p := db.WriteProfile()
+		n := float64(b.N)
+		fmt.Printf("%s (N=%d): writer held %.0f%% of the run; per execution %.2f transactions, held %.0f µs, COMMIT %.0f µs\n",
+			b.Name(), b.N, 100*p.Held.Seconds()/elapsed.Seconds(), float64(p.Transactions)/n,
+			float64(p.Held.Microseconds())/n, float64(p.Commit.Microseconds())/n)
+		for _, c := range p.Callers {
+			fmt.Printf("  %-60s %6.2f calls %7.1f µs\n", c.Name, float64(c.Calls)/n, float64(c.Time.Microseconds())/n)
+		}
+	}
 }
 
 // BenchmarkMap runs executions of one Map state over 1,000 items, each

@@ -156,6 +156,10 @@ type execution struct {
 	taskDeadline time.Time
 	heartbeat    time.Time
 	vars         json.RawMessage // the workflow variables (asl.Context.Variables)
+	// msg is the current attempt's task message, sent in the engine's
+	// transaction (in memory only: after a restart the worker's Delete
+	// removes it).
+	msg taskMessage
 
 	// A Parallel branch or Map iteration is a child execution (branch.go):
 	// sub is the machine it runs, parentARN the execution whose state
@@ -184,6 +188,13 @@ type execution struct {
 	dispatched int       // the attempt whose effect has been started
 	failures   int       // failed commits of its timers alone
 	parked     time.Time // after failed commits: its timers wait until then
+}
+
+// taskMessage is a task message the engine sent in its transaction: the
+// answer to its token deletes it there too (txDeleter).
+type taskMessage struct {
+	q    txDeleter
+	send *pendingSend // its id is set by the transaction that sends it, which commits before any that answers it
 }
 
 // firstEvent is the id of the first event of this batch.

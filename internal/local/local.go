@@ -69,6 +69,13 @@ type TxQueue interface {
 	SendTx(ctx context.Context, tx *sql.Tx, body string) (messageID string, err error)
 }
 
+// txDeleter is a TxQueue that can also delete a message in the engine's
+// transaction (*sqlite.Queue): a task's message is deleted with the task's
+// answer, so the worker's own Delete that follows has nothing to write.
+type txDeleter interface {
+	DeleteTx(ctx context.Context, tx *sql.Tx, messageID string) error
+}
+
 // Function is an in-process Lambda function, the target of lambda:invoke and
 // of status-change rules. A returned error (or a panic) fails the task as
 // the Go Lambda runtime reports it: Error is the error's type name (or a

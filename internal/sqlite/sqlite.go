@@ -305,8 +305,9 @@ var (
 		sendSQL, nextVisibleSQL, visibleSQL, deadLetterSQL, takeSQL, deleteMessageSQL, changeVisibilitySQL,
 		putTenantSQL, putAPIKeySQL, deleteAPIKeySQL,
 		savepointSQL, releaseSQL, rollbackToSQL,
+		deleteByIDSQL,
 	}
-	readQueries = append([]string{getExecutionSQL, getTenantSQL, tenantForKeySQL}, listQueries()...)
+	readQueries = append([]string{getExecutionSQL, getTenantSQL, tenantForKeySQL, heldSQL}, listQueries()...)
 )
 
 // listQueries is every form of listExecutionsSQL: with or without each filter.
