@@ -102,9 +102,10 @@ func (f *fairQueue) Receive(ctx context.Context, max int, wait, visibility time.
 // share now, and gives back to the queue those that waited too long.
 //
 // A held message's visibility runs on while it waits, so a message handed
-// out has its visibility renewed first: if that fails, the message came back
-// to the queue meanwhile (it may run elsewhere under a new receipt) and this
-// copy is dropped, so a job never runs twice for having waited.
+// out after a third of it has its visibility renewed first: if that fails,
+// the message came back to the queue meanwhile (it may run elsewhere under
+// a new receipt) and this copy is dropped, so a job never runs twice for
+// having waited.
 func (f *fairQueue) fromWaiting(ctx context.Context, max int) []longrun.Message {
 	var handed []waitingMsg
 	var expired []string
@@ -131,6 +132,19 @@ func (f *fairQueue) fromWaiting(ctx context.Context, max int) []longrun.Message 
 	}
 	out := make([]longrun.Message, 0, len(handed))
 	for _, w := range handed {
+		if now.Sub(w.since) < w.visibility/3 {
+			// Still invisible for two thirds of its visibility: no other
+			// receiver can hold it (`longrun dev` is the file's only
+			// process), and the worker renews it a third of the way in.
+			// Renewing it here would be one more write per job.
+			f.mu.Lock()
+			if h, ok := f.held[w.m.Receipt]; ok {
+				h.until = w.since.Add(w.visibility)
+			}
+			f.mu.Unlock()
+			out = append(out, w.m)
+			continue
+		}
 		if f.ChangeVisibility(ctx, w.m.Receipt, w.visibility) == nil { // on failure it releases the share
 			out = append(out, w.m)
 		}
