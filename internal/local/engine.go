@@ -42,6 +42,7 @@ const maxInflight = 256
 // Orchestrator and TaskReporter methods may be called from any goroutine.
 type Engine struct {
 	stmts         map[string]*sql.Stmt // batchQueries prepared on the writer, owned by Run
+	lookupStmt    *sql.Stmt            // lookupSQL prepared on the readers, owned by Run
 	db            DB
 	clock         longrun.Clock
 	timer         Timer
@@ -564,12 +565,7 @@ func (e *Engine) lookup(ctx context.Context, b *batch) error {
 	if len(arns) == 0 {
 		return nil
 	}
-	return e.db.Read(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `SELECT status FROM local_executions WHERE arn = ?`)
-		if err != nil {
-			return fmt.Errorf("prepare execution lookup: %w", err)
-		}
-		defer stmt.Close()
+	find := func(stmt *sql.Stmt) error {
 		for _, arn := range arns {
 			var status string
 			switch err := stmt.QueryRowContext(ctx, arn).Scan(&status); {
@@ -580,6 +576,18 @@ func (e *Engine) lookup(ctx context.Context, b *batch) error {
 			}
 		}
 		return nil
+	}
+	if e.lookupStmt != nil {
+		// Each arn on its own snapshot: what one finds does not depend on another.
+		return find(e.lookupStmt)
+	}
+	return e.db.Read(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, lookupSQL)
+		if err != nil {
+			return fmt.Errorf("prepare execution lookup: %w", err)
+		}
+		defer stmt.Close()
+		return find(stmt)
 	})
 }
 
@@ -663,18 +671,35 @@ type writePreparer interface {
 	PrepareWrite(ctx context.Context, query string) (*sql.Stmt, error)
 }
 
-// prepareStmts prepares the batches' statements on the writer; close
-// closes them, when Run returns.
+// readPreparer is a DB that prepares a statement on its readers, to run
+// outside a transaction (sqlite.DB.PrepareRead).
+type readPreparer interface {
+	PrepareRead(ctx context.Context, query string) (*sql.Stmt, error)
+}
+
+// lookupSQL is lookup's query.
+const lookupSQL = `SELECT status FROM local_executions WHERE arn = ?`
+
+// prepareStmts prepares the batches' statements on the writer, and
+// lookup's on the readers; close closes them, when Run returns.
 func (e *Engine) prepareStmts(ctx context.Context) (closeAll func(), err error) {
 	stmts := make(map[string]*sql.Stmt, len(batchQueries))
 	closeAll = func() {
 		for _, st := range stmts {
 			_ = st.Close() // nothing uses them any more: an error changes nothing
 		}
+		if e.lookupStmt != nil {
+			_ = e.lookupStmt.Close() // likewise
+		}
+	}
+	if p, ok := e.db.(readPreparer); ok {
+		if e.lookupStmt, err = p.PrepareRead(ctx, lookupSQL); err != nil {
+			return nil, fmt.Errorf("local engine: %w", err)
+		}
 	}
 	p, ok := e.db.(writePreparer)
 	if !ok {
-		return func() {}, nil
+		return closeAll, nil
 	}
 	for _, q := range batchQueries {
 		st, err := p.PrepareWrite(ctx, q)

@@ -391,6 +391,18 @@ func (db *DB) PrepareWrite(ctx context.Context, query string) (*sql.Stmt, error)
 	return st, nil
 }
 
+// PrepareRead prepares query on the readers' pool, to run on its own rather
+// than in Read's transaction: a single SELECT reads one consistent snapshot
+// by itself, so the BEGIN and ROLLBACK around it would be wasted (the local
+// engine's lookups before a batch go this way).
+func (db *DB) PrepareRead(ctx context.Context, query string) (*sql.Stmt, error) {
+	st, err := db.reader.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("prepare %q: %w", query, err)
+	}
+	return st, nil
+}
+
 // Path returns the file the DB was opened on.
 func (db *DB) Path() string { return db.path }
 
