@@ -13,6 +13,9 @@
 // steps those executions in memory, then writes the whole batch in one
 // transaction that holds only SQL, so the cost of a commit is shared by many
 // transitions and the single SQLite writer is free while the engine thinks.
+// While one batch commits the next is stepped on top of it (pipelined: at
+// most one committing, one being stepped), and written once the first has
+// committed; if the first fails, the next is undone with it.
 // Nothing sleeps in line; timers wait on an injected clock. If a commit
 // fails, its changes are retried one at a time, so an execution whose
 // writes keep failing is set aside (it resumes at the next start) instead
