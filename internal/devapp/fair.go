@@ -103,14 +103,11 @@ func (f *fairQueue) Receive(ctx context.Context, max int, wait, visibility time.
 // fromWaiting hands out up to max waiting messages whose tenant is under its
 // share now, and gives back to the queue those that waited too long.
 //
-// A held message's visibility runs on while it waits, so a message that
-// waited long has its visibility renewed before it is handed out: if that
-// fails, the message came back to the queue meanwhile (it may run elsewhere
-// under a new receipt) and this copy is dropped, so a job never runs twice
-// for having waited. One that waited less than a sixth of its visibility is
-// handed out as it is: the worker renews at a third of it, so the lease
-// still has half its length to spare then, and the renewal (a write) is
-// saved for the common case, a tenant alone a moment over its share.
+// A held message's visibility runs on while it waits, so a message handed
+// out after a third of it has its visibility renewed first: if that fails,
+// the message came back to the queue meanwhile (it may run elsewhere under
+// a new receipt) and this copy is dropped, so a job never runs twice for
+// having waited.
 func (f *fairQueue) fromWaiting(ctx context.Context, max int) []longrun.Message {
 	var handed []waitingMsg
 	var expired []string
@@ -137,7 +134,20 @@ func (f *fairQueue) fromWaiting(ctx context.Context, max int) []longrun.Message 
 	}
 	out := make([]longrun.Message, 0, len(handed))
 	for _, w := range handed {
-		if now.Sub(w.since) < w.visibility/6 || f.ChangeVisibility(ctx, w.m.Receipt, w.visibility) == nil { // on failure it releases the share
+		if now.Sub(w.since) < w.visibility/3 {
+			// Still invisible for two thirds of its visibility: no other
+			// receiver can hold it (`longrun dev` is the file's only
+			// process), and the worker renews it a third of the way in.
+			// Renewing it here would be one more write per job.
+			f.mu.Lock()
+			if h, ok := f.held[w.m.Receipt]; ok {
+				h.until = w.since.Add(w.visibility)
+			}
+			f.mu.Unlock()
+			out = append(out, w.m)
+			continue
+		}
+		if f.ChangeVisibility(ctx, w.m.Receipt, w.visibility) == nil { // on failure it releases the share
 			out = append(out, w.m)
 		}
 	}

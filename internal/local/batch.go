@@ -25,15 +25,27 @@ type batch struct {
 	ms  int64
 	err error // the batch cannot be written (an encoding error): it rolls back
 
-	cmds     []*command
-	errs     []error // per command
-	touched  []*execution
+	cmds    []*command
+	errs    []error // per command
+	ticks   []*execution
+	touched []*execution
+	// Filled by seal, when the batch is handed to its transaction: rows
+	// are copies of the touched executions as the batch left them (what
+	// the transaction writes, while Run's goroutine steps the next batch
+	// on the executions themselves), saved their state before the batch
+	// (nil for one it created), to roll back.
+	sealed   bool
+	rows     []*execution
+	saved    []*execution
+	rowOf    map[*execution]*execution
+	done     chan error // the transaction's outcome
 	finished []*execution
 	effects  []*execution
 	outbox   []outboxItem
 	logs     []transition
 	sends    []*pendingSend
 	deletes  []int64           // delivered status events
+	acks     []taskMessage     // task messages whose token this batch answered
 	known    map[string]string // status of executions not in memory, looked up before the batch
 	born     map[string]bool   // executions created in this batch
 	withs    []*command        // starts and stops of this batch with writes of their own (StartWith, StopExecutionWith)
@@ -51,29 +63,39 @@ type transition struct {
 func (b *batch) begin(ctx context.Context, now time.Time) {
 	b.reset()
 	b.ctx, b.tx, b.now, b.ms = ctx, nil, now, now.UnixMilli()
-	if cap(b.errs) < len(b.cmds) {
-		b.errs = make([]error, len(b.cmds))
-	}
-	b.errs = b.errs[:len(b.cmds)]
 	clear(b.errs)
+	b.errs = b.errs[:0]
 }
 
 func (b *batch) reset() {
 	b.err = nil
+	clear(b.ticks)
+	b.ticks = b.ticks[:0]
+	clear(b.touched)
 	b.touched = b.touched[:0]
+	b.sealed = false
+	clear(b.rows)
+	b.rows = b.rows[:0]
+	clear(b.saved)
+	b.saved = b.saved[:0]
+	clear(b.finished)
 	b.finished = b.finished[:0]
+	clear(b.effects)
 	b.effects = b.effects[:0]
 	b.outbox = b.outbox[:0]
 	b.logs = b.logs[:0]
 	clear(b.sends)
 	b.sends = b.sends[:0]
 	b.deletes = b.deletes[:0]
+	clear(b.acks)
+	b.acks = b.acks[:0]
 	clear(b.withs)
 	b.withs = b.withs[:0]
 	if b.born == nil {
 		b.known, b.born = map[string]string{}, map[string]bool{}
 	}
 	clear(b.born)
+	clear(b.known)
 	b.blobs.reset()
 }
 
@@ -91,6 +113,38 @@ func (b *batch) closeStmts() {
 func (b *batch) abort(err error) {
 	if b.err == nil {
 		b.err = err
+	}
+}
+
+// seal hands the batch to its transaction: from here on write reads only
+// what the batch owns (rows, copies of the executions as the batch left
+// them), so Run's goroutine may step the next batch on the executions
+// themselves meanwhile. The executions start afresh for that batch: its
+// touch snapshots them as this batch leaves them.
+func (b *batch) seal() {
+	if b.sealed {
+		return
+	}
+	b.sealed = true
+	for _, ex := range b.touched {
+		row := *ex
+		b.rows = append(b.rows, &row)
+		b.saved = append(b.saved, ex.saved)
+		ex.saved, ex.touched, ex.created = nil, false, false
+		ex.events, ex.holes = nil, nil // the row owns them now
+	}
+	if len(b.sends) > 0 {
+		if b.rowOf == nil {
+			b.rowOf = map[*execution]*execution{}
+		}
+		clear(b.rowOf)
+		for i, ex := range b.touched {
+			b.rowOf[ex] = b.rows[i]
+		}
+		for _, p := range b.sends {
+			p.row = b.rowOf[p.ex]
+		}
+		clear(b.rowOf)
 	}
 }
 
@@ -121,6 +175,7 @@ func (b *batch) run(c *command) error {
 			return errTaskGone
 		}
 		b.touch(ex)
+		b.answered(ex)
 		b.follow(ex, b.taskSucceeded(ex, c.data))
 	case cmdFailure:
 		ex := b.e.tokens[c.token]
@@ -128,6 +183,7 @@ func (b *batch) run(c *command) error {
 			return errTaskGone
 		}
 		b.touch(ex)
+		b.answered(ex)
 		b.follow(ex, b.taskFailed(ex, c.errName, c.cause))
 	case cmdHeartbeat:
 		ex := b.e.tokens[c.token]
@@ -144,6 +200,16 @@ func (b *batch) run(c *command) error {
 		b.deletes = append(b.deletes, c.id)
 	}
 	return nil
+}
+
+// answered deletes the task message of ex's token, answered in this
+// batch, in its transaction: its job is done with, and the worker's Delete
+// then writes nothing (one write less per task).
+func (b *batch) answered(ex *execution) {
+	if ex.msg.q != nil {
+		b.acks = append(b.acks, ex.msg)
+		ex.msg = taskMessage{}
+	}
 }
 
 var errTaskGone = longrun.Errorf(longrun.ETASKGONE,
@@ -350,7 +416,7 @@ func (b *batch) follow(ex *execution, st asl.Step) {
 // the attempt failed at once and st is what follows.
 func (b *batch) startTask(ex *execution, t *asl.Task) (st asl.Step, more bool) {
 	tgt := ex.m.tasks[taskKey(ex.sm().Path(), ex.state)]
-	ex.task, ex.sent, ex.sendResult, ex.wake = t, false, nil, time.Time{}
+	ex.task, ex.sent, ex.sendResult, ex.wake, ex.msg = t, false, nil, time.Time{}, taskMessage{}
 	ex.attempt++
 	ex.taskDeadline, ex.heartbeat = time.Time{}, time.Time{}
 	if t.TimeoutSeconds > 0 {
@@ -393,8 +459,12 @@ func (b *batch) startTask(ex *execution, t *asl.Task) (st asl.Step, more bool) {
 	// The message is sent in the batch's transaction (write); until then
 	// the execution waits for the token, or (RequestResponse) for the send's
 	// result, which comes back as a command once committed.
-	p := &pendingSend{ex: ex, q: txq, body: body, wait: wait}
+	p := &pendingSend{ex: ex, q: txq, body: body, wait: wait, attempt: ex.attempt}
 	b.sends = append(b.sends, p)
+	ex.sent = true // it is, once this batch commits; a rollback undoes both
+	if d, ok := txq.(txDeleter); ok && wait {
+		ex.msg = taskMessage{q: d, send: p}
+	}
 	if wait {
 		b.holeEvent(ex, p)
 	} else {
@@ -406,11 +476,14 @@ func (b *batch) startTask(ex *execution, t *asl.Task) (st asl.Step, more bool) {
 
 // pendingSend is a task message to send in the batch's transaction.
 type pendingSend struct {
-	ex     *execution
-	q      TxQueue
-	body   string
-	wait   bool
-	result json.RawMessage // set in the transaction
+	ex      *execution
+	row     *execution // ex's row in the transaction (seal)
+	q       TxQueue
+	body    string
+	wait    bool
+	attempt int
+	id      string          // set in the transaction
+	result  json.RawMessage // set in the transaction
 }
 
 func (b *batch) dropToken(ex *execution) {
@@ -552,9 +625,9 @@ type storedEvent struct {
 }
 
 // flushHistory inserts the events the batch added, a row per execution.
-// It leaves the executions as they are: the transaction may run again.
+// It leaves the rows as they are: the transaction may run again.
 func (b *batch) flushHistory() error {
-	for _, ex := range b.touched {
+	for _, ex := range b.rows {
 		if len(ex.events) == 0 {
 			continue
 		}
@@ -610,8 +683,10 @@ func (b *batch) prepare(query string) (*sql.Stmt, error) {
 }
 
 // write is the batch's transaction: the task messages, then the history,
-// the executions and the outbox. It changes nothing in memory but what
-// it sets again when run again (sqlite.DB.Write may, after SQLITE_BUSY).
+// the executions and the outbox. It runs after seal, on another goroutine
+// than Run's, and reads and sets only what the batch owns (its rows, its
+// sends, its outbox), and only what it sets again when run again
+// (sqlite.DB.Write may, after SQLITE_BUSY).
 func (b *batch) write(tx *sql.Tx) error {
 	b.tx = tx
 	defer b.closeStmts()
@@ -628,10 +703,14 @@ func (b *batch) write(tx *sql.Tx) error {
 		if err != nil {
 			return fmt.Errorf("send task message of %s: %w", p.ex.arn, err)
 		}
-		p.result = sendResult(id, p.body)
-		p.ex.sent = true
+		p.id, p.result = id, sendResult(id, p.body)
 		if !p.wait {
-			p.ex.sendResult = p.result
+			p.row.sendResult = p.result // persisted with the row; the execution gets it once committed
+		}
+	}
+	for _, a := range b.acks {
+		if err := a.q.DeleteTx(b.ctx, tx, a.send.id); err != nil {
+			return err
 		}
 	}
 	if err := b.flushHistory(); err != nil {

@@ -3,6 +3,7 @@ package local
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"path/filepath"
 	"runtime"
@@ -15,6 +16,10 @@ import (
 	"github.com/longrun/longrun/internal/sqlite"
 )
 
+// -writeprofile prints where the single SQLite writer's time went per
+// execution (sqlite.DB.ProfileWrites), as internal/devapp's benchmarks do.
+var writeProfile = flag.Bool("writeprofile", false, "print the SQLite writer's profile per execution")
+
 // BenchmarkExecutions runs whole executions of the real longrun.asl.json end
 // to end on a WAL SQLite file: StartExecution, the task message through the
 // local queue to an in-process no-op worker (receive, SendTaskSuccess,
@@ -25,7 +30,7 @@ import (
 func BenchmarkExecutions(b *testing.B) {
 	ctx, cancel := context.WithCancel(b.Context())
 	defer cancel()
-	e, queue := benchEngine(ctx, b)
+	e, queue, db := benchEngine(ctx, b)
 	var ended, failed atomic.Int64
 	all := make(chan struct{})
 	e.onFinish = func(_ string, status longrun.Status) {
@@ -70,6 +75,9 @@ func BenchmarkExecutions(b *testing.B) {
 		})
 	}
 
+	if *writeProfile {
+		db.ProfileWrites()
+	}
 	limits := longrun.Limits{TimeoutSeconds: 600, HeartbeatSeconds: 300}
 	const starters = 16
 	var next atomic.Int64
@@ -104,6 +112,16 @@ func BenchmarkExecutions(b *testing.B) {
 		b.Fatalf("%d executions did not succeed", n)
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "executions/s")
+	if *writeProfile {
+		p := db.WriteProfile()
+		n := float64(b.N)
+		fmt.Printf("%s (N=%d): writer held %.0f%% of the run; per execution %.2f transactions, held %.0f µs, COMMIT %.0f µs\n",
+			b.Name(), b.N, 100*p.Held.Seconds()/elapsed.Seconds(), float64(p.Transactions)/n,
+			float64(p.Held.Microseconds())/n, float64(p.Commit.Microseconds())/n)
+		for _, c := range p.Callers {
+			fmt.Printf("  %-60s %6.2f calls %7.1f µs\n", c.Name, float64(c.Calls)/n, float64(c.Time.Microseconds())/n)
+		}
+	}
 }
 
 // BenchmarkMap runs executions of one Map state over 1,000 items, each
@@ -115,7 +133,7 @@ func BenchmarkExecutions(b *testing.B) {
 func BenchmarkMap(b *testing.B) {
 	ctx, cancel := context.WithCancel(b.Context())
 	defer cancel()
-	e, _ := benchEngine(ctx, b)
+	e, _, _ := benchEngine(ctx, b)
 	ended := make(chan longrun.Status, 1)
 	e.onFinish = func(_ string, status longrun.Status) { ended <- status }
 	var wg sync.WaitGroup
@@ -149,7 +167,7 @@ func BenchmarkMap(b *testing.B) {
 
 // benchEngine is an engine with no-op functions on a WAL SQLite file
 // (closed when b ends) and its jobs queue.
-func benchEngine(ctx context.Context, b *testing.B) (*Engine, *sqlite.Queue) {
+func benchEngine(ctx context.Context, b *testing.B) (*Engine, *sqlite.Queue, *sqlite.DB) {
 	b.Helper()
 	db, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "longrun.db"))
 	if err != nil {
@@ -162,5 +180,5 @@ func benchEngine(ctx context.Context, b *testing.B) (*Engine, *sqlite.Queue) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return e, queue
+	return e, queue, db
 }

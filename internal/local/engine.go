@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,7 @@ const maxInflight = 256
 // Orchestrator and TaskReporter methods may be called from any goroutine.
 type Engine struct {
 	stmts         map[string]*sql.Stmt // batchQueries prepared on the writer, owned by Run
+	lookupStmt    *sql.Stmt            // lookupSQL prepared on the readers, owned by Run
 	db            DB
 	clock         longrun.Clock
 	log           *slog.Logger
@@ -82,6 +84,9 @@ type Engine struct {
 	// afterCommit, if set, runs after each commit (crash tests stop the
 	// engine at that instant).
 	afterCommit atomic.Pointer[func()]
+	// onStacked, if set, runs after commands are stepped on top of a batch
+	// that is committing (tests make that batch's commit fail then).
+	onStacked atomic.Pointer[func()]
 }
 
 var (
@@ -155,6 +160,10 @@ type execution struct {
 	taskDeadline time.Time
 	heartbeat    time.Time
 	vars         json.RawMessage // the workflow variables (asl.Context.Variables)
+	// msg is the current attempt's task message, sent in the engine's
+	// transaction (in memory only: after a restart the worker's Delete
+	// removes it).
+	msg taskMessage
 
 	// A Parallel branch or Map iteration is a child execution (branch.go):
 	// sub is the machine it runs, parentARN the execution whose state
@@ -183,6 +192,13 @@ type execution struct {
 	dispatched int       // the attempt whose effect has been started
 	failures   int       // failed commits of its timers alone
 	parked     time.Time // after failed commits: its timers wait until then
+}
+
+// taskMessage is a task message the engine sent in its transaction: the
+// answer to its token deletes it there too (txDeleter).
+type taskMessage struct {
+	q    txDeleter
+	send *pendingSend // its id is set by the transaction that sends it, which commits before any that answers it
 }
 
 // firstEvent is the id of the first event of this batch.
@@ -344,8 +360,17 @@ func (e *Engine) Run(ctx context.Context) error {
 		e.deliverEvent(ctx, o)
 	}
 
-	b := &batch{e: e}
+	// Two batches take turns: while one's transaction commits (inflight),
+	// the next is stepped on top of its uncommitted state, and handed to
+	// the writer once the first has committed; if that one fails, the next
+	// is undone with it (see docs/local-engine.md#pipelined-commits).
+	batches := [2]*batch{{e: e, done: make(chan error, 1)}, {e: e, done: make(chan error, 1)}}
+	var inflight *batch
 	for {
+		b := batches[0]
+		if b == inflight {
+			b = batches[1]
+		}
 		// After a failed commit the batch's work is retried one command
 		// (or one timer) at a time, so one execution whose write fails
 		// cannot hold up the others.
@@ -362,13 +387,28 @@ func (e *Engine) Run(ctx context.Context) error {
 		cmds := append(b.cmds[:0], e.retry[:n]...)
 		e.retry = append(e.retry[:0], e.retry[n:]...)
 		if len(cmds) == 0 {
+			var committing <-chan error
+			if inflight != nil {
+				committing = inflight.done
+			}
 			select {
 			case <-ctx.Done():
 				stop()
+				if inflight != nil {
+					e.finishWrite(ctx, inflight, <-inflight.done, nil)
+				}
 				return nil
 			case c := <-e.cmds:
 				cmds = append(cmds, c)
 			case <-due:
+			case err := <-committing:
+				stop()
+				b.cmds = cmds
+				inflight, err = nil, e.finishWrite(ctx, inflight, err, nil)
+				if err != nil && ctx.Err() != nil {
+					return nil
+				}
+				continue
 			}
 		}
 		stop()
@@ -382,39 +422,45 @@ func (e *Engine) Run(ctx context.Context) error {
 			}
 		}
 		now := e.now()
-		var ticks []*execution
-		for len(e.timers) > 0 && !e.timers[0].at.After(now) && len(cmds)+len(ticks) < limit {
+		b.cmds = cmds
+		b.begin(ctx, now)
+		for len(e.timers) > 0 && !e.timers[0].at.After(now) && len(cmds)+len(b.ticks) < limit {
 			t := heap.Pop(&e.timers).(timerEntry)
 			if t.at.Equal(t.ex.armed) {
 				t.ex.armed = time.Time{}
 			}
 			if t.ex.status == longrun.StatusRunning && !t.ex.ticked && e.execs[t.ex.arn] == t.ex && !now.Before(t.ex.parked) {
 				t.ex.ticked = true
-				ticks = append(ticks, t.ex)
+				b.ticks = append(b.ticks, t.ex)
 			}
 		}
-		b.cmds = cmds
-		// Only an internal change or a timer failing on its own is tried
-		// again after a pause; a batch is split at once, and a caller's
-		// change failing on its own is answered with the error.
-		pause := len(cmds)+len(ticks) == 1 && (len(ticks) == 1 || cmds[0].reply == nil)
-		if err := e.apply(ctx, b, now, ticks); err != nil {
+		if len(cmds)+len(b.ticks) == 0 {
+			continue // only timers of executions that moved on
+		}
+		e.step(ctx, b, inflight)
+		if inflight != nil {
+			err := e.finishWrite(ctx, inflight, e.stepWhileCommitting(ctx, b, inflight, limit), b)
+			inflight = nil
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				continue // b was undone with it, and is queued again
+			}
+		}
+		if b.err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			e.log.ErrorContext(ctx, "local engine: commit failed", "error", err)
-			if !pause {
-				continue
-			}
-			// Give a failing disk a moment rather than spinning.
-			wait, stopWait := e.clock.Until(e.now().Add(100 * time.Millisecond))
-			select {
-			case <-wait:
-			case <-ctx.Done():
-				stopWait()
-				return nil
-			}
+			e.failed(ctx, b, b.err, nil)
+			continue
 		}
+		if ctx.Err() != nil {
+			return nil // not written: the durable state makes the next Run do it again
+		}
+		b.seal()
+		inflight = b
+		e.workers.Go(func() { b.done <- e.db.Write(ctx, b.write) })
 	}
 }
 
@@ -429,90 +475,197 @@ func parkDelay(failures int) time.Duration {
 // on its own is tried at once before it is parked (see parkDelay).
 const maxAloneFailures = 3
 
-// apply runs one batch in one transaction and, once committed, replies,
-// arms timers and starts the effects (invocations, events) it asks for.
-func (e *Engine) apply(ctx context.Context, b *batch, now time.Time, ticks []*execution) error {
-	b.begin(ctx, now)
-	err := e.lookup(ctx, b)
-	if err == nil {
-		for i, c := range b.cmds {
-			b.errs[i] = b.run(c)
-		}
-		for _, ex := range ticks {
+// step applies the batch's commands and timers in memory, on top of the
+// state inflight leaves (not committed yet). An error that stops the batch
+// is in b.err.
+func (e *Engine) step(ctx context.Context, b *batch, inflight *batch) {
+	if e.stepCmds(ctx, b, 0, inflight) {
+		for _, ex := range b.ticks {
 			b.tick(ex)
 		}
-		err = b.err
 	}
-	if err == nil {
-		err = e.db.Write(ctx, b.write)
+	for _, ex := range b.ticks {
+		ex.ticked = false
+		if !ex.touched {
+			e.arm(ex) // a timer not due yet (a touched one is armed once its change commits)
+		}
 	}
-	if err != nil {
-		e.rollback(b) // before the ticks are reset: it restores what they were when touched
-		if len(b.cmds)+len(ticks) == 1 {
-			for _, ex := range ticks {
-				if ex.failures++; ex.failures >= maxAloneFailures {
-					// Parked, not dropped: its timers are tried again after a
-					// growing pause, so it resumes by itself once the disk
-					// takes writes again (no restart needed).
-					ex.parked = now.Add(parkDelay(ex.failures))
-					e.log.ErrorContext(ctx, "local engine: execution parked after failed commits; retrying",
-						"execution", ex.arn, "state", ex.state, "retry_at", ex.parked, "error", err)
+}
+
+// stepCmds applies b.cmds[from:]; false if the batch cannot be written.
+func (e *Engine) stepCmds(ctx context.Context, b *batch, from int, inflight *batch) bool {
+	if b.err != nil {
+		return false
+	}
+	if err := e.lookup(ctx, b, b.cmds[from:], inflight); err != nil {
+		b.abort(err)
+		return false
+	}
+	for _, c := range b.cmds[from:] {
+		b.errs = append(b.errs, b.run(c))
+	}
+	if f := e.onStacked.Load(); f != nil && inflight != nil {
+		(*f)()
+	}
+	return b.err == nil
+}
+
+// stepWhileCommitting waits for inflight's transaction and returns its
+// outcome; the commands that arrive meanwhile are stepped into b (up to
+// limit), so b grows while the writer is busy rather than waiting for the
+// next turn.
+func (e *Engine) stepWhileCommitting(ctx context.Context, b *batch, inflight *batch, limit int) error {
+	for {
+		more := e.cmds
+		if len(b.cmds) >= limit || b.err != nil {
+			more = nil
+		}
+		select {
+		case err := <-inflight.done:
+			return err
+		case c := <-more:
+			from := len(b.cmds)
+			b.cmds = append(b.cmds, c)
+		drain:
+			for len(b.cmds) < limit {
+				select {
+				case c := <-e.cmds:
+					b.cmds = append(b.cmds, c)
+				default:
+					break drain
 				}
 			}
+			e.stepCmds(ctx, b, from, inflight)
 		}
 	}
-	for _, ex := range ticks {
-		ex.ticked = false
-		e.arm(ex)
+}
+
+// finishWrite takes the outcome of b's transaction. Committed, it replies,
+// arms timers and starts the effects b asks for. Failed, b is undone, and
+// so is next, the batch stepped on top of it meanwhile (if any); both are
+// queued again. It returns the commit's error.
+func (e *Engine) finishWrite(ctx context.Context, b *batch, err error, next *batch) error {
+	if err == nil {
+		e.commitDone(ctx, b, next)
+		return nil
 	}
-	if err != nil {
-		if len(b.cmds)+len(ticks) > 1 {
-			e.isolating = true
-			e.retry = append(e.retry, b.cmds...) // callers wait for their own outcome
-			return err
-		}
-		for _, c := range b.cmds {
-			if c.failures++; c.reply != nil {
-				c.reply <- fmt.Errorf("local engine commit: %w", err)
-			} else if c.failures < maxAloneFailures {
-				e.retry = append(e.retry, c)
-			} else {
-				// An internal change (an invocation's result, a delivered
-				// status event) is parked too, and posted again later.
-				delay := parkDelay(c.failures)
-				e.log.ErrorContext(ctx, "local engine: change parked after failed commits; retrying",
-					"execution", c.arn, "retry_in", delay, "error", err)
-				e.workers.Go(func() {
-					if e.sleep(ctx, delay) == nil {
-						e.post(c)
-					}
-				})
-			}
-		}
+	if ctx.Err() != nil {
 		return err
 	}
+	if next != nil {
+		e.rollback(next) // first: it was stepped on top of b
+		e.retry = slices.Concat(next.cmds, e.retry)
+	}
+	e.failed(ctx, b, err, next)
+	return err
+}
+
+// failed undoes a batch that did not commit (and next, already undone,
+// stepped on top of it), and deals with its commands and timers: a batch of
+// several is applied again one at a time (isolating), so the failure is
+// one change's alone; a change or a timer failing alone is answered with
+// the error, or tried again, and parked after maxAloneFailures.
+func (e *Engine) failed(ctx context.Context, b *batch, err error, next *batch) {
+	e.log.ErrorContext(ctx, "local engine: commit failed", "error", err, "changes", len(b.cmds), "timers", len(b.ticks))
+	e.rollback(b)
+	alone := len(b.cmds)+len(b.ticks) == 1
+	if alone {
+		for _, ex := range b.ticks {
+			if ex.failures++; ex.failures >= maxAloneFailures {
+				// Parked, not dropped: its timers are tried again after a
+				// growing pause, so it resumes by itself once the disk
+				// takes writes again (no restart needed).
+				ex.parked = b.now.Add(parkDelay(ex.failures))
+				e.log.ErrorContext(ctx, "local engine: execution parked after failed commits; retrying",
+					"execution", ex.arn, "state", ex.state, "retry_at", ex.parked, "error", err)
+			}
+		}
+	}
+	e.resume(ctx, b)
+	if next != nil {
+		e.resume(ctx, next)
+		next.reset()
+	}
+	// Only an internal change or a timer failing on its own is tried
+	// again after a pause; a batch is split at once, and a caller's
+	// change failing on its own is answered with the error.
+	pause := alone && (len(b.ticks) == 1 || b.cmds[0].reply == nil)
+	defer b.reset()
+	if !alone {
+		e.isolating = true
+		e.retry = slices.Concat(b.cmds, e.retry) // callers wait for their own outcome
+		return
+	}
+	for _, c := range b.cmds {
+		if c.failures++; c.reply != nil {
+			c.reply <- fmt.Errorf("local engine commit: %w", err)
+		} else if c.failures < maxAloneFailures {
+			e.retry = append(e.retry, c)
+		} else {
+			// An internal change (an invocation's result, a delivered
+			// status event) is parked too, and posted again later.
+			delay := parkDelay(c.failures)
+			e.log.ErrorContext(ctx, "local engine: change parked after failed commits; retrying",
+				"execution", c.arn, "retry_in", delay, "error", err)
+			e.workers.Go(func() {
+				if e.sleep(ctx, delay) == nil {
+					e.post(c)
+				}
+			})
+		}
+	}
+	if pause {
+		// Give a failing disk a moment rather than spinning.
+		_ = e.sleep(ctx, 100*time.Millisecond) // an error is ctx's: Run sees it
+	}
+}
+
+// commitDone replies to b's callers, arms its timers and starts the effects
+// (invocations, events) it asks for, now that b has committed. An execution
+// that next (the batch being stepped, not committed) changed already is
+// left to next: its timers and effects are next's to start.
+func (e *Engine) commitDone(ctx context.Context, b *batch, next *batch) {
 	if e.isolating && len(e.retry) == 0 {
 		e.isolating = false
 	}
-	for _, ex := range b.touched {
+	for i, ex := range b.touched {
 		ex.failures, ex.parked = 0, time.Time{}
-		if ex.created && ex.m.name == e.main && ex.parentARN == "" {
+		if b.rows[i].created && ex.m.name == e.main && ex.parentARN == "" {
 			e.running.Add(1)
 		}
-		ex.saved, ex.touched, ex.created = nil, false, false
-		ex.events, ex.holes = ex.events[:0], nil
-		e.arm(ex)
+		if !ex.touched {
+			e.arm(ex)
+		}
+	}
+	for _, p := range b.sends {
+		// A RequestResponse send's result is known only now; the batch
+		// being stepped may have snapshot the execution already.
+		for _, ex := range []*execution{p.ex, p.ex.saved} {
+			if ex == nil || ex.attempt != p.attempt || (ex == p.ex.saved && !p.ex.touched) {
+				continue
+			}
+			if !p.wait && ex.phase == phaseInvoke {
+				ex.sendResult = p.result
+			}
+		}
 	}
 	for i, c := range b.cmds {
 		if c.reply != nil {
 			c.reply <- b.errs[i]
 		}
 	}
-	for _, ex := range b.effects {
-		e.dispatch(ctx, ex)
-	}
-	for _, o := range b.outbox {
-		e.deliverEvent(ctx, o)
+	// After ctx ends nothing more is started: the next Run starts it again.
+	if ctx.Err() == nil {
+		for _, ex := range b.effects {
+			if ex.touched && next != nil {
+				next.effects = append(next.effects, ex)
+				continue
+			}
+			e.dispatch(ctx, ex)
+		}
+		for _, o := range b.outbox {
+			e.deliverEvent(ctx, o)
+		}
 	}
 	for _, t := range b.logs {
 		e.log.LogAttrs(ctx, slog.LevelInfo, "transition",
@@ -536,28 +689,38 @@ func (e *Engine) apply(ctx context.Context, b *batch, now time.Time, ticks []*ex
 	if f := e.afterCommit.Load(); f != nil {
 		(*f)()
 	}
-	return nil
 }
 
-// lookup finds the status of the executions the batch starts or stops
-// that are not in memory, so the transaction itself only writes.
-func (e *Engine) lookup(ctx context.Context, b *batch) error {
-	clear(b.known)
+// lookup finds the status of the executions cmds start or stop that are
+// not in memory, so the transaction itself only writes. One that inflight
+// or b ended is not on disk as ended yet: its status is theirs.
+func (e *Engine) lookup(ctx context.Context, b *batch, cmds []*command, inflight *batch) error {
 	var arns []string
-	for _, c := range b.cmds {
+	var ended map[string]longrun.Status
+	for _, c := range cmds {
 		if (c.kind == cmdStart || c.kind == cmdStop) && e.execs[c.arn] == nil {
+			if ended == nil {
+				ended = map[string]longrun.Status{}
+				for _, ex := range b.finished {
+					ended[ex.arn] = ex.status
+				}
+				if inflight != nil {
+					for _, ex := range inflight.finished {
+						ended[ex.arn] = ex.status
+					}
+				}
+			}
+			if s, ok := ended[c.arn]; ok {
+				b.known[c.arn] = string(s)
+				continue
+			}
 			arns = append(arns, c.arn)
 		}
 	}
 	if len(arns) == 0 {
 		return nil
 	}
-	return e.db.Read(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `SELECT status FROM local_executions WHERE arn = ?`)
-		if err != nil {
-			return fmt.Errorf("prepare execution lookup: %w", err)
-		}
-		defer stmt.Close()
+	find := func(stmt *sql.Stmt) error {
 		for _, arn := range arns {
 			var status string
 			switch err := stmt.QueryRowContext(ctx, arn).Scan(&status); {
@@ -568,22 +731,39 @@ func (e *Engine) lookup(ctx context.Context, b *batch) error {
 			}
 		}
 		return nil
+	}
+	if e.lookupStmt != nil {
+		// Each arn on its own snapshot: what one finds does not depend on another.
+		return find(e.lookupStmt)
+	}
+	return e.db.Read(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, lookupSQL)
+		if err != nil {
+			return fmt.Errorf("prepare execution lookup: %w", err)
+		}
+		defer stmt.Close()
+		return find(stmt)
 	})
 }
 
 // rollback undoes the in-memory changes of a batch whose transaction did
-// not commit.
+// not commit (or that was stepped on top of one that did not). What the
+// engine keeps about its own work in memory stays: which timer is in the
+// heap, which attempt's effect has started, the failures and parking.
 func (e *Engine) rollback(b *batch) {
+	b.seal()
 	if len(b.touched) == 0 {
 		return
 	}
-	for _, ex := range b.touched {
-		if ex.created {
+	for i, ex := range b.touched {
+		if b.rows[i].created {
 			delete(e.execs, ex.arn)
 			continue
 		}
-		saved := ex.saved
-		*ex = *saved
+		keep := *ex
+		*ex = *b.saved[i]
+		ex.armed, ex.ticked, ex.dispatched, ex.failures, ex.parked, ex.starting =
+			keep.armed, keep.ticked, keep.dispatched, keep.failures, keep.parked, keep.starting
 		e.execs[ex.arn] = ex
 	}
 	clear(e.tokens)
@@ -592,7 +772,22 @@ func (e *Engine) rollback(b *batch) {
 			e.tokens[ex.token] = ex
 		}
 	}
-	b.touched = b.touched[:0]
+}
+
+// resume arms the timers of b's executions after a rollback and starts the
+// effect their restored (committed) state waits for, if not started yet.
+func (e *Engine) resume(ctx context.Context, b *batch) {
+	for _, list := range [][]*execution{b.touched, b.ticks} {
+		for _, ex := range list {
+			if e.execs[ex.arn] != ex {
+				continue
+			}
+			e.arm(ex)
+			if ctx.Err() == nil {
+				e.dispatch(ctx, ex)
+			}
+		}
+	}
 }
 
 func (e *Engine) signalCommit() {
@@ -651,18 +846,35 @@ type writePreparer interface {
 	PrepareWrite(ctx context.Context, query string) (*sql.Stmt, error)
 }
 
-// prepareStmts prepares the batches' statements on the writer; close
-// closes them, when Run returns.
+// readPreparer is a DB that prepares a statement on its readers, to run
+// outside a transaction (sqlite.DB.PrepareRead).
+type readPreparer interface {
+	PrepareRead(ctx context.Context, query string) (*sql.Stmt, error)
+}
+
+// lookupSQL is lookup's query.
+const lookupSQL = `SELECT status FROM local_executions WHERE arn = ?`
+
+// prepareStmts prepares the batches' statements on the writer, and
+// lookup's on the readers; close closes them, when Run returns.
 func (e *Engine) prepareStmts(ctx context.Context) (closeAll func(), err error) {
 	stmts := make(map[string]*sql.Stmt, len(batchQueries))
 	closeAll = func() {
 		for _, st := range stmts {
 			_ = st.Close() // nothing uses them any more: an error changes nothing
 		}
+		if e.lookupStmt != nil {
+			_ = e.lookupStmt.Close() // likewise
+		}
+	}
+	if p, ok := e.db.(readPreparer); ok {
+		if e.lookupStmt, err = p.PrepareRead(ctx, lookupSQL); err != nil {
+			return nil, fmt.Errorf("local engine: %w", err)
+		}
 	}
 	p, ok := e.db.(writePreparer)
 	if !ok {
-		return func() {}, nil
+		return closeAll, nil
 	}
 	for _, q := range batchQueries {
 		st, err := p.PrepareWrite(ctx, q)

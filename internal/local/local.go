@@ -13,6 +13,9 @@
 // steps those executions in memory, then writes the whole batch in one
 // transaction that holds only SQL, so the cost of a commit is shared by many
 // transitions and the single SQLite writer is free while the engine thinks.
+// While one batch commits the next is stepped on top of it (pipelined: at
+// most one committing, one being stepped), and written once the first has
+// committed; if the first fails, the next is undone with it.
 // Nothing sleeps in line; timers wait on an injected clock. If a commit
 // fails, its changes are retried one at a time, so an execution whose
 // writes keep failing is set aside (it resumes at the next start) instead
@@ -63,6 +66,13 @@ type DB interface {
 type TxQueue interface {
 	// SendTx adds a message in tx and returns its MessageId.
 	SendTx(ctx context.Context, tx *sql.Tx, body string) (messageID string, err error)
+}
+
+// txDeleter is a TxQueue that can also delete a message in the engine's
+// transaction (*sqlite.Queue): a task's message is deleted with the task's
+// answer, so the worker's own Delete that follows has nothing to write.
+type txDeleter interface {
+	DeleteTx(ctx context.Context, tx *sql.Tx, messageID string) error
 }
 
 // Function is an in-process Lambda function, the target of lambda:invoke and

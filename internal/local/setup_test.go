@@ -101,6 +101,7 @@ type fixture struct {
 	echo   *recorder
 	plain  bool // send through Queue.Send after commit instead of SendTx
 	logger *slog.Logger
+	wrap   func(*sqlite.DB) DB // if set, the engine's DB: the file's, wrapped
 
 	db    *sqlite.DB
 	queue *sqlite.Queue
@@ -218,6 +219,9 @@ func (f *fixture) open() {
 	}
 	cfg := testConfig(t, db, q, map[string]Function{"notify": f.notify.fn, "events": f.events.fn, "echo": f.echo.fn})
 	cfg.Logger = f.logger
+	if f.wrap != nil {
+		cfg.DB = f.wrap(db)
+	}
 	e, err := New(f.ctx, cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -86,7 +86,7 @@ func resolveRun(blobs *blobReader, arn string, rec *runRecord) error {
 	return nil
 }
 
-// persist writes every execution the batch changed.
+// persist writes every execution the batch changed (its rows, see seal).
 func (b *batch) persist() error {
 	var insert, update *sql.Stmt
 	defer func() {
@@ -96,7 +96,7 @@ func (b *batch) persist() error {
 			}
 		}
 	}()
-	for _, ex := range b.touched {
+	for _, ex := range b.rows {
 		var run any
 		if ex.status == longrun.StatusRunning {
 			rec := runRecord{

@@ -393,3 +393,39 @@ func TestReleaseInFlight(t *testing.T) {
 		t.Errorf("another queue's in-flight message was released: %v %v", msgs, err)
 	}
 }
+
+// TestDeleteTx: the local engine deletes a task's message by id in its own
+// transaction; the holder's Delete afterwards is a no-op that succeeds, and
+// the same id in another queue is not touched.
+func TestDeleteTx(t *testing.T) {
+	t.Parallel()
+	db, _ := setup(t)
+	ctx := context.Background()
+	jobs := sqlite.NewQueue(db, "jobs", sqlite.QueueConfig{})
+	other := sqlite.NewQueue(db, "other", sqlite.QueueConfig{})
+	var id string
+	if err := db.Write(ctx, func(tx *sql.Tx) error {
+		var err error
+		id, err = jobs.SendTx(ctx, tx, "job")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	m := receive(t, jobs, 1)
+	for _, q := range []*sqlite.Queue{other, jobs} {
+		if err := db.Write(ctx, func(tx *sql.Tx) error { return q.DeleteTx(ctx, tx, id) }); err != nil {
+			t.Fatalf("DeleteTx in %s: %v", q.Name(), err)
+		}
+		if q == other {
+			if err := jobs.ChangeVisibility(ctx, m.Receipt, time.Hour); err != nil {
+				t.Errorf("after DeleteTx in another queue, the message is gone: %v", err)
+			}
+		}
+	}
+	if err := jobs.ChangeVisibility(ctx, m.Receipt, time.Hour); !longrun.IsCode(err, longrun.ENOTFOUND) {
+		t.Errorf("ChangeVisibility after DeleteTx = %v, want ENOTFOUND", err)
+	}
+	if err := jobs.Delete(ctx, m.Receipt); err != nil {
+		t.Errorf("Delete after DeleteTx = %v, want nil", err)
+	}
+}

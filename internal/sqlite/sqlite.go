@@ -303,8 +303,9 @@ var (
 		sendSQL, nextVisibleSQL, visibleSQL, deadLetterSQL, takeSQL, deleteMessageSQL, changeVisibilitySQL,
 		putTenantSQL, putAPIKeySQL, deleteAPIKeySQL,
 		savepointSQL, releaseSQL, rollbackToSQL,
+		deleteByIDSQL,
 	}
-	readQueries = append([]string{getExecutionSQL, getTenantSQL, tenantForKeySQL}, listQueries()...)
+	readQueries = append([]string{getExecutionSQL, getTenantSQL, tenantForKeySQL, heldSQL}, listQueries()...)
 )
 
 // listQueries is every form of listExecutionsSQL: with or without each filter.
@@ -419,6 +420,18 @@ func create(ctx context.Context, path string) error {
 		}
 	}
 	return nil
+}
+
+// PrepareRead prepares query on the readers' pool, to run on its own rather
+// than in Read's transaction: a single SELECT reads one consistent snapshot
+// by itself, so the BEGIN and ROLLBACK around it would be wasted (the local
+// engine's lookups before a batch go this way).
+func (db *DB) PrepareRead(ctx context.Context, query string) (*sql.Stmt, error) {
+	st, err := db.reader.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("prepare %q: %w", query, err)
+	}
+	return st, nil
 }
 
 // Path returns the file the DB was opened on.
