@@ -13,6 +13,7 @@ import (
 
 	"github.com/longrun/longrun"
 	"github.com/longrun/longrun/internal/asl"
+	"github.com/longrun/longrun/internal/payload"
 )
 
 // batch is the work of one transaction: the commands and timers applied,
@@ -507,9 +508,9 @@ func (b *batch) event(ex *execution, typ, state string, d detail) {
 	default:
 		ex.events = append(ex.events, `,"pre":`...)
 		ex.events = appendJSONString(ex.events, string(d.pre))
-		ex.events = append(ex.events, `,"ref":"`...)
-		ex.events = append(ex.events, b.blobs.ref(ex.arn, d.payload)...) // hex digits and '@'
-		ex.events = append(ex.events, `","suf":`...)
+		ex.events = append(ex.events, `,"ref":`...)
+		ex.events = appendJSONString(ex.events, b.blobs.ref(ex.arn, d.payload)) // hashes, and the JSON around large values
+		ex.events = append(ex.events, `,"suf":`...)
 		ex.events = appendJSONString(ex.events, string(d.suf))
 	}
 	ex.events = append(ex.events, '}')
@@ -589,7 +590,6 @@ func (b *batch) flushHistory() error {
 const (
 	insertHistorySQL   = `INSERT INTO local_history (arn, first, ts, events) VALUES (?, ?, ?, ?)`
 	insertOutboxSQL    = `INSERT INTO local_outbox (function, body, created_ms) VALUES (?, ?, ?)`
-	insertBlobSQL      = `INSERT OR IGNORE INTO local_blobs (arn, hash, data) VALUES (?, ?, ?)`
 	insertExecutionSQL = `INSERT INTO local_executions
 		(arn, machine, name, status, state, input, output, error, cause, start_ms, stop_ms, run)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
@@ -597,7 +597,7 @@ const (
 		SET status = ?, state = ?, output = ?, error = ?, cause = ?, stop_ms = ?, run = ? WHERE arn = ?`
 )
 
-var batchQueries = []string{insertHistorySQL, insertOutboxSQL, insertBlobSQL, insertExecutionSQL, updateExecutionSQL}
+var batchQueries = []string{insertHistorySQL, insertOutboxSQL, payload.InsertChunkSQL, payload.HoldSQL, insertExecutionSQL, updateExecutionSQL}
 
 // prepare returns query for the batch's transaction: the statement Run
 // prepared on the writer (a PrepareContext per transaction was ~30% of
@@ -624,7 +624,7 @@ func (b *batch) write(tx *sql.Tx) error {
 		}
 	}
 	for _, p := range b.sends {
-		id, err := p.q.SendTx(b.ctx, tx, p.body)
+		id, err := b.send(p)
 		if err != nil {
 			return fmt.Errorf("send task message of %s: %w", p.ex.arn, err)
 		}
@@ -652,6 +652,22 @@ func (b *batch) write(tx *sql.Tx) error {
 		}
 	}
 	return nil
+}
+
+// send sends p's task message in the batch's transaction. A queue in the
+// same file stores a large body as a ref to the chunks of the execution
+// whose history holds the task's parameters (the body is among them).
+func (b *batch) send(p *pendingSend) (string, error) {
+	if oq, ok := p.q.(ownedTxQueue); ok {
+		return oq.SendOwnedTx(b.ctx, b.tx, p.body, p.ex.root().arn)
+	}
+	return p.q.SendTx(b.ctx, b.tx, p.body)
+}
+
+// ownedTxQueue is a TxQueue that stores large bodies as payload chunks of
+// an owner (*sqlite.Queue).
+type ownedTxQueue interface {
+	SendOwnedTx(ctx context.Context, tx *sql.Tx, body, owner string) (string, error)
 }
 
 // Event details, with the field names asl.Run uses. The JSON values they

@@ -1,0 +1,388 @@
+// Package payload stores large JSON payloads once per SQLite file, shared
+// by everything in it that carries them (docs/local-engine.md, "Payloads
+// written once"): the local engine's history and executions, the execution
+// records and the task messages of the SQLite queue.
+//
+// A payload larger than Inline is cut into content-defined chunks, stored
+// in payload_chunks under an owner (the execution's ARN) and keyed by their
+// hash; what carries the payload stores a ref instead — '@' (which no
+// JSON value starts with), then the chunks' hashes in hex and, in between,
+// the few bytes of JSON around large values as they are. The same bytes
+// give the same chunks wherever they sit, so an execution's input stored
+// by its record, inside the engine's state input and inside the task
+// message is stored once.
+//
+// Each carrier that stores refs to an owner's chunks holds the owner: a row
+// in payload_holders (the engine, a record, a message), written in the same
+// transaction as its refs and its chunks. Release drops a hold, and the
+// owner's chunks go with its last one, in the same transaction: nothing
+// refers to a chunk that is not there, and nothing is left when the last
+// carrier is gone. The tables are created by internal/sqlite's migrations.
+package payload
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"unsafe"
+)
+
+const (
+	// Inline is the largest payload stored as it is, not as chunks.
+	Inline    = 2 << 10
+	chunkMin  = 2 << 10
+	chunkMax  = 32 << 10
+	chunkMask = 1<<13 - 1 // about 8 KiB between cut points on average
+	hashLen   = 16        // bytes of SHA-256 kept: chunks are compared within one owner
+	refPrefix = '@'       // a stored value starting with it is a ref, not JSON
+	// tinyGap is the longest piece between two forced cut points (see
+	// bounds) kept in the ref itself rather than as a chunk: the JSON
+	// around a large value, the commas of an array of large values.
+	tinyGap    = 64
+	inlineItem = '.' // in a ref: '.', the length in decimal, '.', the bytes
+)
+
+// The statements on the tables (internal/sqlite migration 005).
+const (
+	InsertChunkSQL = `INSERT OR IGNORE INTO payload_chunks (owner, hash, data) VALUES (?, ?, ?)`
+	HoldSQL        = `INSERT OR IGNORE INTO payload_holders (owner, holder) VALUES (?, ?)`
+	ReadChunkSQL   = `SELECT data FROM payload_chunks WHERE owner = ? AND hash = ?`
+	unholdSQL      = `DELETE FROM payload_holders WHERE owner = ? AND holder = ?`
+	dropChunksSQL  = `DELETE FROM payload_chunks WHERE owner = ?
+		AND NOT EXISTS (SELECT 1 FROM payload_holders WHERE owner = ?)`
+)
+
+// IsRef reports whether a stored value is a ref rather than the payload.
+func IsRef(v string) bool { return v != "" && v[0] == refPrefix }
+
+// gear is the rolling hash's table: fixed pseudo-random values, so the same
+// content is cut the same way in every process.
+var gear = func() (g [256]uint64) {
+	x := uint64(0x9E3779B97F4A7C15)
+	for i := range g {
+		// splitmix64
+		x += 0x9E3779B97F4A7C15
+		z := x
+		z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
+		z = (z ^ (z >> 27)) * 0x94D049BB133111EB
+		g[i] = z ^ (z >> 31)
+	}
+	return g
+}()
+
+// cut returns the length of the first chunk of data, a content-defined
+// cut point: the rolling hash depends on the last 64 bytes only.
+func cut(data []byte) int {
+	if len(data) <= chunkMin {
+		return len(data)
+	}
+	end := min(len(data), chunkMax)
+	var h uint64
+	for i := chunkMin; i < end; i++ {
+		h = h<<1 + gear[data[i]]
+		if h&chunkMask == 0 {
+			return i + 1
+		}
+	}
+	return end
+}
+
+// bounds returns forced cut points of doc, a JSON document: the start and
+// the end of every value (string, object or array) of at least chunkMin
+// bytes, so a large value is cut the same way wherever it is embedded —
+// an execution's input alone, inside the engine's state input, inside a
+// task message — and its chunks are stored once. Without them only the
+// chunks after the first content-defined cut point inside the value would
+// be shared, and each document holding it would add about two chunks of
+// its own. Not JSON (never expected): no forced cuts.
+func bounds(doc []byte, dst []int) []int {
+	dst = dst[:0]
+	var open []int // starts of the objects and arrays not yet closed
+	for i := 0; i < len(doc); i++ {
+		switch doc[i] {
+		case '"':
+			start, j := i, i+1
+			for {
+				k := bytes.IndexByte(doc[j:], '"')
+				if k < 0 {
+					return dst[:0]
+				}
+				j += k
+				esc := 0
+				for m := j - 1; m > start && doc[m] == '\\'; m-- {
+					esc++
+				}
+				if esc%2 == 0 {
+					break
+				}
+				j++
+			}
+			if j+1-start >= chunkMin {
+				dst = append(dst, start, j+1)
+			}
+			i = j
+		case '{', '[':
+			open = append(open, i)
+		case '}', ']':
+			if len(open) == 0 {
+				return dst[:0]
+			}
+			start := open[len(open)-1]
+			open = open[:len(open)-1]
+			if i+1-start >= chunkMin {
+				dst = append(dst, start, i+1)
+			}
+		}
+	}
+	slices.Sort(dst)
+	// Each once, inside doc.
+	kept, last := dst[:0], 0
+	for _, c := range dst {
+		if c > last && c < len(doc) {
+			kept = append(kept, c)
+			last = c
+		}
+	}
+	return kept
+}
+
+// Chunks collects the chunks and holds of one transaction.
+type Chunks struct {
+	holder string // who holds the owners refs are made for
+	rows   []chunkRow
+	seen   map[chunkKey]bool
+	memo   map[memoKey]string // payloads already cut, by identity
+	holds  map[holdKey]bool
+	cuts   []int
+	ins    *sql.Stmt
+	hold   *sql.Stmt
+}
+
+type chunkRow struct {
+	owner string
+	hash  []byte
+	data  []byte
+}
+
+type chunkKey struct {
+	owner string
+	hash  [hashLen]byte
+}
+
+type holdKey struct{ owner, holder string }
+
+type memoKey struct {
+	owner string
+	p     *byte
+	n     int
+}
+
+// NewChunks returns a collector whose refs are held by holder (one per
+// carrier: "engine", a record's or a message's own name).
+func NewChunks(holder string) *Chunks {
+	return &Chunks{holder: holder, seen: map[chunkKey]bool{}, memo: map[memoKey]string{}, holds: map[holdKey]bool{}}
+}
+
+// Reset empties c for the next transaction.
+func (c *Chunks) Reset() {
+	clear(c.rows)
+	c.rows = c.rows[:0]
+	clear(c.seen)
+	clear(c.memo)
+	clear(c.holds)
+}
+
+// Ref returns what to store for payload, a JSON value of owner's: the
+// payload itself if small, else its ref, its chunks and owner's hold
+// queued for Write.
+func (c *Chunks) Ref(owner string, payload []byte) string {
+	if len(payload) <= Inline {
+		return string(payload)
+	}
+	return c.RefHeld(owner, c.holder, payload)
+}
+
+// RefHeld is Ref with a holder of its own (a message: one per message).
+func (c *Chunks) RefHeld(owner, holder string, payload []byte) string {
+	if len(payload) <= Inline {
+		return string(payload)
+	}
+	c.holds[holdKey{owner, holder}] = true
+	mk := memoKey{owner, unsafe.SliceData(payload), len(payload)}
+	if r, ok := c.memo[mk]; ok {
+		return r
+	}
+	ref := make([]byte, 1, 1+(len(payload)/chunkMin+4)*hashLen*2)
+	ref[0] = refPrefix
+	c.cuts = bounds(payload, c.cuts)
+	cuts, at := c.cuts, 0
+	for at < len(payload) {
+		end := len(payload)
+		if len(cuts) > 0 {
+			end = cuts[0]
+		}
+		if end-at <= tinyGap {
+			ref = append(ref, inlineItem)
+			ref = strconv.AppendInt(ref, int64(end-at), 10)
+			ref = append(ref, inlineItem)
+			ref = append(ref, payload[at:end]...)
+			at = end
+			if len(cuts) > 0 {
+				cuts = cuts[1:]
+			}
+			continue
+		}
+		n := cut(payload[at:end])
+		if at+n == end && len(cuts) > 0 {
+			cuts = cuts[1:]
+		}
+		chunk := payload[at : at+n]
+		sum := sha256.Sum256(chunk)
+		k := chunkKey{owner: owner}
+		copy(k.hash[:], sum[:hashLen])
+		if !c.seen[k] {
+			c.seen[k] = true
+			c.rows = append(c.rows, chunkRow{owner: owner, hash: k.hash[:], data: chunk})
+		}
+		ref = hex.AppendEncode(ref, k.hash[:])
+		at += n
+	}
+	r := string(ref)
+	c.memo[mk] = r
+	return r
+}
+
+// Write inserts the queued chunks (one already stored stays as it is) and
+// holds, with statements from prepare, kept until Close.
+func (c *Chunks) Write(ctx context.Context, prepare func(query string) (*sql.Stmt, error)) error {
+	if len(c.rows) == 0 && len(c.holds) == 0 {
+		return nil
+	}
+	var err error
+	if c.ins == nil {
+		if c.ins, err = prepare(InsertChunkSQL); err != nil {
+			return fmt.Errorf("prepare payload chunk insert: %w", err)
+		}
+	}
+	if c.hold == nil {
+		if c.hold, err = prepare(HoldSQL); err != nil {
+			return fmt.Errorf("prepare payload hold: %w", err)
+		}
+	}
+	for _, r := range c.rows {
+		if _, err := c.ins.ExecContext(ctx, r.owner, r.hash, r.data); err != nil {
+			return fmt.Errorf("store payload chunk of %s: %w", r.owner, err)
+		}
+	}
+	for k := range c.holds {
+		if _, err := c.hold.ExecContext(ctx, k.owner, k.holder); err != nil {
+			return fmt.Errorf("hold payloads of %s: %w", k.owner, err)
+		}
+	}
+	return nil
+}
+
+// Close closes the statements of the last Write.
+func (c *Chunks) Close() {
+	for _, s := range []*sql.Stmt{c.ins, c.hold} {
+		if s != nil {
+			_ = s.Close() // closing a statement of a finished transaction reports nothing useful
+		}
+	}
+	c.ins, c.hold = nil, nil
+}
+
+// Querier is a transaction (or a connection) to read chunks in.
+type Querier interface {
+	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
+}
+
+// Reader reads payloads back within one read (or write) transaction.
+type Reader struct {
+	ctx  context.Context
+	q    Querier
+	stmt *sql.Stmt
+}
+
+// NewReader returns a Reader on q.
+func NewReader(ctx context.Context, q Querier) *Reader { return &Reader{ctx: ctx, q: q} }
+
+// Close closes the Reader's statement.
+func (r *Reader) Close() {
+	if r.stmt != nil {
+		_ = r.stmt.Close() // a read statement: nothing to report
+	}
+}
+
+// Payload returns the stored value v of owner's as JSON: v itself, or the
+// chunks its ref names joined.
+func (r *Reader) Payload(owner, v string) (json.RawMessage, error) {
+	if !IsRef(v) {
+		return json.RawMessage(v), nil
+	}
+	if r.stmt == nil {
+		var err error
+		if r.stmt, err = r.q.PrepareContext(r.ctx, ReadChunkSQL); err != nil {
+			return nil, fmt.Errorf("prepare payload chunk read: %w", err)
+		}
+	}
+	var out bytes.Buffer
+	hash := make([]byte, hashLen)
+	for rest := v[1:]; rest != ""; {
+		if rest[0] == inlineItem {
+			num, after, ok := strings.Cut(rest[1:], string(inlineItem))
+			n, err := strconv.Atoi(num)
+			if !ok || err != nil || n < 0 || n > len(after) {
+				return nil, fmt.Errorf("payload ref of %s is malformed", owner)
+			}
+			out.WriteString(after[:n])
+			rest = after[n:]
+			continue
+		}
+		if len(rest) < hashLen*2 {
+			return nil, fmt.Errorf("payload ref of %s is malformed", owner)
+		}
+		if _, err := hex.Decode(hash, []byte(rest[:hashLen*2])); err != nil {
+			return nil, fmt.Errorf("payload ref of %s: %w", owner, err)
+		}
+		rest = rest[hashLen*2:]
+		var data []byte
+		if err := r.stmt.QueryRowContext(r.ctx, owner, hash).Scan(&data); err != nil {
+			return nil, fmt.Errorf("payload chunk %x of %s: %w", hash, owner, err)
+		}
+		out.Write(data)
+	}
+	return out.Bytes(), nil
+}
+
+// Optional is Payload for a nullable column.
+func (r *Reader) Optional(owner string, v sql.NullString) (json.RawMessage, error) {
+	if !v.Valid {
+		return nil, nil
+	}
+	return r.Payload(owner, v.String)
+}
+
+// Execer runs a statement in the caller's transaction.
+type Execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// Release drops holder's hold on owner's chunks in tx, and deletes them if
+// it was the last.
+func Release(ctx context.Context, tx Execer, owner, holder string) error {
+	if _, err := tx.ExecContext(ctx, unholdSQL, owner, holder); err != nil {
+		return fmt.Errorf("release payloads of %s: %w", owner, err)
+	}
+	if _, err := tx.ExecContext(ctx, dropChunksSQL, owner, owner); err != nil {
+		return fmt.Errorf("delete payloads of %s: %w", owner, err)
+	}
+	return nil
+}
