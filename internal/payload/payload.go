@@ -53,9 +53,14 @@ const (
 const (
 	InsertChunkSQL = `INSERT OR IGNORE INTO payload_chunks (owner, hash, data) VALUES (?, ?, ?)`
 	HoldSQL        = `INSERT OR IGNORE INTO payload_holders (owner, holder) VALUES (?, ?)`
-	ReadChunkSQL   = `SELECT data FROM payload_chunks WHERE owner = ? AND hash = ?`
-	unholdSQL      = `DELETE FROM payload_holders WHERE owner = ? AND holder = ?`
-	dropChunksSQL  = `DELETE FROM payload_chunks WHERE owner = ?
+	// ReadChunkSQL reads the chunks of an owner named by a JSON array of
+	// hashes in hex, with their hash in hex, in one statement (a repeated
+	// chunk comes back more than once: DISTINCT would copy every chunk
+	// into a temporary index).
+	ReadChunkSQL = `SELECT lower(hex(c.hash)), c.data FROM json_each(?1) j
+		JOIN payload_chunks c ON c.owner = ?2 AND c.hash = unhex(j.value)`
+	unholdSQL     = `DELETE FROM payload_holders WHERE owner = ? AND holder = ?`
+	dropChunksSQL = `DELETE FROM payload_chunks WHERE owner = ?
 		AND NOT EXISTS (SELECT 1 FROM payload_holders WHERE owner = ?)`
 )
 
@@ -327,14 +332,16 @@ func (r *Reader) Payload(owner, v string) (json.RawMessage, error) {
 	if !IsRef(v) {
 		return json.RawMessage(v), nil
 	}
-	if r.stmt == nil {
-		var err error
-		if r.stmt, err = r.q.PrepareContext(r.ctx, ReadChunkSQL); err != nil {
-			return nil, fmt.Errorf("prepare payload chunk read: %w", err)
-		}
+	// The ref's pieces: inline bytes as they are, chunks by their hash,
+	// all read with one statement.
+	type piece struct {
+		inline string
+		hash   string // hex
 	}
-	var out bytes.Buffer
-	hash := make([]byte, hashLen)
+	var (
+		pieces []piece
+		hexes  = []byte{'['}
+	)
 	for rest := v[1:]; rest != ""; {
 		if rest[0] == inlineItem {
 			num, after, ok := strings.Cut(rest[1:], string(inlineItem))
@@ -342,20 +349,60 @@ func (r *Reader) Payload(owner, v string) (json.RawMessage, error) {
 			if !ok || err != nil || n < 0 || n > len(after) {
 				return nil, fmt.Errorf("payload ref of %s is malformed", owner)
 			}
-			out.WriteString(after[:n])
+			pieces = append(pieces, piece{inline: after[:n]})
 			rest = after[n:]
 			continue
 		}
 		if len(rest) < hashLen*2 {
 			return nil, fmt.Errorf("payload ref of %s is malformed", owner)
 		}
-		if _, err := hex.Decode(hash, []byte(rest[:hashLen*2])); err != nil {
+		h := rest[:hashLen*2]
+		if _, err := hex.DecodeString(h); err != nil {
 			return nil, fmt.Errorf("payload ref of %s: %w", owner, err)
 		}
+		pieces = append(pieces, piece{hash: h})
+		if len(hexes) > 1 {
+			hexes = append(hexes, ',')
+		}
+		hexes = append(hexes, '"')
+		hexes = append(hexes, h...)
+		hexes = append(hexes, '"')
 		rest = rest[hashLen*2:]
+	}
+	hexes = append(hexes, ']')
+	if r.stmt == nil {
+		var err error
+		if r.stmt, err = r.q.PrepareContext(r.ctx, ReadChunkSQL); err != nil {
+			return nil, fmt.Errorf("prepare payload chunk read: %w", err)
+		}
+	}
+	rows, err := r.stmt.QueryContext(r.ctx, string(hexes), owner)
+	if err != nil {
+		return nil, fmt.Errorf("read payload chunks of %s: %w", owner, err)
+	}
+	chunks := map[string][]byte{}
+	for rows.Next() {
+		var h string
 		var data []byte
-		if err := r.stmt.QueryRowContext(r.ctx, owner, hash).Scan(&data); err != nil {
-			return nil, fmt.Errorf("payload chunk %x of %s: %w", hash, owner, err)
+		if err := rows.Scan(&h, &data); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read payload chunks of %s: %w", owner, err)
+		}
+		chunks[h] = data
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read payload chunks of %s: %w", owner, err)
+	}
+	var out bytes.Buffer
+	for _, p := range pieces {
+		if p.hash == "" {
+			out.WriteString(p.inline)
+			continue
+		}
+		data, ok := chunks[p.hash]
+		if !ok {
+			return nil, fmt.Errorf("payload chunk %s of %s is missing", p.hash, owner)
 		}
 		out.Write(data)
 	}
