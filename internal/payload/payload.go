@@ -191,9 +191,7 @@ type memoKey struct {
 
 // NewChunks returns a collector whose refs are held by holder (one per
 // carrier: "engine", a record's or a message's own name).
-func NewChunks(holder string) *Chunks {
-	return &Chunks{holder: holder, seen: map[chunkKey]bool{}, memo: map[memoKey]string{}, holds: map[holdKey]bool{}}
-}
+func NewChunks(holder string) *Chunks { return &Chunks{holder: holder} }
 
 // Reset empties c for the next transaction.
 func (c *Chunks) Reset() {
@@ -218,6 +216,9 @@ func (c *Chunks) Ref(owner string, payload []byte) string {
 func (c *Chunks) RefHeld(owner, holder string, payload []byte) string {
 	if len(payload) <= Inline {
 		return string(payload)
+	}
+	if c.holds == nil { // most payloads are small: no maps for them
+		c.seen, c.memo, c.holds = map[chunkKey]bool{}, map[memoKey]string{}, map[holdKey]bool{}
 	}
 	c.holds[holdKey{owner, holder}] = true
 	mk := memoKey{owner, unsafe.SliceData(payload), len(payload)}
