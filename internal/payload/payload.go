@@ -31,6 +31,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 	"unsafe"
 )
 
@@ -234,7 +235,9 @@ func (c *Chunks) RefHeld(owner, holder string, payload []byte) string {
 		if len(cuts) > 0 {
 			end = cuts[0]
 		}
-		if end-at <= tinyGap {
+		// Inline pieces are JSON text in refs that history events encode
+		// as JSON strings: only valid UTF-8 goes there unchanged.
+		if end-at <= tinyGap && utf8.Valid(payload[at:end]) {
 			ref = append(ref, inlineItem)
 			ref = strconv.AppendInt(ref, int64(end-at), 10)
 			ref = append(ref, inlineItem)

@@ -1,9 +1,11 @@
 package payload
 
 import (
+	"bytes"
 	"encoding/base64"
 	"math/rand/v2"
 	"testing"
+	"unicode/utf8"
 )
 
 // bigText is n bytes of random base64.
@@ -114,5 +116,25 @@ func TestRefInline(t *testing.T) {
 	large := []byte(`"` + bigText(6, 10000) + `"`)
 	if got := c.Ref("o", large); !IsRef(got) || len(got) > 200 {
 		t.Errorf("large payload stored as %d bytes", len(got))
+	}
+}
+
+// Bytes that are not UTF-8 (which a JSON string cannot carry unchanged)
+// are never kept in a ref, where history events would encode them: a
+// small piece of them becomes a chunk instead.
+func TestInvalidUTF8NotInline(t *testing.T) {
+	t.Parallel()
+	doc := []byte("{\"k\xff\":\"" + bigText(7, 4000) + "\"}")
+	c := NewChunks("engine")
+	ref := c.Ref("o", doc)
+	if !utf8.ValidString(ref) {
+		t.Errorf("the ref holds bytes that are not UTF-8")
+	}
+	var joined []byte
+	for _, r := range c.rows {
+		joined = append(joined, r.data...)
+	}
+	if !bytes.Contains(joined, []byte("k\xff")) {
+		t.Errorf("the piece with the invalid byte is not a chunk")
 	}
 }
