@@ -55,11 +55,10 @@ const (
 	InsertChunkSQL = `INSERT OR IGNORE INTO payload_chunks (owner, hash, data) VALUES (?, ?, ?)`
 	HoldSQL        = `INSERT OR IGNORE INTO payload_holders (owner, holder) VALUES (?, ?)`
 	// ReadChunkSQL reads the chunks of an owner named by a JSON array of
-	// hashes in hex, with their hash in hex, in one statement (a repeated
-	// chunk comes back more than once: DISTINCT would copy every chunk
-	// into a temporary index).
-	ReadChunkSQL = `SELECT lower(hex(c.hash)), c.data FROM json_each(?1) j
-		JOIN payload_chunks c ON c.owner = ?2 AND c.hash = unhex(j.value)`
+	// hashes in hex, with their index in it, in one statement. CROSS JOIN
+	// keeps the array the outer loop, so rows come in its order.
+	ReadChunkSQL = `SELECT j.key, c.data FROM json_each(?1) j
+		CROSS JOIN payload_chunks c ON c.owner = ?2 AND c.hash = unhex(j.value)`
 	unholdSQL     = `DELETE FROM payload_holders WHERE owner = ? AND holder = ?`
 	dropChunksSQL = `DELETE FROM payload_chunks WHERE owner = ?
 		AND NOT EXISTS (SELECT 1 FROM payload_holders WHERE owner = ?)`
@@ -343,8 +342,9 @@ func (r *Reader) Payload(owner, v string) (json.RawMessage, error) {
 		hash   string // hex
 	}
 	var (
-		pieces []piece
-		hexes  = []byte{'['}
+		pieces  []piece
+		nChunks int
+		hexes   = []byte{'['}
 	)
 	for rest := v[1:]; rest != ""; {
 		if rest[0] == inlineItem {
@@ -365,6 +365,7 @@ func (r *Reader) Payload(owner, v string) (json.RawMessage, error) {
 			return nil, fmt.Errorf("payload ref of %s: %w", owner, err)
 		}
 		pieces = append(pieces, piece{hash: h})
+		nChunks++
 		if len(hexes) > 1 {
 			hexes = append(hexes, ',')
 		}
@@ -384,33 +385,57 @@ func (r *Reader) Payload(owner, v string) (json.RawMessage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read payload chunks of %s: %w", owner, err)
 	}
-	chunks := map[string][]byte{}
+	defer rows.Close()
+	// The rows come in the ref's order (the array is the outer loop):
+	// each is appended as it comes, with the inline pieces after it. Rows
+	// out of order (another plan) are kept by index and joined at the end.
+	var (
+		out    = make([]byte, 0, nChunks*(chunkMask+1)+len(v))
+		p      int      // next piece
+		next   int      // next chunk, by its index in the array
+		parts  [][]byte // by index, once a row came out of order
+		inline = func() {
+			for p < len(pieces) && pieces[p].hash == "" {
+				out = append(out, pieces[p].inline...)
+				p++
+			}
+		}
+	)
+	inline()
 	for rows.Next() {
-		var h string
-		var data []byte
-		if err := rows.Scan(&h, &data); err != nil {
-			rows.Close()
+		var (
+			k    int
+			data sql.RawBytes
+		)
+		if err := rows.Scan(&k, &data); err != nil {
 			return nil, fmt.Errorf("read payload chunks of %s: %w", owner, err)
 		}
-		chunks[h] = data
+		if k < 0 || k >= nChunks {
+			return nil, fmt.Errorf("read payload chunks of %s: chunk %d of %d", owner, k, nChunks)
+		}
+		if parts == nil && k == next {
+			out = append(out, data...)
+			p, next = p+1, next+1
+			inline()
+			continue
+		}
+		if parts == nil {
+			parts = make([][]byte, nChunks)
+		}
+		parts[k] = bytes.Clone(data)
 	}
-	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read payload chunks of %s: %w", owner, err)
 	}
-	var out bytes.Buffer
-	for _, p := range pieces {
-		if p.hash == "" {
-			out.WriteString(p.inline)
-			continue
-		}
-		data, ok := chunks[p.hash]
-		if !ok {
-			return nil, fmt.Errorf("payload chunk %s of %s is missing", p.hash, owner)
-		}
-		out.Write(data)
+	for ; next < nChunks && parts != nil && parts[next] != nil; next++ {
+		out = append(out, parts[next]...)
+		p++
+		inline()
 	}
-	return out.Bytes(), nil
+	if next < nChunks {
+		return nil, fmt.Errorf("payload chunk %s of %s is missing", pieces[p].hash, owner)
+	}
+	return out, nil
 }
 
 // Optional is Payload for a nullable column.
