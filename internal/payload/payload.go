@@ -90,10 +90,12 @@ func cut(data []byte) int {
 	}
 	end := min(len(data), chunkMax)
 	var h uint64
-	for i := chunkMin; i < end; i++ {
-		h = h<<1 + gear[data[i]]
+	// A range over the slice: no bounds check per byte, the hot loop of
+	// storing a payload.
+	for i, c := range data[chunkMin:end] {
+		h = h<<1 + gear[c]
 		if h&chunkMask == 0 {
-			return i + 1
+			return chunkMin + i + 1
 		}
 	}
 	return end

@@ -138,3 +138,13 @@ func TestInvalidUTF8NotInline(t *testing.T) {
 		t.Errorf("the piece with the invalid byte is not a chunk")
 	}
 }
+
+func BenchmarkRef64K(b *testing.B) {
+	doc := []byte(`{"n":1,"data":"` + bigText(1, 64<<10) + `"}`)
+	c := NewChunks("engine")
+	b.SetBytes(int64(len(doc)))
+	for b.Loop() {
+		c.Reset()
+		c.Ref("owner", doc[:len(doc):len(doc)])
+	}
+}
