@@ -656,18 +656,21 @@ func (b *batch) write(tx *sql.Tx) error {
 
 // send sends p's task message in the batch's transaction. A queue in the
 // same file stores a large body as a ref to the chunks of the execution
-// whose history holds the task's parameters (the body is among them).
+// whose history holds the task's parameters: the body is the MessageBody
+// among them, cut already, so its ref is a lookup (blob.go).
 func (b *batch) send(p *pendingSend) (string, error) {
-	if oq, ok := p.q.(ownedTxQueue); ok {
-		return oq.SendOwnedTx(b.ctx, b.tx, p.body, p.ex.root().arn)
+	if rq, ok := p.q.(refTxQueue); ok {
+		owner := p.ex.root().arn
+		return rq.SendRefTx(b.ctx, b.tx, p.body, owner, b.blobs.ref(owner, []byte(p.body)))
 	}
 	return p.q.SendTx(b.ctx, b.tx, p.body)
 }
 
-// ownedTxQueue is a TxQueue that stores large bodies as payload chunks of
-// an owner (*sqlite.Queue).
-type ownedTxQueue interface {
-	SendOwnedTx(ctx context.Context, tx *sql.Tx, body, owner string) (string, error)
+// refTxQueue is a TxQueue that stores a large body as a ref to payload
+// chunks of an owner, stored by the caller in the same transaction
+// (*sqlite.Queue).
+type refTxQueue interface {
+	SendRefTx(ctx context.Context, tx *sql.Tx, body, owner, ref string) (string, error)
 }
 
 // Event details, with the field names asl.Run uses. The JSON values they

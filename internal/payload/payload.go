@@ -108,9 +108,10 @@ func cut(data []byte) int {
 // task message — and its chunks are stored once. Without them only the
 // chunks after the first content-defined cut point inside the value would
 // be shared, and each document holding it would add about two chunks of
-// its own. Not JSON (never expected): no forced cuts.
-func bounds(doc []byte, dst []int) []int {
-	dst = dst[:0]
+// its own. Not JSON (never expected): no forced cuts. spans are those
+// values, [start, end).
+func bounds(doc []byte, dst []int, spans [][2]int) ([]int, [][2]int) {
+	dst, spans = dst[:0], spans[:0]
 	var open []int // starts of the objects and arrays not yet closed
 	for i := 0; i < len(doc); i++ {
 		switch doc[i] {
@@ -119,7 +120,7 @@ func bounds(doc []byte, dst []int) []int {
 			for {
 				k := bytes.IndexByte(doc[j:], '"')
 				if k < 0 {
-					return dst[:0]
+					return dst[:0], spans[:0]
 				}
 				j += k
 				esc := 0
@@ -133,18 +134,20 @@ func bounds(doc []byte, dst []int) []int {
 			}
 			if j+1-start >= chunkMin {
 				dst = append(dst, start, j+1)
+				spans = append(spans, [2]int{start, j + 1})
 			}
 			i = j
 		case '{', '[':
 			open = append(open, i)
 		case '}', ']':
 			if len(open) == 0 {
-				return dst[:0]
+				return dst[:0], spans[:0]
 			}
 			start := open[len(open)-1]
 			open = open[:len(open)-1]
 			if i+1-start >= chunkMin {
 				dst = append(dst, start, i+1)
+				spans = append(spans, [2]int{start, i + 1})
 			}
 		}
 	}
@@ -157,7 +160,7 @@ func bounds(doc []byte, dst []int) []int {
 			last = c
 		}
 	}
-	return kept
+	return kept, spans
 }
 
 // Chunks collects the chunks and holds of one transaction.
@@ -165,9 +168,11 @@ type Chunks struct {
 	holder string // who holds the owners refs are made for
 	rows   []chunkRow
 	seen   map[chunkKey]bool
-	memo   map[memoKey]string // payloads already cut, by identity
+	memo   map[memoKey]string // payloads already cut, and the large values inside them
 	holds  map[holdKey]bool
 	cuts   []int
+	spans  [][2]int
+	marks  []mark
 	ins    *sql.Stmt
 	hold   *sql.Stmt
 }
@@ -185,11 +190,14 @@ type chunkKey struct {
 
 type holdKey struct{ owner, holder string }
 
+// memoKey is a payload already cut, by its content (a view of the
+// caller's bytes, which are not changed until Reset).
 type memoKey struct {
-	owner string
-	p     *byte
-	n     int
+	owner, content string
 }
+
+// mark is where a piece starts in the payload and in its ref.
+type mark struct{ at, ref int }
 
 // NewChunks returns a collector whose refs are held by holder (one per
 // carrier: "engine", a record's or a message's own name).
@@ -223,15 +231,21 @@ func (c *Chunks) RefHeld(owner, holder string, payload []byte) string {
 		c.seen, c.memo, c.holds = map[chunkKey]bool{}, map[memoKey]string{}, map[holdKey]bool{}
 	}
 	c.holds[holdKey{owner, holder}] = true
-	mk := memoKey{owner, unsafe.SliceData(payload), len(payload)}
+	// By content, not identity: the same bytes come in copies (a task
+	// message's body is the MessageBody inside the task's parameters,
+	// which were cut already), and a map hashes them far faster than cut
+	// and SHA-256.
+	mk := memoKey{owner, unsafe.String(unsafe.SliceData(payload), len(payload))}
 	if r, ok := c.memo[mk]; ok {
 		return r
 	}
 	ref := make([]byte, 1, 1+(len(payload)/chunkMin+4)*hashLen*2)
 	ref[0] = refPrefix
-	c.cuts = bounds(payload, c.cuts)
+	c.cuts, c.spans = bounds(payload, c.cuts, c.spans)
+	c.marks = c.marks[:0]
 	cuts, at := c.cuts, 0
 	for at < len(payload) {
+		c.marks = append(c.marks, mark{at, len(ref)})
 		end := len(payload)
 		if len(cuts) > 0 {
 			end = cuts[0]
@@ -264,8 +278,24 @@ func (c *Chunks) RefHeld(owner, holder string, payload []byte) string {
 		ref = hex.AppendEncode(ref, k.hash[:])
 		at += n
 	}
+	c.marks = append(c.marks, mark{at, len(ref)})
 	r := string(ref)
 	c.memo[mk] = r
+	// A large value inside is its pieces between its two cut points: a
+	// later Ref of the same bytes alone is a lookup.
+	for _, sp := range c.spans {
+		if sp[1]-sp[0] <= Inline || sp[1]-sp[0] == len(payload) {
+			continue
+		}
+		i, ok := slices.BinarySearchFunc(c.marks, sp[0], func(m mark, at int) int { return m.at - at })
+		j, ok2 := slices.BinarySearchFunc(c.marks, sp[1], func(m mark, at int) int { return m.at - at })
+		if ok && ok2 {
+			k := memoKey{owner, unsafe.String(&payload[sp[0]], sp[1]-sp[0])}
+			if _, dup := c.memo[k]; !dup {
+				c.memo[k] = string(refPrefix) + r[c.marks[i].ref:c.marks[j].ref]
+			}
+		}
+	}
 	return r
 }
 

@@ -87,7 +87,7 @@ func TestBounds(t *testing.T) {
 		{"escaped quote inside", `{"a":"x\"` + long + `"}`, []int{5, 5 + 4 + len(long) + 1}},
 		{"small values", `{"a":"b"}`, nil},
 	} {
-		if got := bounds([]byte(tc.doc), nil); !equal(got, tc.want) {
+		if got, _ := bounds([]byte(tc.doc), nil, nil); !equal(got, tc.want) {
 			t.Errorf("%s: bounds %v, want %v", tc.name, got, tc.want)
 		}
 	}
@@ -146,5 +146,25 @@ func BenchmarkRef64K(b *testing.B) {
 	for b.Loop() {
 		c.Reset()
 		c.Ref("owner", doc[:len(doc):len(doc)])
+	}
+}
+
+// A large value cut inside a document is, cut alone afterwards, the same
+// pieces: a lookup, with no chunk of its own.
+func TestEmbeddedValueRefReused(t *testing.T) {
+	t.Parallel()
+	input := `{"n":7,"data":"` + bigText(11, 20000) + `"}`
+	doc := []byte(`{"QueueUrl":"q","MessageBody":{"taskToken":"t","input":` + input + `}}`)
+	body := []byte(`{"taskToken":"t","input":` + input + `}`)
+	c := NewChunks("engine")
+	c.Ref("o", doc)
+	rows := len(c.rows)
+	whole := c.Ref("o", body)
+	if len(c.rows) != rows {
+		t.Errorf("the body added %d chunks", len(c.rows)-rows)
+	}
+	fresh := NewChunks("engine")
+	if want := fresh.Ref("o", body); whole != want {
+		t.Errorf("the body's ref from the document differs from its own:\n%q\n%q", whole, want)
 	}
 }

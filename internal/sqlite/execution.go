@@ -226,6 +226,29 @@ func (s *ExecutionStore) CreateExecution(ctx context.Context, e *longrun.Executi
 // Write: the local engine runs it in the transaction that starts the
 // execution, so the record and its start commit together.
 func (s *ExecutionStore) CreateExecutionTx(ctx context.Context, tx *sql.Tx, e *longrun.Execution) (stored *longrun.Execution, replayed bool, err error) {
+	return s.CreatePreparedTx(ctx, tx, e, nil)
+}
+
+// Payloads is an execution's large input and output already cut into
+// payload chunks (PreparePayloads), so that the hashing is not done while
+// a transaction holds the writer.
+type Payloads struct {
+	c             *payload.Chunks
+	input, output any
+}
+
+// PreparePayloads cuts e's large input and output into chunks for
+// CreatePreparedTx, outside any transaction. e must not change meanwhile.
+func (s *ExecutionStore) PreparePayloads(e *longrun.Execution) *Payloads {
+	c := payload.NewChunks(recordHolder(e.ID))
+	return &Payloads{c: c, input: storedPayload(c, e.ID, e.ARN, e.Input), output: storedPayload(c, e.ID, e.ARN, e.Output)}
+}
+
+// CreatePreparedTx is CreateExecutionTx with e's payloads prepared by
+// PreparePayloads (nil: prepared here). The local engine's start calls it
+// in its transaction, the chunks prepared by the API's goroutine; it may
+// run again with the same p if the transaction is retried.
+func (s *ExecutionStore) CreatePreparedTx(ctx context.Context, tx *sql.Tx, e *longrun.Execution, p *Payloads) (stored *longrun.Execution, replayed bool, err error) {
 	if e.ID == "" || e.Tenant == "" {
 		return nil, false, longrun.Errorf(longrun.EINVALID, "an execution needs an id and a tenant")
 	}
@@ -240,9 +263,11 @@ func (s *ExecutionStore) CreateExecutionTx(ctx context.Context, tx *sql.Tx, e *l
 	}
 	// RETURNING gives the stored record (times at the precision kept)
 	// without reading it back; its payloads are e's.
-	c := payload.NewChunks(recordHolder(e.ID))
+	if p == nil {
+		p = s.PreparePayloads(e)
+	}
 	created, err := scanExecution(s.db.w.queryRow(ctx, tx, insertExecutionSQL,
-		e.ID, e.Tenant, e.ARN, e.Name, string(e.Status), storedPayload(c, e.ID, e.ARN, e.Input), storedPayload(c, e.ID, e.ARN, e.Output), e.Error, e.Cause, nil,
+		e.ID, e.Tenant, e.ARN, e.Name, string(e.Status), p.input, p.output, e.Error, e.Cause, nil,
 		e.CallbackURL, toMillis(e.StartDate), nullMillis(e.StopDate), nil, e.IdempotencyKey, e.RequestHash, e.Job))
 	if isConstraint(err) {
 		return nil, false, longrun.Errorf(longrun.EDUPLICATE, "execution %s already exists", e.ID)
@@ -250,7 +275,7 @@ func (s *ExecutionStore) CreateExecutionTx(ctx context.Context, tx *sql.Tx, e *l
 	if err != nil {
 		return nil, false, fmt.Errorf("insert execution: %w", err)
 	}
-	if err := s.writeChunks(ctx, tx, c); err != nil {
+	if err := s.writeChunks(ctx, tx, p.c); err != nil {
 		return nil, false, fmt.Errorf("insert payloads of execution %s: %w", e.ID, err)
 	}
 	created.Input, created.Output = e.Input, e.Output

@@ -119,6 +119,28 @@ func (q *Queue) SendOwnedTx(ctx context.Context, tx *sql.Tx, body, owner string)
 	return id, nil
 }
 
+// SendRefTx is SendOwnedTx for a caller that has made the body's ref
+// itself, its chunks stored (or to be stored) in tx: the local engine, whose
+// task message body is the MessageBody it cut already among the task's
+// parameters, so the body is not cut and hashed again. ref is what
+// payload.Chunks.Ref returned for body and owner; if it is not a ref, the
+// body is stored as it is.
+func (q *Queue) SendRefTx(ctx context.Context, tx *sql.Tx, body, owner, ref string) (string, error) {
+	if owner == "" || !payload.IsRef(ref) {
+		return q.SendOwnedTx(ctx, tx, body, "")
+	}
+	now := toMillis(q.db.Now())
+	id := newMessageID()
+	if _, err := q.db.w.exec(ctx, tx, payload.HoldSQL, owner, messageHolder(id)); err != nil {
+		return "", fmt.Errorf("send to queue %s: hold payloads of %s: %w", q.name, owner, err)
+	}
+	if _, err := q.db.w.exec(ctx, tx, sendSQL, id, q.name, ref, now, now, owner); err != nil {
+		return "", fmt.Errorf("send to queue %s: %w", q.name, err)
+	}
+	q.db.onCommit(tx, q.Wake)
+	return id, nil
+}
+
 // messageHolder is a message's hold on the payload chunks its body refers to.
 func messageHolder(id string) string { return "message:" + id }
 
