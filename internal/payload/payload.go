@@ -59,8 +59,8 @@ const (
 	// keeps the array the outer loop, so rows come in its order.
 	ReadChunkSQL = `SELECT j.key, c.data FROM json_each(?1) j
 		CROSS JOIN payload_chunks c ON c.owner = ?2 AND c.hash = unhex(j.value)`
-	unholdSQL     = `DELETE FROM payload_holders WHERE owner = ? AND holder = ?`
-	dropChunksSQL = `DELETE FROM payload_chunks WHERE owner = ?
+	UnholdSQL     = `DELETE FROM payload_holders WHERE owner = ? AND holder = ?`
+	DropChunksSQL = `DELETE FROM payload_chunks WHERE owner = ?
 		AND NOT EXISTS (SELECT 1 FROM payload_holders WHERE owner = ?)`
 )
 
@@ -478,19 +478,24 @@ func (r *Reader) Optional(owner string, v sql.NullString) (json.RawMessage, erro
 	return r.Payload(owner, v.String)
 }
 
-// Execer runs a statement in the caller's transaction.
-type Execer interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-}
-
-// Release drops holder's hold on owner's chunks in tx, and deletes them if
-// it was the last.
-func Release(ctx context.Context, tx Execer, owner, holder string) error {
-	if _, err := tx.ExecContext(ctx, unholdSQL, owner, holder); err != nil {
-		return fmt.Errorf("release payloads of %s: %w", owner, err)
-	}
-	if _, err := tx.ExecContext(ctx, dropChunksSQL, owner, owner); err != nil {
-		return fmt.Errorf("delete payloads of %s: %w", owner, err)
+// Release drops holder's hold on owner's chunks in the transaction q, and
+// deletes them if it was the last. q prepares UnholdSQL and DropChunksSQL
+// (a transaction, or one that hands out statements prepared once).
+func Release(ctx context.Context, q Querier, owner, holder string) error {
+	for _, st := range []struct {
+		query string
+		args  []any
+		what  string
+	}{{UnholdSQL, []any{owner, holder}, "release"}, {DropChunksSQL, []any{owner, owner}, "delete"}} {
+		stmt, err := q.PrepareContext(ctx, st.query)
+		if err != nil {
+			return fmt.Errorf("%s payloads of %s: %w", st.what, owner, err)
+		}
+		_, err = stmt.ExecContext(ctx, st.args...)
+		_ = stmt.Close() // a statement of the caller's transaction: its outcome is err
+		if err != nil {
+			return fmt.Errorf("%s payloads of %s: %w", st.what, owner, err)
+		}
 	}
 	return nil
 }

@@ -94,8 +94,8 @@ func hasRef(e *longrun.Execution) bool {
 }
 
 // releaseRecord drops the hold of the deleted record id on its chunks.
-func releaseRecord(ctx context.Context, tx *sql.Tx, id, arn string) error {
-	return payload.Release(ctx, tx, payloadOwner(id, arn), recordHolder(id))
+func (s *ExecutionStore) releaseRecord(ctx context.Context, tx *sql.Tx, id, arn string) error {
+	return payload.Release(ctx, s.db.w.in(tx), payloadOwner(id, arn), recordHolder(id))
 }
 
 // The statements of the store, prepared once (see prepared).
@@ -342,7 +342,7 @@ func (s *ExecutionStore) DeleteExecution(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		return releaseRecord(ctx, tx, id, arn)
+		return s.releaseRecord(ctx, tx, id, arn)
 	})
 	if err != nil {
 		return fmt.Errorf("delete execution %s: %w", id, err)
@@ -465,9 +465,20 @@ func (s *ExecutionStore) FinishExecution(ctx context.Context, id string, o longr
 		e        *longrun.Execution
 		recorded bool
 	)
+	// A large output is cut here, not while the transaction holds the
+	// writer; its owner is the record's ARN, which never changes (the
+	// transaction checks it, and cuts again if it is not the one read).
+	var pre *cutOutput
+	if len(o.Output) > payload.Inline {
+		var arn string
+		if err := s.db.r.row(ctx, s.db.reader, arnOfSQL, id).Scan(&arn); err == nil {
+			c := payload.NewChunks(recordHolder(id))
+			pre = &cutOutput{arn: arn, c: c, stored: storedPayload(c, id, arn, o.Output)}
+		}
+	}
 	err := s.db.Write(ctx, func(tx *sql.Tx) error {
 		var err error
-		e, recorded, err = s.FinishExecutionTx(ctx, tx, id, o)
+		e, recorded, err = s.finishTx(ctx, tx, id, o, pre)
 		return err
 	})
 	if err != nil {
@@ -476,10 +487,24 @@ func (s *ExecutionStore) FinishExecution(ctx context.Context, id string, o longr
 	return e, recorded, nil
 }
 
+// cutOutput is an outcome's large output cut into the chunks of the owner
+// arn before the transaction.
+type cutOutput struct {
+	arn    string
+	c      *payload.Chunks
+	stored any
+}
+
 // FinishExecutionTx is FinishExecution inside tx, a transaction of the DB's
 // Write: the local engine records a stop in the transaction that stops the
 // execution, so the two agree.
 func (s *ExecutionStore) FinishExecutionTx(ctx context.Context, tx *sql.Tx, id string, o longrun.Outcome) (e *longrun.Execution, recorded bool, err error) {
+	return s.finishTx(ctx, tx, id, o, nil)
+}
+
+// finishTx is FinishExecutionTx with the output already cut (pre, if not
+// nil).
+func (s *ExecutionStore) finishTx(ctx context.Context, tx *sql.Tx, id string, o longrun.Outcome, pre *cutOutput) (e *longrun.Execution, recorded bool, err error) {
 	if !o.Status.Terminal() {
 		return nil, false, longrun.Errorf(longrun.EINVALID, "outcome status %q is not terminal", o.Status)
 	}
@@ -496,7 +521,11 @@ func (s *ExecutionStore) FinishExecutionTx(ctx context.Context, tx *sql.Tx, id s
 		case err != nil:
 			return nil, false, fmt.Errorf("get execution %s: %w", id, err)
 		}
-		output = storedPayload(c, id, arn, o.Output)
+		if pre != nil && pre.arn == arn {
+			c, output = pre.c, pre.stored
+		} else {
+			output = storedPayload(c, id, arn, o.Output)
+		}
 	}
 	e, err = scanExecution(s.db.w.queryRow(ctx, tx, finishExecutionSQL,
 		string(o.Status), output, o.Error, o.Cause, nullMillis(o.StopDate), id, string(longrun.StatusRunning)))
@@ -655,7 +684,7 @@ func (s *ExecutionStore) DeleteEnded(ctx context.Context, before time.Time, limi
 			return err
 		}
 		for _, d := range deleted {
-			if err := releaseRecord(ctx, tx, d[0], d[1]); err != nil {
+			if err := s.releaseRecord(ctx, tx, d[0], d[1]); err != nil {
 				return err
 			}
 		}

@@ -323,7 +323,7 @@ func (q *Queue) Delete(ctx context.Context, receipt string) error {
 		case err != nil || !owner.Valid:
 			return err
 		}
-		return payload.Release(ctx, tx, owner.String, messageHolder(id))
+		return payload.Release(ctx, q.db.w.in(tx), owner.String, messageHolder(id))
 	})
 	if err != nil {
 		return fmt.Errorf("delete from queue %s: %w", q.name, err)

@@ -302,12 +302,12 @@ type prepared map[string]*sql.Stmt
 var (
 	writeQueries = []string{
 		getExecutionSQL, idempotencyKeySQL, insertExecutionSQL, insertIdempotencySQL, deleteExecutionSQL,
-		finishExecutionSQL, setProgressSQL, saveDeliverySQL, payload.InsertChunkSQL, payload.HoldSQL, payload.ReadChunkSQL,
+		finishExecutionSQL, arnOfSQL, setProgressSQL, saveDeliverySQL, payload.InsertChunkSQL, payload.HoldSQL, payload.ReadChunkSQL, payload.UnholdSQL, payload.DropChunksSQL,
 		sendSQL, nextVisibleSQL, visibleSQL, deadLetterSQL, takeSQL, deleteMessageSQL, changeVisibilitySQL,
 		putTenantSQL, putAPIKeySQL, deleteAPIKeySQL,
 		savepointSQL, releaseSQL, rollbackToSQL,
 	}
-	readQueries = append([]string{getExecutionSQL, getTenantSQL, tenantForKeySQL, payload.ReadChunkSQL}, listQueries()...)
+	readQueries = append([]string{getExecutionSQL, arnOfSQL, getTenantSQL, tenantForKeySQL, payload.ReadChunkSQL}, listQueries()...)
 )
 
 // listQueries is every form of listExecutionsSQL: with or without each filter.
