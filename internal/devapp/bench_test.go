@@ -3,6 +3,7 @@ package devapp_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"flag"
@@ -38,6 +39,11 @@ import (
 // -writeprofile prints where the single SQLite writer's time went per
 // execution (sqlite.DB.ProfileWrites).
 var writeProfile = flag.Bool("writeprofile", false, "print the SQLite writer's profile per execution")
+
+// -pageprofile prints, per table and index, the bytes each execution
+// wrote to the WAL, those the checkpoints copied into the file, and those
+// left in the file (sqlite.DB.ProfilePages, dbstat).
+var pageProfile = flag.Bool("pageprofile", false, "print the bytes written and kept per table, per execution")
 
 func BenchmarkEndToEnd(b *testing.B) {
 	endToEnd(b, noop.Job, func(i int) any { return map[string]int{"n": i} })
@@ -152,6 +158,11 @@ func endToEnd(b *testing.B, job longrun.Job, input func(i int) any) {
 	if *writeProfile {
 		app.DB.ProfileWrites()
 	}
+	var keptBefore map[string]int64
+	if *pageProfile {
+		app.DB.ProfilePages()
+		keptBefore = tableSizes(ctx, b, app)
+	}
 	sizeBefore := dirSize(dir)
 	b.ResetTimer()
 	written := diskWrites()
@@ -184,6 +195,9 @@ func endToEnd(b *testing.B, job longrun.Job, input func(i int) any) {
 	b.ReportMetric(float64(dirSize(dir)-sizeBefore)/float64(b.N), "stored-B/exec")
 	if *writeProfile && b.N > 1 {
 		logWriteProfile(b, app.DB.WriteProfile(), elapsed)
+	}
+	if *pageProfile && b.N > 1 {
+		logPageProfile(b, app.DB.PageProfile(), keptBefore, tableSizes(ctx, b, app))
 	}
 
 	for _, id := range ids {
@@ -234,6 +248,48 @@ func logWriteProfile(b *testing.B, p sqlite.WriteProfile, elapsed time.Duration)
 		fmt.Fprintf(&sb, "%-64s %8.2f %8.1f\n", c.Name, float64(c.Calls)/n, us(c.Time))
 	}
 	fmt.Printf("%s (N=%d)\n%s", b.Name(), b.N, sb.String()) // b.Log would cut it short
+}
+
+// tableSizes is the bytes of the file's pages per table and index (dbstat).
+func tableSizes(ctx context.Context, b *testing.B, app *devapp.App) map[string]int64 {
+	sizes := map[string]int64{}
+	err := app.DB.Read(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT name, sum(pgsize) FROM dbstat GROUP BY name`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var name string
+			var n int64
+			if err := rows.Scan(&name, &n); err != nil {
+				return err
+			}
+			sizes[name] = n
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return sizes
+}
+
+// logPageProfile prints p and the growth of each table per execution.
+func logPageProfile(b *testing.B, p sqlite.PageProfile, before, after map[string]int64) {
+	n := int64(b.N)
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "%-44s %12s %12s %12s\n", "table or index (bytes per execution)", "WAL", "checkpoint", "kept")
+	var wal, ckpt, kept int64
+	for _, t := range p.Tables {
+		w, c, k := t.WALFrames*(p.PageSize+24)/n, t.Checkpointed*p.PageSize/n, (after[t.Name]-before[t.Name])/n
+		wal, ckpt, kept = wal+w, ckpt+c, kept+k
+		if w+c >= 1000 {
+			fmt.Fprintf(&sb, "%-44s %12d %12d %12d\n", t.Name, w, c, k)
+		}
+	}
+	fmt.Fprintf(&sb, "%-44s %12d %12d %12d\n", "all (rows under 1000 B left out above)", wal, ckpt, kept)
+	fmt.Printf("%s (N=%d)\n%s", b.Name(), b.N, sb.String())
 }
 
 // waitAllEnded polls the store (not the API, so the polling does not compete

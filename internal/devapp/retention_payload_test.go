@@ -11,10 +11,10 @@ import (
 	"github.com/longrun/longrun/internal/fakeclock"
 )
 
-// Large payloads are stored apart from their rows (the engine's chunks in
-// local_blobs, the record's in execution_payloads); the sweeper deletes
-// them with the executions, leaving nothing behind, and until then describe
-// and the history return them whole.
+// Large payloads are stored apart from their rows, once, as chunks held by
+// the engine's execution and the record (payload_chunks, payload_holders);
+// the sweeper deletes them with the executions, leaving nothing behind, and
+// until then describe and the history return them whole.
 func TestRetentionSweepsPayloads(t *testing.T) {
 	t.Parallel()
 	clock := fakeclock.New()
@@ -41,7 +41,7 @@ func TestRetentionSweepsPayloads(t *testing.T) {
 	if !bytes.Equal(described.Input, input) || !bytes.Equal(described.Output, input) {
 		t.Errorf("describe: input %d, output %d bytes, want %d each", len(described.Input), len(described.Output), len(input))
 	}
-	for _, table := range []string{"local_blobs", "execution_payloads"} {
+	for _, table := range []string{"payload_chunks", "payload_holders"} {
 		if n := count(t, app, `SELECT count(*) FROM `+table); n == 0 {
 			t.Fatalf("nothing in %s: the payloads are stored elsewhere, this test tests nothing", table)
 		}
@@ -49,7 +49,7 @@ func TestRetentionSweepsPayloads(t *testing.T) {
 
 	clock.Advance(61 * time.Minute)
 	<-swept
-	for _, table := range []string{"local_blobs", "execution_payloads", "local_history", "executions"} {
+	for _, table := range []string{"payload_chunks", "payload_holders", "queue_messages", "local_history", "executions"} {
 		if n := count(t, app, `SELECT count(*) FROM `+table); n != 0 {
 			t.Errorf("%d rows left in %s after the retention", n, table)
 		}

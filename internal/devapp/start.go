@@ -48,8 +48,11 @@ func (s starter) CreateAndStart(ctx context.Context, e *longrun.Execution, in lo
 			n, s.maxRunning)
 	}
 	var stored *longrun.Execution
+	// A large input is cut into payload chunks here, not in the engine's
+	// transaction, which holds the writer and the engine's goroutine.
+	payloads := s.store.PreparePayloads(e)
 	err := s.engine.StartExecutionWith(ctx, in, func(ctx context.Context, tx *sql.Tx) error {
-		created, replayed, err := s.store.CreateExecutionTx(ctx, tx, e)
+		created, replayed, err := s.store.CreatePreparedTx(ctx, tx, e, payloads)
 		if err != nil {
 			return err
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/longrun/longrun"
 	"github.com/longrun/longrun/internal/asl"
+	"github.com/longrun/longrun/internal/payload"
 )
 
 // batch is the work of one transaction: the commands and timers applied,
@@ -580,9 +581,9 @@ func (b *batch) event(ex *execution, typ, state string, d detail) {
 	default:
 		ex.events = append(ex.events, `,"pre":`...)
 		ex.events = appendJSONString(ex.events, string(d.pre))
-		ex.events = append(ex.events, `,"ref":"`...)
-		ex.events = append(ex.events, b.blobs.ref(ex.arn, d.payload)...) // hex digits and '@'
-		ex.events = append(ex.events, `","suf":`...)
+		ex.events = append(ex.events, `,"ref":`...)
+		ex.events = appendJSONString(ex.events, b.blobs.ref(ex.arn, d.payload)) // hashes, and the JSON around large values
+		ex.events = append(ex.events, `,"suf":`...)
 		ex.events = appendJSONString(ex.events, string(d.suf))
 	}
 	ex.events = append(ex.events, '}')
@@ -662,7 +663,6 @@ func (b *batch) flushHistory() error {
 const (
 	insertHistorySQL   = `INSERT INTO local_history (arn, first, ts, events) VALUES (?, ?, ?, ?)`
 	insertOutboxSQL    = `INSERT INTO local_outbox (function, body, created_ms) VALUES (?, ?, ?)`
-	insertBlobSQL      = `INSERT OR IGNORE INTO local_blobs (arn, hash, data) VALUES (?, ?, ?)`
 	insertExecutionSQL = `INSERT INTO local_executions
 		(arn, machine, name, status, state, input, output, error, cause, start_ms, stop_ms, run)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
@@ -670,7 +670,7 @@ const (
 		SET status = ?, state = ?, output = ?, error = ?, cause = ?, stop_ms = ?, run = ? WHERE arn = ?`
 )
 
-var batchQueries = []string{insertHistorySQL, insertOutboxSQL, insertBlobSQL, insertExecutionSQL, updateExecutionSQL}
+var batchQueries = []string{insertHistorySQL, insertOutboxSQL, payload.InsertChunkSQL, payload.HoldSQL, insertExecutionSQL, updateExecutionSQL}
 
 // prepare returns query for the batch's transaction: the statement Run
 // prepared on the writer (a PrepareContext per transaction was ~30% of
@@ -699,7 +699,7 @@ func (b *batch) write(tx *sql.Tx) error {
 		}
 	}
 	for _, p := range b.sends {
-		id, err := p.q.SendTx(b.ctx, tx, p.body)
+		id, err := b.send(p)
 		if err != nil {
 			return fmt.Errorf("send task message of %s: %w", p.ex.arn, err)
 		}
@@ -731,6 +731,25 @@ func (b *batch) write(tx *sql.Tx) error {
 		}
 	}
 	return nil
+}
+
+// send sends p's task message in the batch's transaction. A queue in the
+// same file stores a large body as a ref to the chunks of the execution
+// whose history holds the task's parameters: the body is the MessageBody
+// among them, cut already, so its ref is a lookup (blob.go).
+func (b *batch) send(p *pendingSend) (string, error) {
+	if rq, ok := p.q.(refTxQueue); ok {
+		owner := p.ex.root().arn
+		return rq.SendRefTx(b.ctx, b.tx, p.body, owner, b.blobs.ref(owner, []byte(p.body)))
+	}
+	return p.q.SendTx(b.ctx, b.tx, p.body)
+}
+
+// refTxQueue is a TxQueue that stores a large body as a ref to payload
+// chunks of an owner, stored by the caller in the same transaction
+// (*sqlite.Queue).
+type refTxQueue interface {
+	SendRefTx(ctx context.Context, tx *sql.Tx, body, owner, ref string) (string, error)
 }
 
 // Event details, with the field names asl.Run uses. The JSON values they

@@ -103,10 +103,11 @@ type checkpointer struct {
 	limit      int64   // WAL bytes past which a checkpoint truncates
 	writer     *sql.DB // the writer's pool, where truncating checkpoints run
 	walPath    string
-	writerBusy time.Duration // the writer's busy timeout, restored after them
-	page       int           // the file's page size; used by run's goroutine only
-	truncates  atomic.Int64  // TRUNCATE checkpoints run (tests read it)
-	catchUps   atomic.Int64  // catch-up checkpoints run on the writer
+	writerBusy time.Duration                // the writer's busy timeout, restored after them
+	page       int                          // the file's page size; used by run's goroutine only
+	truncates  atomic.Int64                 // TRUNCATE checkpoints run (tests read it)
+	catchUps   atomic.Int64                 // catch-up checkpoints run on the writer
+	pages      atomic.Pointer[pageProfiler] // see ProfilePages; nil when off
 }
 
 func newCheckpointer(conn, writer *sql.DB, path string, writerBusy time.Duration, log *slog.Logger, limit int64) *checkpointer {
@@ -173,6 +174,7 @@ func (c *checkpointer) checkpoint(behind bool) bool {
 		}
 		return false
 	}
+	c.attributePages()
 	var busy, frames, copied int
 	if err := c.conn.QueryRowContext(context.Background(), `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied); err != nil {
 		c.log.Warn("sqlite checkpoint failed; the next commit retries it", "error", err)
@@ -224,6 +226,7 @@ func (c *checkpointer) truncate() error {
 		return fmt.Errorf("take the writer: %w", err)
 	}
 	defer conn.Close()
+	c.attributePages() // holding the writer: no frame is added before the WAL is cut
 	if _, err := conn.ExecContext(ctx, `PRAGMA busy_timeout = `+strconv.FormatInt(checkpointBusyTimeout.Milliseconds(), 10)); err != nil {
 		return fmt.Errorf("shorten busy timeout: %w", err)
 	}

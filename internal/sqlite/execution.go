@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/longrun/longrun"
+	"github.com/longrun/longrun/internal/payload"
 )
 
 // ExecutionStore is longrun.ExecutionStore on the executions and
@@ -28,27 +29,73 @@ func NewExecutionStore(db *DB) *ExecutionStore { return &ExecutionStore{db: db} 
 const executionColumns = `id, tenant, arn, name, status, input, output, error, cause, progress,
 	callback_url, start_date, stop_date, webhook, idempotency_key, request_hash, job`
 
-// executionSelect reads executionColumns, a large input or output from
-// execution_payloads (see outOfRow).
+// executionSelect reads executionColumns; a large input or output is a
+// ref to payload chunks (see payloadRef), or, written before those, in
+// execution_payloads.
 const executionSelect = `id, tenant, arn, name, status,
 	coalesce(input, (SELECT data FROM execution_payloads p WHERE p.id = executions.id AND p.kind = 'input')),
 	coalesce(output, (SELECT data FROM execution_payloads p WHERE p.id = executions.id AND p.kind = 'output')),
 	error, cause, progress, callback_url, start_date, stop_date, webhook, idempotency_key, request_hash, job`
 
-// payloadInline is the largest input or output kept in the executions row;
-// a larger one goes to execution_payloads, written once: SQLite rewrites
-// the whole row on every UPDATE (progress, finish, webhook attempts).
-const payloadInline = 2 << 10
+// Large inputs and outputs (over payload.Inline) are stored once per file
+// as payload chunks (internal/payload), owned by the execution's ARN: in
+// longrun dev the engine and the task message of the same execution store
+// the same bytes under the same owner, so the record adds a ref and a hold,
+// not a copy. The executions row holds the ref: SQLite rewrites a whole row
+// on every UPDATE (progress, finish, webhook attempts), and a ref is small.
 
-// outOfRow reports whether p is stored in execution_payloads.
-func outOfRow(p json.RawMessage) bool { return len(p) > payloadInline }
+// payloadOwner is the owner of the record's payload chunks.
+func payloadOwner(id, arn string) string {
+	if arn != "" {
+		return arn
+	}
+	return "execution:" + id
+}
 
-// inRow is what the executions row holds of p.
-func inRow(p json.RawMessage) any {
-	if outOfRow(p) {
+// recordHolder is the record's hold on its owner's chunks.
+func recordHolder(id string) string { return "record:" + id }
+
+// storedPayload is what the executions row holds of p: p, or a ref to its
+// chunks, queued in c.
+func storedPayload(c *payload.Chunks, id, arn string, p json.RawMessage) any {
+	if len(p) == 0 {
 		return nil
 	}
-	return nullJSON(p)
+	return c.RefHeld(payloadOwner(id, arn), recordHolder(id), p)
+}
+
+// writeChunks writes what c queued, in tx.
+func (s *ExecutionStore) writeChunks(ctx context.Context, tx *sql.Tx, c *payload.Chunks) error {
+	defer c.Close()
+	return c.Write(ctx, func(query string) (*sql.Stmt, error) { return s.db.w.in(tx).PrepareContext(ctx, query) })
+}
+
+// resolve reads e's payload refs back from q, a transaction.
+func resolve(ctx context.Context, q payload.Querier, e *longrun.Execution) error {
+	if !payload.IsRef(string(e.Input)) && !payload.IsRef(string(e.Output)) {
+		return nil
+	}
+	r := payload.NewReader(ctx, q)
+	defer r.Close()
+	owner := payloadOwner(e.ID, e.ARN)
+	var err error
+	if e.Input, err = r.Payload(owner, string(e.Input)); err != nil {
+		return fmt.Errorf("input of execution %s: %w", e.ID, err)
+	}
+	if e.Output, err = r.Payload(owner, string(e.Output)); err != nil {
+		return fmt.Errorf("output of execution %s: %w", e.ID, err)
+	}
+	return nil
+}
+
+// hasRef reports whether e, as scanned, holds a ref to resolve.
+func hasRef(e *longrun.Execution) bool {
+	return payload.IsRef(string(e.Input)) || payload.IsRef(string(e.Output))
+}
+
+// releaseRecord drops the hold of the deleted record id on its chunks.
+func (s *ExecutionStore) releaseRecord(ctx context.Context, tx *sql.Tx, id, arn string) error {
+	return payload.Release(ctx, s.db.w.in(tx), payloadOwner(id, arn), recordHolder(id))
 }
 
 // The statements of the store, prepared once (see prepared).
@@ -57,11 +104,11 @@ const (
 	idempotencyKeySQL  = `SELECT execution_id, request_hash, start_date FROM idempotency_keys WHERE tenant = ? AND key = ?`
 	insertExecutionSQL = `INSERT INTO executions (` + executionColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			RETURNING ` + executionColumns
-	insertPayloadSQL     = `INSERT INTO execution_payloads (id, kind, data) VALUES (?, ?, ?)`
 	insertIdempotencySQL = `INSERT OR REPLACE INTO idempotency_keys (tenant, key, execution_id, request_hash, start_date) VALUES (?, ?, ?, ?, ?)`
-	deleteExecutionSQL   = `DELETE FROM executions WHERE id = ?`
+	deleteExecutionSQL   = `DELETE FROM executions WHERE id = ? RETURNING arn`
 	finishExecutionSQL   = `UPDATE executions SET status = ?, output = ?, error = ?, cause = ?, stop_date = ?
 			WHERE id = ? AND status = ? RETURNING ` + executionSelect
+	arnOfSQL        = `SELECT arn FROM executions WHERE id = ?`
 	setProgressSQL  = `UPDATE executions SET progress = ? WHERE id = ? AND status = ?`
 	saveDeliverySQL = `UPDATE executions SET webhook = ? WHERE id = ?`
 )
@@ -131,7 +178,14 @@ func nullJSON(raw json.RawMessage) sql.NullString {
 }
 
 func getExecution(ctx context.Context, p prepared, tx *sql.Tx, id string) (*longrun.Execution, error) {
-	return executionOf(p.queryRow(ctx, tx, getExecutionSQL, id), id)
+	e, err := executionOf(p.queryRow(ctx, tx, getExecutionSQL, id), id)
+	if err != nil {
+		return nil, err
+	}
+	if err := resolve(ctx, p.in(tx), e); err != nil {
+		return nil, err
+	}
+	return e, nil
 }
 
 // executionOf is the execution of row, a result of getExecutionSQL.
@@ -172,6 +226,29 @@ func (s *ExecutionStore) CreateExecution(ctx context.Context, e *longrun.Executi
 // Write: the local engine runs it in the transaction that starts the
 // execution, so the record and its start commit together.
 func (s *ExecutionStore) CreateExecutionTx(ctx context.Context, tx *sql.Tx, e *longrun.Execution) (stored *longrun.Execution, replayed bool, err error) {
+	return s.CreatePreparedTx(ctx, tx, e, nil)
+}
+
+// Payloads is an execution's large input and output already cut into
+// payload chunks (PreparePayloads), so that the hashing is not done while
+// a transaction holds the writer.
+type Payloads struct {
+	c             *payload.Chunks
+	input, output any
+}
+
+// PreparePayloads cuts e's large input and output into chunks for
+// CreatePreparedTx, outside any transaction. e must not change meanwhile.
+func (s *ExecutionStore) PreparePayloads(e *longrun.Execution) *Payloads {
+	c := payload.NewChunks(recordHolder(e.ID))
+	return &Payloads{c: c, input: storedPayload(c, e.ID, e.ARN, e.Input), output: storedPayload(c, e.ID, e.ARN, e.Output)}
+}
+
+// CreatePreparedTx is CreateExecutionTx with e's payloads prepared by
+// PreparePayloads (nil: prepared here). The local engine's start calls it
+// in its transaction, the chunks prepared by the API's goroutine; it may
+// run again with the same p if the transaction is retried.
+func (s *ExecutionStore) CreatePreparedTx(ctx context.Context, tx *sql.Tx, e *longrun.Execution, p *Payloads) (stored *longrun.Execution, replayed bool, err error) {
 	if e.ID == "" || e.Tenant == "" {
 		return nil, false, longrun.Errorf(longrun.EINVALID, "an execution needs an id and a tenant")
 	}
@@ -185,9 +262,12 @@ func (s *ExecutionStore) CreateExecutionTx(ctx context.Context, tx *sql.Tx, e *l
 		}
 	}
 	// RETURNING gives the stored record (times at the precision kept)
-	// without reading it back.
+	// without reading it back; its payloads are e's.
+	if p == nil {
+		p = s.PreparePayloads(e)
+	}
 	created, err := scanExecution(s.db.w.queryRow(ctx, tx, insertExecutionSQL,
-		e.ID, e.Tenant, e.ARN, e.Name, string(e.Status), inRow(e.Input), inRow(e.Output), e.Error, e.Cause, nil,
+		e.ID, e.Tenant, e.ARN, e.Name, string(e.Status), p.input, p.output, e.Error, e.Cause, nil,
 		e.CallbackURL, toMillis(e.StartDate), nullMillis(e.StopDate), nil, e.IdempotencyKey, e.RequestHash, e.Job))
 	if isConstraint(err) {
 		return nil, false, longrun.Errorf(longrun.EDUPLICATE, "execution %s already exists", e.ID)
@@ -195,18 +275,10 @@ func (s *ExecutionStore) CreateExecutionTx(ctx context.Context, tx *sql.Tx, e *l
 	if err != nil {
 		return nil, false, fmt.Errorf("insert execution: %w", err)
 	}
-	for _, p := range []struct {
-		kind string
-		data json.RawMessage
-		dst  *json.RawMessage
-	}{{"input", e.Input, &created.Input}, {"output", e.Output, &created.Output}} {
-		if outOfRow(p.data) {
-			if _, err := s.db.w.exec(ctx, tx, insertPayloadSQL, e.ID, p.kind, string(p.data)); err != nil {
-				return nil, false, fmt.Errorf("insert %s of execution %s: %w", p.kind, e.ID, err)
-			}
-			*p.dst = p.data
-		}
+	if err := s.writeChunks(ctx, tx, p.c); err != nil {
+		return nil, false, fmt.Errorf("insert payloads of execution %s: %w", e.ID, err)
 	}
+	created.Input, created.Output = e.Input, e.Output
 	if e.IdempotencyKey != "" {
 		if _, err := s.db.w.exec(ctx, tx, insertIdempotencySQL,
 			e.Tenant, e.IdempotencyKey, e.ID, e.RequestHash, toMillis(e.StartDate)); err != nil {
@@ -229,7 +301,7 @@ func (s *ExecutionStore) Replayed(ctx context.Context, e *longrun.Execution) (*l
 	if err != nil || !ok {
 		return nil, false, err
 	}
-	stored, err := executionOf(s.db.r.row(ctx, s.db.reader, getExecutionSQL, prev.ID), prev.ID)
+	stored, err := s.read(ctx, prev.ID)
 	if longrun.IsCode(err, longrun.ENOTFOUND) {
 		return nil, false, nil // expired meanwhile: e is new
 	}
@@ -262,8 +334,15 @@ func (s *ExecutionStore) replay(_ context.Context, row *sql.Row, e *longrun.Exec
 // Deleting an unknown id does nothing.
 func (s *ExecutionStore) DeleteExecution(ctx context.Context, id string) error {
 	err := s.db.Write(ctx, func(tx *sql.Tx) error {
-		_, err := s.db.w.exec(ctx, tx, deleteExecutionSQL, id)
-		return err
+		var arn string
+		err := s.db.w.queryRow(ctx, tx, deleteExecutionSQL, id).Scan(&arn)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return s.releaseRecord(ctx, tx, id, arn)
 	})
 	if err != nil {
 		return fmt.Errorf("delete execution %s: %w", id, err)
@@ -271,9 +350,24 @@ func (s *ExecutionStore) DeleteExecution(ctx context.Context, id string) error {
 	return nil
 }
 
+// read reads the execution id on a reader: one statement, and a read
+// transaction only when it has payload chunks to join, which must be read
+// in the snapshot the row was read in.
+func (s *ExecutionStore) read(ctx context.Context, id string) (*longrun.Execution, error) {
+	e, err := executionOf(s.db.r.row(ctx, s.db.reader, getExecutionSQL, id), id)
+	if err == nil && hasRef(e) {
+		err = s.db.Read(ctx, func(tx *sql.Tx) error {
+			var err error
+			e, err = getExecution(ctx, s.db.r, tx, id)
+			return err
+		})
+	}
+	return e, err
+}
+
 // GetExecution returns the execution; another tenant's is ENOTFOUND.
 func (s *ExecutionStore) GetExecution(ctx context.Context, tenant, id string) (*longrun.Execution, error) {
-	e, err := executionOf(s.db.r.row(ctx, s.db.reader, getExecutionSQL, id), id)
+	e, err := s.read(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -340,7 +434,15 @@ func (s *ExecutionStore) ListExecutions(ctx context.Context, tenant string, q lo
 			}
 			page.Executions = append(page.Executions, *e)
 		}
-		return rows.Err()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for i := range page.Executions {
+			if err := resolve(ctx, s.db.r.in(tx), &page.Executions[i]); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list executions of %s: %w", tenant, err)
@@ -363,9 +465,20 @@ func (s *ExecutionStore) FinishExecution(ctx context.Context, id string, o longr
 		e        *longrun.Execution
 		recorded bool
 	)
+	// A large output is cut here, not while the transaction holds the
+	// writer; its owner is the record's ARN, which never changes (the
+	// transaction checks it, and cuts again if it is not the one read).
+	var pre *cutOutput
+	if len(o.Output) > payload.Inline {
+		var arn string
+		if err := s.db.r.row(ctx, s.db.reader, arnOfSQL, id).Scan(&arn); err == nil {
+			c := payload.NewChunks(recordHolder(id))
+			pre = &cutOutput{arn: arn, c: c, stored: storedPayload(c, id, arn, o.Output)}
+		}
+	}
 	err := s.db.Write(ctx, func(tx *sql.Tx) error {
 		var err error
-		e, recorded, err = s.FinishExecutionTx(ctx, tx, id, o)
+		e, recorded, err = s.finishTx(ctx, tx, id, o, pre)
 		return err
 	})
 	if err != nil {
@@ -374,23 +487,57 @@ func (s *ExecutionStore) FinishExecution(ctx context.Context, id string, o longr
 	return e, recorded, nil
 }
 
+// cutOutput is an outcome's large output cut into the chunks of the owner
+// arn before the transaction.
+type cutOutput struct {
+	arn    string
+	c      *payload.Chunks
+	stored any
+}
+
 // FinishExecutionTx is FinishExecution inside tx, a transaction of the DB's
 // Write: the local engine records a stop in the transaction that stops the
 // execution, so the two agree.
 func (s *ExecutionStore) FinishExecutionTx(ctx context.Context, tx *sql.Tx, id string, o longrun.Outcome) (e *longrun.Execution, recorded bool, err error) {
+	return s.finishTx(ctx, tx, id, o, nil)
+}
+
+// finishTx is FinishExecutionTx with the output already cut (pre, if not
+// nil).
+func (s *ExecutionStore) finishTx(ctx context.Context, tx *sql.Tx, id string, o longrun.Outcome, pre *cutOutput) (e *longrun.Execution, recorded bool, err error) {
 	if !o.Status.Terminal() {
 		return nil, false, longrun.Errorf(longrun.EINVALID, "outcome status %q is not terminal", o.Status)
 	}
 	// RETURNING: the one statement both records and reads, unless the
 	// execution has ended already (or does not exist).
+	var output any = nullJSON(o.Output)
+	c := payload.NewChunks(recordHolder(id))
+	if len(o.Output) > payload.Inline {
+		// The chunks' owner is the record's ARN: read before the update.
+		var arn string
+		switch err := s.db.w.queryRow(ctx, tx, arnOfSQL, id).Scan(&arn); {
+		case errors.Is(err, sql.ErrNoRows):
+			return nil, false, longrun.Errorf(longrun.ENOTFOUND, "execution %s not found", id)
+		case err != nil:
+			return nil, false, fmt.Errorf("get execution %s: %w", id, err)
+		}
+		if pre != nil && pre.arn == arn {
+			c, output = pre.c, pre.stored
+		} else {
+			output = storedPayload(c, id, arn, o.Output)
+		}
+	}
 	e, err = scanExecution(s.db.w.queryRow(ctx, tx, finishExecutionSQL,
-		string(o.Status), inRow(o.Output), o.Error, o.Cause, nullMillis(o.StopDate), id, string(longrun.StatusRunning)))
+		string(o.Status), output, o.Error, o.Cause, nullMillis(o.StopDate), id, string(longrun.StatusRunning)))
 	recorded = err == nil
-	if recorded && outOfRow(o.Output) {
-		if _, err := s.db.w.exec(ctx, tx, insertPayloadSQL, id, "output", string(o.Output)); err != nil {
+	if recorded {
+		if err := s.writeChunks(ctx, tx, c); err != nil {
 			return nil, false, fmt.Errorf("insert output of execution %s: %w", id, err)
 		}
 		e.Output = o.Output
+		if err := resolve(ctx, s.db.w.in(tx), e); err != nil {
+			return nil, false, err
+		}
 	}
 	if errors.Is(err, sql.ErrNoRows) {
 		e, err = getExecution(ctx, s.db.w, tx, id)
@@ -515,16 +662,34 @@ func (s *ExecutionStore) StalledDeliveries(ctx context.Context, before time.Time
 func (s *ExecutionStore) DeleteEnded(ctx context.Context, before time.Time, limit int) (int, error) {
 	var n int64
 	err := s.db.Write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM executions WHERE id IN (
+		rows, err := tx.QueryContext(ctx, `DELETE FROM executions WHERE id IN (
 			SELECT id FROM executions
 			WHERE stop_date IS NOT NULL AND stop_date < ?
 			  AND (webhook IS NULL OR json_extract(webhook, '$.state') <> ?)
-			ORDER BY stop_date LIMIT ?)`, toMillis(before), string(longrun.DeliveryPending), limit)
+			ORDER BY stop_date LIMIT ?) RETURNING id, arn`, toMillis(before), string(longrun.DeliveryPending), limit)
 		if err != nil {
 			return err
 		}
-		n, err = res.RowsAffected()
-		return err
+		var deleted [][2]string
+		for rows.Next() {
+			var id, arn string
+			if err := rows.Scan(&id, &arn); err != nil {
+				rows.Close()
+				return err
+			}
+			deleted = append(deleted, [2]string{id, arn})
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, d := range deleted {
+			if err := s.releaseRecord(ctx, tx, d[0], d[1]); err != nil {
+				return err
+			}
+		}
+		n = int64(len(deleted))
+		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("delete executions ended before %s: %w", before.Format(time.RFC3339), err)

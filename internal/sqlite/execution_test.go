@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -155,10 +156,10 @@ func TestListLimitOutOfRange(t *testing.T) {
 	}
 }
 
-// A large input and output live in execution_payloads, written once: every
-// read returns them as given, an update of the row (progress) leaves them,
-// a finish that does not record (already ended) writes nothing, and
-// deleting the execution deletes them.
+// A large input and output are stored once, as payload chunks the row
+// refers to: every read returns them as given, an update of the row
+// (progress) leaves them, a finish that does not record (already ended)
+// writes nothing, and deleting the execution deletes them.
 func TestLargePayloadsOutOfRow(t *testing.T) {
 	t.Parallel()
 	db, clock := setup(t)
@@ -207,16 +208,51 @@ func TestLargePayloadsOutOfRow(t *testing.T) {
 			t.Errorf("%s: input %d, output %d bytes, progress %v, status %s", what, len(x.Input), len(x.Output), x.Progress, x.Status)
 		}
 	}
-	if n := count(`SELECT count(*) FROM executions WHERE id = ? AND input IS NULL AND output IS NULL`, e.ID); n != 1 {
-		t.Errorf("the row holds the payloads itself")
+	if n := count(`SELECT length(input) + length(output) FROM executions WHERE id = ?`, e.ID); n > 1<<10 {
+		t.Errorf("the row holds %d bytes of input and output: the payloads themselves", n)
 	}
-	if n := count(`SELECT count(*) FROM execution_payloads WHERE id = ?`, e.ID); n != 2 {
-		t.Errorf("%d payload rows, want 2 (input and output)", n)
+	if n := count(`SELECT count(*) FROM payload_chunks WHERE owner = 'arn'`); n == 0 {
+		t.Errorf("no payload chunks: the payloads are stored elsewhere")
 	}
 	if err := store.DeleteExecution(ctx, e.ID); err != nil {
 		t.Fatal(err)
 	}
-	if n := count(`SELECT count(*) FROM execution_payloads`); n != 0 {
-		t.Errorf("%d payload rows left after the delete", n)
+	for _, table := range []string{"payload_chunks", "payload_holders", "execution_payloads"} {
+		if n := count(`SELECT count(*) FROM ` + table); n != 0 {
+			t.Errorf("%d rows left in %s after the delete", n, table)
+		}
+	}
+}
+
+// A record written before payload chunks, its payloads in
+// execution_payloads, reads as it did; deleting it deletes them.
+func TestPayloadsOfOlderRecords(t *testing.T) {
+	t.Parallel()
+	db, clock := setup(t)
+	ctx := context.Background()
+	store := sqlite.NewExecutionStore(db)
+	input := json.RawMessage(`{"data":"` + strings.Repeat("i", 8<<10) + `"}`)
+	e := &longrun.Execution{ID: longrun.NewExecutionID(), ARN: "arn", Tenant: "acme", Status: longrun.StatusSucceeded, StartDate: clock.Now(), StopDate: clock.Now()}
+	if _, _, err := store.CreateExecution(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO execution_payloads (id, kind, data) VALUES (?, 'input', ?)`, e.ID, string(input))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := store.GetExecution(ctx, "acme", e.ID)
+	if err != nil || !bytes.Equal(got.Input, input) {
+		t.Fatalf("get: %v, input %d bytes, want %d", err, len(got.Input), len(input))
+	}
+	if n, err := store.DeleteEnded(ctx, clock.Now().Add(time.Second), 10); err != nil || n != 1 {
+		t.Fatalf("DeleteEnded = %d, %v", n, err)
+	}
+	var left int
+	if err := db.Read(ctx, func(tx *sql.Tx) error {
+		return tx.QueryRowContext(ctx, `SELECT count(*) FROM execution_payloads`).Scan(&left)
+	}); err != nil || left != 0 {
+		t.Errorf("%d payload rows left after the delete (%v)", left, err)
 	}
 }

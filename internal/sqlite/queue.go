@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/longrun/longrun"
+	"github.com/longrun/longrun/internal/payload"
 )
 
 // QueueConfig is a queue's redrive policy, as on SQS.
@@ -23,15 +24,15 @@ type QueueConfig struct {
 
 // The statements of the queue, prepared once (see prepared).
 const (
-	sendSQL        = `INSERT INTO queue_messages (id, queue, body, sent_at, visible_at) VALUES (?, ?, ?, ?, ?)`
+	sendSQL        = `INSERT INTO queue_messages (id, queue, body, sent_at, visible_at, owner) VALUES (?, ?, ?, ?, ?, ?)`
 	nextVisibleSQL = `SELECT min(visible_at) FROM queue_messages WHERE queue = ? AND visible_at > ?`
-	visibleSQL     = `SELECT seq, id, body, sent_at, receive_count FROM queue_messages
+	visibleSQL     = `SELECT seq, id, body, sent_at, receive_count, owner FROM queue_messages
 		WHERE queue = ? AND visible_at <= ? ORDER BY visible_at, seq LIMIT ?`
 	deadLetterSQL       = `UPDATE queue_messages SET queue = ?, visible_at = ?, receive_count = 0, receipt = NULL WHERE seq = ?`
 	takeSQL             = `UPDATE queue_messages SET receive_count = receive_count + 1, visible_at = ?, receipt = ? WHERE seq = ?`
-	deleteMessageSQL    = `DELETE FROM queue_messages WHERE queue = ? AND receipt = ?`
+	deleteMessageSQL    = `DELETE FROM queue_messages WHERE queue = ? AND receipt = ? RETURNING id, owner`
 	changeVisibilitySQL = `UPDATE queue_messages SET visible_at = ? WHERE queue = ? AND receipt = ?`
-	deleteByIDSQL       = `DELETE FROM queue_messages WHERE queue = ? AND id = ?`
+	deleteByIDSQL       = `DELETE FROM queue_messages WHERE queue = ? AND id = ? RETURNING owner`
 	heldSQL             = `SELECT 1 FROM queue_messages WHERE queue = ? AND receipt = ?`
 )
 
@@ -90,9 +91,30 @@ func (q *Queue) Send(ctx context.Context, body string) error {
 // enqueues its task at once. Receivers in this process are woken after the
 // commit; Wake does the same by hand.
 func (q *Queue) SendTx(ctx context.Context, tx *sql.Tx, body string) (string, error) {
+	return q.SendOwnedTx(ctx, tx, body, "")
+}
+
+// SendOwnedTx is SendTx for a body whose large values belong to owner, an
+// execution's ARN whose payload chunks (internal/payload) the same
+// transaction stores: the local engine's task message carries the
+// execution's input, which the engine and the record have stored already.
+// A body larger than payload.Inline is then stored as a ref to owner's
+// chunks, held by the message until it is deleted; receivers get the body
+// as it was sent. An empty owner stores the body as it is.
+func (q *Queue) SendOwnedTx(ctx context.Context, tx *sql.Tx, body, owner string) (string, error) {
 	now := toMillis(q.db.Now())
 	id := newMessageID()
-	if _, err := q.db.w.exec(ctx, tx, sendSQL, id, q.name, body, now, now); err != nil {
+	var stored, ownerCol any = body, nil
+	if owner != "" && len(body) > payload.Inline {
+		c := payload.NewChunks(messageHolder(id))
+		stored, ownerCol = c.Ref(owner, []byte(body)), owner
+		err := c.Write(ctx, func(query string) (*sql.Stmt, error) { return q.db.w.in(tx).PrepareContext(ctx, query) })
+		c.Close()
+		if err != nil {
+			return "", fmt.Errorf("send to queue %s: %w", q.name, err)
+		}
+	}
+	if _, err := q.db.w.exec(ctx, tx, sendSQL, id, q.name, stored, now, now, ownerCol); err != nil {
 		return "", fmt.Errorf("send to queue %s: %w", q.name, err)
 	}
 	q.db.onCommit(tx, q.Wake)
@@ -105,11 +127,46 @@ func (q *Queue) SendTx(ctx context.Context, tx *sql.Tx, body string) (string, er
 // SendTaskFailure): the message is done with once the token is answered,
 // and the worker's Delete that follows then finds nothing to write.
 func (q *Queue) DeleteTx(ctx context.Context, tx *sql.Tx, id string) error {
-	if _, err := q.db.w.exec(ctx, tx, deleteByIDSQL, q.name, id); err != nil {
+	var owner sql.NullString
+	err := q.db.w.queryRow(ctx, tx, deleteByIDSQL, q.name, id).Scan(&owner)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err == nil && owner.Valid:
+		// The message's hold on its owner's payload chunks goes with it, as
+		// in Delete: the last hold deletes them.
+		err = payload.Release(ctx, q.db.w.in(tx), owner.String, messageHolder(id))
+	}
+	if err != nil {
 		return fmt.Errorf("delete message %s from queue %s: %w", id, q.name, err)
 	}
 	return nil
 }
+
+// SendRefTx is SendOwnedTx for a caller that has made the body's ref
+// itself, its chunks stored (or to be stored) in tx: the local engine, whose
+// task message body is the MessageBody it cut already among the task's
+// parameters, so the body is not cut and hashed again. ref is what
+// payload.Chunks.Ref returned for body and owner; if it is not a ref, the
+// body is stored as it is.
+func (q *Queue) SendRefTx(ctx context.Context, tx *sql.Tx, body, owner, ref string) (string, error) {
+	if owner == "" || !payload.IsRef(ref) {
+		return q.SendOwnedTx(ctx, tx, body, "")
+	}
+	now := toMillis(q.db.Now())
+	id := newMessageID()
+	if _, err := q.db.w.exec(ctx, tx, payload.HoldSQL, owner, messageHolder(id)); err != nil {
+		return "", fmt.Errorf("send to queue %s: hold payloads of %s: %w", q.name, owner, err)
+	}
+	if _, err := q.db.w.exec(ctx, tx, sendSQL, id, q.name, ref, now, now, owner); err != nil {
+		return "", fmt.Errorf("send to queue %s: %w", q.name, err)
+	}
+	q.db.onCommit(tx, q.Wake)
+	return id, nil
+}
+
+// messageHolder is a message's hold on the payload chunks its body refers to.
+func messageHolder(id string) string { return "message:" + id }
 
 // Wake wakes every Receive waiting on this queue in this process, to look
 // again. Send and SendTx call it; other writers of queue_messages may.
@@ -217,6 +274,7 @@ func (q *Queue) takeBatch(ctx context.Context, tx *sql.Tx, n int, now time.Time,
 		id, body     string
 		sentAt       int64
 		receiveCount int
+		owner        sql.NullString
 	}
 	nowMS := toMillis(now)
 	rows, err := q.db.w.query(ctx, tx, visibleSQL, q.name, nowMS, n)
@@ -226,7 +284,7 @@ func (q *Queue) takeBatch(ctx context.Context, tx *sql.Tx, n int, now time.Time,
 	var found []row
 	for rows.Next() {
 		var r row
-		if err := rows.Scan(&r.seq, &r.id, &r.body, &r.sentAt, &r.receiveCount); err != nil {
+		if err := rows.Scan(&r.seq, &r.id, &r.body, &r.sentAt, &r.receiveCount, &r.owner); err != nil {
 			rows.Close()
 			return batch{}, err
 		}
@@ -238,6 +296,7 @@ func (q *Queue) takeBatch(ctx context.Context, tx *sql.Tx, n int, now time.Time,
 	}
 
 	var b batch
+	var blobs *payload.Reader
 	redrive := q.cfg.MaxReceiveCount > 0 && q.cfg.DeadLetter != ""
 	for _, r := range found {
 		if redrive && r.receiveCount >= q.cfg.MaxReceiveCount {
@@ -250,6 +309,17 @@ func (q *Queue) takeBatch(ctx context.Context, tx *sql.Tx, n int, now time.Time,
 		receipt := newReceipt(r.id)
 		if _, err := q.db.w.exec(ctx, tx, takeSQL, toMillis(now.Add(visibility)), receipt, r.seq); err != nil {
 			return batch{}, fmt.Errorf("take %s: %w", r.id, err)
+		}
+		if r.owner.Valid {
+			if blobs == nil {
+				blobs = payload.NewReader(ctx, q.db.w.in(tx))
+				defer blobs.Close()
+			}
+			body, err := blobs.Payload(r.owner.String, r.body)
+			if err != nil {
+				return batch{}, fmt.Errorf("body of %s: %w", r.id, err)
+			}
+			r.body = string(body)
 		}
 		b.msgs = append(b.msgs, longrun.Message{
 			ID:           r.id,
@@ -276,8 +346,18 @@ func (q *Queue) Delete(ctx context.Context, receipt string) error {
 		return fmt.Errorf("delete from queue %s: %w", q.name, err)
 	}
 	err := q.db.Write(ctx, func(tx *sql.Tx) error {
-		_, err := q.db.w.exec(ctx, tx, deleteMessageSQL, q.name, receipt)
-		return err
+		var (
+			id    string
+			owner sql.NullString
+		)
+		err := q.db.w.queryRow(ctx, tx, deleteMessageSQL, q.name, receipt).Scan(&id, &owner)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return nil
+		case err != nil || !owner.Valid:
+			return err
+		}
+		return payload.Release(ctx, q.db.w.in(tx), owner.String, messageHolder(id))
 	})
 	if err != nil {
 		return fmt.Errorf("delete from queue %s: %w", q.name, err)

@@ -73,6 +73,7 @@ import (
 	"time"
 
 	"github.com/longrun/longrun"
+	"github.com/longrun/longrun/internal/payload"
 	sqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -299,13 +300,13 @@ type prepared map[string]*sql.Stmt
 var (
 	writeQueries = []string{
 		getExecutionSQL, idempotencyKeySQL, insertExecutionSQL, insertIdempotencySQL, deleteExecutionSQL,
-		finishExecutionSQL, setProgressSQL, saveDeliverySQL, insertPayloadSQL,
+		finishExecutionSQL, arnOfSQL, setProgressSQL, saveDeliverySQL, payload.InsertChunkSQL, payload.HoldSQL, payload.ReadChunkSQL, payload.UnholdSQL, payload.DropChunksSQL,
 		sendSQL, nextVisibleSQL, visibleSQL, deadLetterSQL, takeSQL, deleteMessageSQL, changeVisibilitySQL,
 		putTenantSQL, putAPIKeySQL, deleteAPIKeySQL,
 		savepointSQL, releaseSQL, rollbackToSQL,
 		deleteByIDSQL,
 	}
-	readQueries = append([]string{getExecutionSQL, getTenantSQL, tenantForKeySQL, heldSQL}, listQueries()...)
+	readQueries = append([]string{getExecutionSQL, arnOfSQL, getTenantSQL, tenantForKeySQL, heldSQL, payload.ReadChunkSQL}, listQueries()...)
 )
 
 // listQueries is every form of listExecutionsSQL: with or without each filter.
@@ -356,6 +357,22 @@ func (p prepared) queryRow(ctx context.Context, tx *sql.Tx, query string, args .
 		return tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
 	}
 	return tx.QueryRowContext(ctx, query, args...)
+}
+
+// in is p in tx, as internal/payload takes statements: prepared if the
+// query is one of p's.
+func (p prepared) in(tx *sql.Tx) txStmts { return txStmts{p, tx} }
+
+type txStmts struct {
+	p  prepared
+	tx *sql.Tx
+}
+
+func (t txStmts) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := t.p[query]; ok {
+		return t.tx.StmtContext(ctx, st), nil
+	}
+	return t.tx.PrepareContext(ctx, query)
 }
 
 // row runs query, a single SELECT, on a connection of p's pool outside any
