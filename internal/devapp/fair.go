@@ -164,11 +164,11 @@ func (f *fairQueue) tenantOf(ctx context.Context, m longrun.Message) string {
 	if err != nil || raw == nil || json.Unmarshal(raw, &id) != nil || id == "" {
 		return ""
 	}
-	e, err := f.store.GetExecution(ctx, "", id)
+	tenant, err := f.store.TenantOf(ctx, id)
 	if err != nil {
 		return ""
 	}
-	return e.Tenant
+	return tenant
 }
 
 // take counts the message against its tenant's share, if there is room.

@@ -109,6 +109,7 @@ const (
 	finishExecutionSQL   = `UPDATE executions SET status = ?, output = ?, error = ?, cause = ?, stop_date = ?
 			WHERE id = ? AND status = ? RETURNING ` + executionSelect
 	arnOfSQL        = `SELECT arn FROM executions WHERE id = ?`
+	tenantOfSQL     = `SELECT tenant FROM executions WHERE id = ?`
 	setProgressSQL  = `UPDATE executions SET progress = ? WHERE id = ? AND status = ?`
 	saveDeliverySQL = `UPDATE executions SET webhook = ? WHERE id = ?`
 )
@@ -375,6 +376,20 @@ func (s *ExecutionStore) GetExecution(ctx context.Context, tenant, id string) (*
 		return nil, longrun.Errorf(longrun.ENOTFOUND, "execution %s not found", id)
 	}
 	return e, nil
+}
+
+// TenantOf is the tenant of execution id, read alone: longrun dev's worker
+// queue asks it for every task message (the per-tenant share), and
+// GetExecution would read the whole record, its payloads included.
+func (s *ExecutionStore) TenantOf(ctx context.Context, id string) (string, error) {
+	var tenant string
+	switch err := s.db.r.row(ctx, s.db.reader, tenantOfSQL, id).Scan(&tenant); {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", longrun.Errorf(longrun.ENOTFOUND, "execution %s not found", id)
+	case err != nil:
+		return "", fmt.Errorf("tenant of execution %s: %w", id, err)
+	}
+	return tenant, nil
 }
 
 // The next token is the last id of the page, encoded so clients treat it as opaque.

@@ -256,3 +256,20 @@ func TestPayloadsOfOlderRecords(t *testing.T) {
 		t.Errorf("%d payload rows left after the delete (%v)", left, err)
 	}
 }
+
+func TestTenantOf(t *testing.T) {
+	t.Parallel()
+	db, clock := setup(t)
+	ctx := context.Background()
+	store := sqlite.NewExecutionStore(db)
+	e := &longrun.Execution{ID: longrun.NewExecutionID(), ARN: "arn", Tenant: "acme", Status: longrun.StatusRunning, StartDate: clock.Now(), Input: json.RawMessage(`{}`)}
+	if _, _, err := store.CreateExecution(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := store.TenantOf(ctx, e.ID); err != nil || got != "acme" {
+		t.Errorf("TenantOf(%s) = %q, %v; want acme", e.ID, got, err)
+	}
+	if got, err := store.TenantOf(ctx, longrun.NewExecutionID()); !longrun.IsCode(err, longrun.ENOTFOUND) {
+		t.Errorf("TenantOf(unknown) = %q, %v; want ENOTFOUND", got, err)
+	}
+}

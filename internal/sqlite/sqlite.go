@@ -306,7 +306,7 @@ var (
 		savepointSQL, releaseSQL, rollbackToSQL,
 		deleteByIDSQL,
 	}
-	readQueries = append([]string{getExecutionSQL, arnOfSQL, getTenantSQL, tenantForKeySQL, heldSQL, payload.ReadChunkSQL}, listQueries()...)
+	readQueries = append([]string{getExecutionSQL, arnOfSQL, tenantOfSQL, getTenantSQL, tenantForKeySQL, heldSQL, payload.ReadChunkSQL}, listQueries()...)
 )
 
 // listQueries is every form of listExecutionsSQL: with or without each filter.
