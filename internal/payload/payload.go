@@ -243,9 +243,25 @@ func (c *Chunks) RefHeld(owner, holder string, payload []byte) string {
 	ref[0] = refPrefix
 	c.cuts, c.spans = bounds(payload, c.cuts, c.spans)
 	c.marks = c.marks[:0]
+	known := c.knownSpans(owner, payload)
 	cuts, at := c.cuts, 0
 	for at < len(payload) {
 		c.marks = append(c.marks, mark{at, len(ref)})
+		for len(known) > 0 && known[0].start < at {
+			known = known[1:] // not at a piece's start: cut as usual
+		}
+		if len(known) > 0 && known[0].start == at {
+			// A large value this transaction cut already (the same output
+			// in a task's result, the state's output and the next state's
+			// input): its pieces again, without cutting and hashing it.
+			ref = append(ref, known[0].ref[1:]...)
+			at = known[0].end
+			known = known[1:]
+			for len(cuts) > 0 && cuts[0] <= at {
+				cuts = cuts[1:]
+			}
+			continue
+		}
 		end := len(payload)
 		if len(cuts) > 0 {
 			end = cuts[0]
@@ -297,6 +313,44 @@ func (c *Chunks) RefHeld(owner, holder string, payload []byte) string {
 		}
 	}
 	return r
+}
+
+// knownSpan is a large value inside a payload whose ref the memo has.
+type knownSpan struct {
+	start, end int
+	ref        string
+}
+
+// knownSpans returns the large values of payload (c.spans, from bounds)
+// already cut in this transaction, outermost only, by where they start.
+func (c *Chunks) knownSpans(owner string, payload []byte) []knownSpan {
+	var known []knownSpan
+	for _, sp := range c.spans {
+		if sp[1]-sp[0] <= Inline || sp[1]-sp[0] == len(payload) {
+			continue
+		}
+		if r, ok := c.memo[memoKey{owner, unsafe.String(&payload[sp[0]], sp[1]-sp[0])}]; ok {
+			known = append(known, knownSpan{sp[0], sp[1], r})
+		}
+	}
+	if len(known) < 2 {
+		return known
+	}
+	// bounds lists inner values before the ones around them: keep the
+	// outer ones, in order.
+	slices.SortFunc(known, func(a, b knownSpan) int {
+		if a.start != b.start {
+			return a.start - b.start
+		}
+		return b.end - a.end
+	})
+	outer := known[:1]
+	for _, k := range known[1:] {
+		if k.start >= outer[len(outer)-1].end {
+			outer = append(outer, k)
+		}
+	}
+	return outer
 }
 
 // Write inserts the queued chunks (one already stored stays as it is) and

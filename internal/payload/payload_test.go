@@ -168,3 +168,37 @@ func TestEmbeddedValueRefReused(t *testing.T) {
 		t.Errorf("the body's ref from the document differs from its own:\n%q\n%q", whole, want)
 	}
 }
+
+// A large value already cut in this transaction, met again inside another
+// document (a task's output in its result, then in the state's output), is
+// not cut and hashed again: its pieces are reused, the ref is exactly what
+// cutting the document afresh gives, and no chunk is added for the value.
+func TestKnownValueInsideAnotherDocument(t *testing.T) {
+	t.Parallel()
+	output := `{"n":7,"result":"` + bigText(12, 40000) + `"}`
+	first := []byte(`{"Payload":` + output + `,"StatusCode":200}`)
+	second := []byte(`{"executionId":"x","input":{"a":"` + bigText(13, 3000) + `"},"result":` + output + `}`)
+	c := NewChunks("engine")
+	c.Ref("o", first)
+	c.cuts, c.spans = bounds(second, c.cuts, c.spans)
+	at := bytes.Index(second, []byte(output))
+	if known := c.knownSpans("o", second); len(known) != 1 || known[0].start != at || known[0].end != at+len(output) {
+		t.Fatalf("known spans %v, want the output at [%d, %d)", known, at, at+len(output))
+	}
+	if known := c.knownSpans("other owner", second); len(known) != 0 {
+		t.Errorf("another owner's document reuses %v", known)
+	}
+	rows := len(c.rows)
+	got := c.Ref("o", second)
+	fresh := NewChunks("engine")
+	if want := fresh.Ref("o", second); got != want {
+		t.Fatalf("the ref with the value reused differs from a fresh one:\n%q\n%q", got, want)
+	}
+	var added int
+	for _, r := range c.rows[rows:] {
+		added += len(r.data)
+	}
+	if added > len(second)-len(output) {
+		t.Errorf("the second document added %d bytes of chunks; only the %d around the known value are new", added, len(second)-len(output))
+	}
+}
