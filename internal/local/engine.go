@@ -282,8 +282,12 @@ type command struct {
 	id       int64
 	with     func(ctx context.Context, tx *sql.Tx) error // cmdStart, cmdStop: more writes of its transaction
 	reply    chan error                                  // nil for internal commands
+	answered bool                                        // replied before its commit (Run's goroutine only)
 	failures int                                         // failed commits of it alone
 }
+
+// waiting reports whether a caller still waits for c's outcome.
+func (c *command) waiting() bool { return c.reply != nil && !c.answered }
 
 var errStopped = longrun.Errorf(longrun.EUNAVAILABLE, "the local engine is not running")
 
@@ -589,7 +593,7 @@ func (e *Engine) failed(ctx context.Context, b *batch, err error, next *batch) {
 	// Only an internal change or a timer failing on its own is tried
 	// again after a pause; a batch is split at once, and a caller's
 	// change failing on its own is answered with the error.
-	pause := alone && (len(b.ticks) == 1 || b.cmds[0].reply == nil)
+	pause := alone && (len(b.ticks) == 1 || !b.cmds[0].waiting())
 	defer b.reset()
 	if !alone {
 		e.isolating = true
@@ -597,7 +601,7 @@ func (e *Engine) failed(ctx context.Context, b *batch, err error, next *batch) {
 		return
 	}
 	for _, c := range b.cmds {
-		if c.failures++; c.reply != nil {
+		if c.failures++; c.waiting() {
 			c.reply <- fmt.Errorf("local engine commit: %w", err)
 		} else if c.failures < maxAloneFailures {
 			e.retry = append(e.retry, c)
@@ -650,7 +654,7 @@ func (e *Engine) commitDone(ctx context.Context, b *batch, next *batch) {
 		}
 	}
 	for i, c := range b.cmds {
-		if c.reply != nil {
+		if c.waiting() {
 			c.reply <- b.errs[i]
 		}
 	}

@@ -258,3 +258,37 @@ func TestStartsSteppedOnAFailedBatch(t *testing.T) {
 		t.Errorf("%d task messages, want 3", n)
 	}
 }
+
+// TestHeartbeatAnsweredBeforeItsCommit: a heartbeat on a live task whose
+// state has no HeartbeatSeconds writes nothing, so it is answered at once,
+// while the batch it was stepped in is still waiting to commit; a job
+// started on receipt does not wait a commit for it.
+func TestHeartbeatAnsweredBeforeItsCommit(t *testing.T) {
+	t.Parallel()
+	f, g, _ := pipelined(t)
+	f.startJob("a", `{}`, longrun.Limits{TimeoutSeconds: 100, HeartbeatSeconds: 10})
+	tm, _ := f.takeTask()
+
+	held := newGate(false)
+	g.hold(held)
+	release := sync.OnceFunc(func() { close(held.release) })
+	defer release() // a failure below must not leave the engine's write held
+	beat := make(chan error, 1)
+	go func() { beat <- f.e.SendTaskHeartbeat(f.ctx, tm.TaskToken) }()
+	waitChan(t, held.entered, "the heartbeat's batch at the writer")
+	select {
+	case err := <-beat:
+		if err != nil {
+			t.Errorf("SendTaskHeartbeat = %v, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the heartbeat waited for its batch's commit")
+	}
+	release()
+	if err := f.e.SendTaskSuccess(f.ctx, tm.TaskToken, json.RawMessage(`{"ok":true}`)); err != nil {
+		t.Fatalf("SendTaskSuccess after the heartbeat: %v", err)
+	}
+	if err := f.e.SendTaskHeartbeat(f.ctx, tm.TaskToken); !longrun.IsCode(err, longrun.ETASKGONE) {
+		t.Errorf("heartbeat on an answered task = %v, want ETASKGONE", err)
+	}
+}
