@@ -457,3 +457,30 @@ func TestFinishedExecutionTTL(t *testing.T) {
 		}
 	}
 }
+
+// The SDK retries a write whose answer it lost although DynamoDB may have
+// made it; the retry then fails its own condition. CreateExecution sent
+// again with the very same execution (what the retry sends) must succeed,
+// with or without an Idempotency-Key, while another execution under the
+// same id is still a duplicate.
+func TestCreateRetriedAfterALostAnswer(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := minidynStore(t)
+	for _, key := range []string{"", "k-1"} {
+		e := newExecution("acme")
+		e.IdempotencyKey, e.RequestHash = key, "h"
+		if _, _, err := s.CreateExecution(ctx, e); err != nil {
+			t.Fatalf("create (key %q): %v", key, err)
+		}
+		again := *e
+		if got, replayed, err := s.CreateExecution(ctx, &again); err != nil || replayed || got.ID != e.ID {
+			t.Errorf("the same create again (key %q) = %v, replayed %v, %v; want it to succeed as the first", key, got, replayed, err)
+		}
+		other := *e
+		other.Name = "someone else"
+		if _, _, err := s.CreateExecution(ctx, &other); !longrun.IsCode(err, longrun.EDUPLICATE) {
+			t.Errorf("another execution under the same id (key %q) = %v, want %s", key, err, longrun.EDUPLICATE)
+		}
+	}
+}
