@@ -90,7 +90,7 @@ func (f *fairQueue) Receive(ctx context.Context, max int, wait, visibility time.
 	for _, m := range msgs {
 		tenant := f.tenantOf(ctx, m)
 		f.mu.Lock()
-		if f.take(tenant, m.Receipt, visibility) {
+		if f.take(tenant, m.Receipt, f.clock.Now().Add(visibility)) {
 			out = append(out, m)
 		} else {
 			f.waiting = append(f.waiting, waitingMsg{m: m, tenant: tenant, visibility: visibility, since: f.clock.Now()})
@@ -116,7 +116,7 @@ func (f *fairQueue) fromWaiting(ctx context.Context, max int) []longrun.Message 
 	kept := f.waiting[:0]
 	for _, w := range f.waiting {
 		switch {
-		case len(handed) < max && f.take(w.tenant, w.m.Receipt, w.visibility):
+		case len(handed) < max && f.take(w.tenant, w.m.Receipt, w.since.Add(w.visibility)):
 			handed = append(handed, w)
 		case now.Sub(w.since) > min(maxHoldBack, w.visibility/2):
 			expired = append(expired, w.m.Receipt)
@@ -135,15 +135,11 @@ func (f *fairQueue) fromWaiting(ctx context.Context, max int) []longrun.Message 
 	out := make([]longrun.Message, 0, len(handed))
 	for _, w := range handed {
 		if now.Sub(w.since) < w.visibility/3 {
-			// Still invisible for two thirds of its visibility: no other
-			// receiver can hold it (`longrun dev` is the file's only
-			// process), and the worker renews it a third of the way in.
-			// Renewing it here would be one more write per job.
-			f.mu.Lock()
-			if h, ok := f.held[w.m.Receipt]; ok {
-				h.until = w.since.Add(w.visibility)
-			}
-			f.mu.Unlock()
+			// Still invisible for two thirds of its visibility (the queue's
+			// visible_at: no other receive can take it meanwhile), and the
+			// worker renews it a third of the way in. Renewing it here would
+			// be one more write per job. take held it until its visibility
+			// as received.
 			out = append(out, w.m)
 			continue
 		}
@@ -173,13 +169,13 @@ func (f *fairQueue) tenantOf(ctx context.Context, m longrun.Message) string {
 
 // take counts the message against its tenant's share, if there is room.
 // f.mu is held.
-func (f *fairQueue) take(tenant, receipt string, visibility time.Duration) bool {
-	now := f.clock.Now()
-	f.expire(now)
+// until is when the message's visibility lapses as the queue has it: the
+// one place both the held job's deadline and f.expires are set from.
+func (f *fairQueue) take(tenant, receipt string, until time.Time) bool {
+	f.expire(f.clock.Now())
 	if tenant != "" && f.runs[tenant] >= f.share {
 		return false
 	}
-	until := now.Add(visibility)
 	f.held[receipt] = &heldJob{tenant: tenant, until: until}
 	if f.expires.IsZero() || until.Before(f.expires) {
 		f.expires = until

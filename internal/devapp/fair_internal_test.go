@@ -17,7 +17,7 @@ func TestFairShareForgetsLapsedJobs(t *testing.T) {
 	take := func(tenant, receipt string) bool {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		return f.take(tenant, receipt, 10*time.Second)
+		return f.take(tenant, receipt, f.clock.Now().Add(10*time.Second))
 	}
 	if !take("a", "r1") {
 		t.Fatal("first job of tenant a held back with a share of 1")
@@ -47,5 +47,27 @@ func TestFairShareForgetsLapsedJobs(t *testing.T) {
 	}
 	if len(f.held) != 1 || f.runs["a"] != 1 || f.runs["b"] != 0 {
 		t.Errorf("held %v, runs %v; want only r2 held, for tenant a", f.held, f.runs)
+	}
+}
+
+// A message handed out from the waiting list is held until its visibility as
+// it was received, earlier than a fresh receive's: the share frees at that
+// deadline, not a later one (f.expires follows the earliest held deadline).
+func TestFairShareHeldUntilItsOwnVisibility(t *testing.T) {
+	t.Parallel()
+	clock := fakeclock.At(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	f := newFairQueue(nil, nil, 1, clock)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	start := clock.Now()
+	if !f.take("a", "fresh", start.Add(time.Minute)) || !f.take("b", "waited", start.Add(10*time.Second)) {
+		t.Fatal("a first job of each tenant was held back")
+	}
+	clock.Advance(11 * time.Second)
+	if !f.take("b", "next", clock.Now().Add(time.Minute)) {
+		t.Errorf("tenant b still at its share 1 s after its job's visibility lapsed (held %v)", f.held)
+	}
+	if f.take("a", "more", clock.Now().Add(time.Minute)) {
+		t.Error("tenant a's job, visible for another 49 s, was forgotten")
 	}
 }
