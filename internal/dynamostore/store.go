@@ -153,8 +153,13 @@ func (s *Store) CreateExecution(ctx context.Context, e *longrun.Execution) (*lon
 // succeeded. Anything else is a duplicate.
 func (s *Store) existing(ctx context.Context, e *longrun.Execution) (*longrun.Execution, bool, error) {
 	stored, err := s.GetExecution(ctx, "", e.ID)
-	if err == nil && stored.Tenant == e.Tenant && stored.StartDate.Equal(e.StartDate.Truncate(time.Millisecond)) &&
-		stored.Name == e.Name && stored.RequestHash == e.RequestHash {
+	switch {
+	case longrun.IsCode(err, longrun.ENOTFOUND):
+	case err != nil:
+		// Not a 409: the item may well be this execution's own.
+		return nil, false, fmt.Errorf("create execution %s: read what holds its id: %w", e.ID, err)
+	case stored.Tenant == e.Tenant && stored.StartDate.Equal(e.StartDate.Truncate(time.Millisecond)) &&
+		stored.Name == e.Name && stored.RequestHash == e.RequestHash:
 		return copyExecution(e), false, nil
 	}
 	return nil, false, longrun.Errorf(longrun.EDUPLICATE, "execution %s already exists", e.ID)
