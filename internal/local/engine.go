@@ -289,6 +289,12 @@ type command struct {
 // waiting reports whether a caller still waits for c's outcome.
 func (c *command) waiting() bool { return c.reply != nil && !c.answered }
 
+// unanswered is cmds without those answered when stepped (a heartbeat that
+// writes nothing): a failed commit is tried again without them.
+func unanswered(cmds []*command) []*command {
+	return slices.DeleteFunc(slices.Clone(cmds), func(c *command) bool { return c.answered })
+}
+
 var errStopped = longrun.Errorf(longrun.EUNAVAILABLE, "the local engine is not running")
 
 // submit hands c to Run's goroutine and waits for its commit.
@@ -558,7 +564,7 @@ func (e *Engine) finishWrite(ctx context.Context, b *batch, err error, next *bat
 	}
 	if next != nil {
 		e.rollback(next) // first: it was stepped on top of b
-		e.retry = slices.Concat(next.cmds, e.retry)
+		e.retry = slices.Concat(unanswered(next.cmds), e.retry)
 	}
 	e.failed(ctx, b, err, next)
 	return err
@@ -593,14 +599,17 @@ func (e *Engine) failed(ctx context.Context, b *batch, err error, next *batch) {
 	// Only an internal change or a timer failing on its own is tried
 	// again after a pause; a batch is split at once, and a caller's
 	// change failing on its own is answered with the error.
-	pause := alone && (len(b.ticks) == 1 || !b.cmds[0].waiting())
+	pause := alone && (len(b.ticks) == 1 || b.cmds[0].reply == nil)
 	defer b.reset()
 	if !alone {
 		e.isolating = true
-		e.retry = slices.Concat(b.cmds, e.retry) // callers wait for their own outcome
+		e.retry = slices.Concat(unanswered(b.cmds), e.retry) // callers wait for their own outcome
 		return
 	}
 	for _, c := range b.cmds {
+		if c.answered {
+			continue // answered when stepped, with nothing to write: nothing to retry
+		}
 		if c.failures++; c.waiting() {
 			c.reply <- fmt.Errorf("local engine commit: %w", err)
 		} else if c.failures < maxAloneFailures {
