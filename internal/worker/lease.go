@@ -41,10 +41,13 @@ func holdLease(ctx context.Context, q Leaser, clock longrun.Clock, receipt strin
 		err := q.ChangeVisibility(ctx, receipt, lease)
 		switch {
 		case longrun.IsCode(err, longrun.ENOTFOUND):
-			// The message was received again elsewhere (this worker stalled
-			// past its lease); the job goes on, and its task token decides
+			// The message is gone from under this receipt: deleted with the
+			// task's answer (longrun dev's engine deletes it in the answer's
+			// transaction, a moment before the worker stops renewing), or
+			// received again elsewhere after this worker stalled past its
+			// lease. Either way the job goes on, and its task token decides
 			// which run's completion counts.
-			log.WarnContext(ctx, "renew lease: the message is no longer held", "err", err)
+			log.InfoContext(ctx, "renew lease: the message is no longer held under this receipt (answered, or received again)", "err", err)
 			return
 		case err != nil && !errors.Is(err, context.Canceled):
 			log.WarnContext(ctx, "renew lease", "err", fmt.Errorf("change visibility: %w", err))
