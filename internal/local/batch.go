@@ -742,8 +742,9 @@ func (b *batch) write(tx *sql.Tx) error {
 
 // send sends p's task message in the batch's transaction. A queue in the
 // same file stores a large body as a ref to the chunks of the execution
-// whose history holds the task's parameters: the body is the MessageBody
-// among them, cut already, so its ref is a lookup (blob.go).
+// whose history holds the task's parameters: a MessageBody that is a JSON
+// object or array is the same bytes as among them, cut already, so its ref
+// is a lookup (blob.go); a string MessageBody is unescaped, and cut anew.
 func (b *batch) send(p *pendingSend) (string, error) {
 	if rq, ok := p.q.(refTxQueue); ok {
 		owner := p.ex.root().arn

@@ -182,3 +182,12 @@ func benchEngine(ctx context.Context, b *testing.B) (*Engine, *sqlite.Queue, *sq
 	}
 	return e, queue, db
 }
+
+// The SQLite queue is what the engine's faster paths expect: a task message
+// stored as a ref to the chunks it already cut, and deleted with the task's
+// answer. The engine checks for them at run time, so a signature that
+// drifted would only make it quietly slower; this makes it not compile.
+var (
+	_ refTxQueue = (*sqlite.Queue)(nil)
+	_ txDeleter  = (*sqlite.Queue)(nil)
+)

@@ -14,7 +14,8 @@ import (
 // task's parameters or result) used to be copied into every history event
 // and record that carries it: with 64 KiB in and out an execution wrote
 // ~25 times its payload. Now a payload larger than inlineMax is stored as
-// content-defined chunks (internal/payload) owned by the execution, and
+// content-defined chunks (internal/payload) owned by the execution (a
+// Parallel branch's or Map item's by its root execution), and
 // what carries the payload stores a ref: the chunks' hashes. The chunks
 // are shared with the execution's record and its task message in the same
 // file. Reading joins them again, so GetExecutionHistory and describe

@@ -30,7 +30,7 @@ const executionColumns = `id, tenant, arn, name, status, input, output, error, c
 	callback_url, start_date, stop_date, webhook, idempotency_key, request_hash, job`
 
 // executionSelect reads executionColumns; a large input or output is a
-// ref to payload chunks (see payloadRef), or, written before those, in
+// ref to payload chunks (see storedPayload), or, written before those, in
 // execution_payloads.
 const executionSelect = `id, tenant, arn, name, status,
 	coalesce(input, (SELECT data FROM execution_payloads p WHERE p.id = executions.id AND p.kind = 'input')),

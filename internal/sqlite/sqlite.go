@@ -431,7 +431,8 @@ func create(ctx context.Context, path string) error {
 		return fmt.Errorf("create sqlite file %s: %w", path, err)
 	}
 	defer db.Close()
-	for _, pragma := range []string{"PRAGMA page_size = " + strconv.Itoa(pageSize), "PRAGMA journal_mode = WAL"} {
+	db.SetMaxOpenConns(1) // page_size is per connection until the header is written: both on one
+	for _, pragma := range []string{"PRAGMA busy_timeout = 5000", "PRAGMA page_size = " + strconv.Itoa(pageSize), "PRAGMA journal_mode = WAL"} {
 		if _, err := db.ExecContext(ctx, pragma); err != nil {
 			return fmt.Errorf("create sqlite file %s: %s: %w", path, pragma, err)
 		}
