@@ -468,6 +468,10 @@ func (e *Engine) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil // not written: the durable state makes the next Run do it again
 		}
+		if len(b.ticks) == 0 && !slices.ContainsFunc(b.cmds, func(c *command) bool { return !c.answered }) {
+			b.reset() // only heartbeats answered when stepped: nothing to write
+			continue
+		}
 		b.seal()
 		inflight = b
 		e.workers.Go(func() { b.done <- e.db.Write(ctx, b.write) })

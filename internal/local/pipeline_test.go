@@ -20,8 +20,9 @@ import (
 // writes, so the transaction rolls back as a failed commit does).
 type gatedDB struct {
 	*sqlite.DB
-	mu   sync.Mutex
-	plan []*gate
+	mu     sync.Mutex
+	plan   []*gate
+	writes int // calls of Write
 }
 
 type gate struct {
@@ -43,6 +44,7 @@ func (g *gatedDB) hold(gates ...*gate) {
 
 func (g *gatedDB) Write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	g.mu.Lock()
+	g.writes++
 	var gt *gate
 	if len(g.plan) > 0 {
 		gt, g.plan = g.plan[0], g.plan[1:]
@@ -260,31 +262,58 @@ func TestStartsSteppedOnAFailedBatch(t *testing.T) {
 }
 
 // TestHeartbeatAnsweredBeforeItsCommit: a heartbeat on a live task whose
-// state has no HeartbeatSeconds writes nothing, so it is answered at once,
-// while the batch it was stepped in is still waiting to commit; a job
-// started on receipt does not wait a commit for it.
+// state has no HeartbeatSeconds writes nothing, so it is answered when it is
+// stepped, even while another batch's commit is held at the writer, and it
+// writes no transaction of its own; a job started on receipt does not wait a
+// commit for it.
 func TestHeartbeatAnsweredBeforeItsCommit(t *testing.T) {
 	t.Parallel()
-	f, g, _ := pipelined(t)
-	f.startJob("a", `{}`, longrun.Limits{TimeoutSeconds: 100, HeartbeatSeconds: 10})
+	f, g, stacked := pipelined(t)
+	limits := longrun.Limits{TimeoutSeconds: 100, HeartbeatSeconds: 10}
+	f.startJob("a", `{}`, limits)
 	tm, _ := f.takeTask()
 
 	held := newGate(false)
 	g.hold(held)
 	release := sync.OnceFunc(func() { close(held.release) })
 	defer release() // a failure below must not leave the engine's write held
+	started := make(chan error, 1)
+	go func() {
+		id := "b"
+		started <- f.e.StartExecution(f.ctx, longrun.StateInput{ExecutionID: id, ExecutionARN: f.e.ExecutionARN(id), Input: json.RawMessage(`{}`),
+			Limits: limits, BackstopSeconds: limits.TimeoutSeconds, QueueURL: testQueueURL})
+	}()
+	waitChan(t, held.entered, "another start's commit at the writer")
 	beat := make(chan error, 1)
 	go func() { beat <- f.e.SendTaskHeartbeat(f.ctx, tm.TaskToken) }()
-	waitChan(t, held.entered, "the heartbeat's batch at the writer")
+	waitChan(t, stacked, "the heartbeat stepped on top of it")
 	select {
 	case err := <-beat:
 		if err != nil {
 			t.Errorf("SendTaskHeartbeat = %v, want nil", err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("the heartbeat waited for its batch's commit")
+		t.Fatal("the heartbeat waited for a commit")
 	}
 	release()
+	if err := <-started; err != nil {
+		t.Fatalf("the other start: %v", err)
+	}
+	// A heartbeat alone, then a start: one transaction, the start's (the
+	// engine takes commands in order, so the heartbeat's batch is written
+	// or not before the start's).
+	g.mu.Lock()
+	before := g.writes
+	g.mu.Unlock()
+	if err := f.e.SendTaskHeartbeat(f.ctx, tm.TaskToken); err != nil {
+		t.Fatalf("SendTaskHeartbeat: %v", err)
+	}
+	f.startJob("c", `{}`, limits)
+	g.mu.Lock()
+	if n := g.writes - before; n != 1 {
+		t.Errorf("a heartbeat and a start took %d transactions, want 1 (the start's)", n)
+	}
+	g.mu.Unlock()
 	if err := f.e.SendTaskSuccess(f.ctx, tm.TaskToken, json.RawMessage(`{"ok":true}`)); err != nil {
 		t.Fatalf("SendTaskSuccess after the heartbeat: %v", err)
 	}
