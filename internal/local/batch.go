@@ -494,6 +494,14 @@ type pendingSend struct {
 	result  json.RawMessage // set in the transaction
 }
 
+// setResult gives ex, the execution or its snapshot, the result of a
+// RequestResponse send if it still waits for that attempt's.
+func (p *pendingSend) setResult(ex *execution) {
+	if ex != nil && ex.attempt == p.attempt && ex.phase == phaseInvoke {
+		ex.sendResult = p.result
+	}
+}
+
 func (b *batch) dropToken(ex *execution) {
 	if ex.phase == phaseToken && b.e.tokens[ex.token] == ex {
 		delete(b.e.tokens, ex.token)

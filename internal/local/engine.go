@@ -657,12 +657,10 @@ func (e *Engine) commitDone(ctx context.Context, b *batch, next *batch) {
 	for _, p := range b.sends {
 		// A RequestResponse send's result is known only now; the batch
 		// being stepped may have snapshot the execution already.
-		for _, ex := range []*execution{p.ex, p.ex.saved} {
-			if ex == nil || ex.attempt != p.attempt || (ex == p.ex.saved && !p.ex.touched) {
-				continue
-			}
-			if !p.wait && ex.phase == phaseInvoke {
-				ex.sendResult = p.result
+		if !p.wait {
+			p.setResult(p.ex)
+			if p.ex.touched {
+				p.setResult(p.ex.saved)
 			}
 		}
 	}
